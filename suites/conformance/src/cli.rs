@@ -1,0 +1,149 @@
+//! The front door: `conformance ENV [--tier ..] [--infra DIR] [--report DIR]`.
+//! Exit 0: every check passed. 1: a check failed. 2: usage, input or
+//! environment error (clap also exits 2 on bad usage).
+
+use std::error::Error;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use crate::environment::Env;
+use crate::outcome::Status;
+use crate::render::Kustomize;
+use crate::report::{self, Skipped};
+use crate::static_tier::{self, StaticOptions};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Tier {
+    /// Render and check the manifests; no cluster.
+    Static,
+    /// Apply to a k3s cluster and observe behaviour.
+    Live,
+    /// Static, then live.
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    Dev,
+    Staging,
+    Production,
+    All,
+}
+
+impl Target {
+    pub fn envs(self) -> Vec<Env> {
+        match self {
+            Target::Dev => vec![Env::Dev],
+            Target::Staging => vec![Env::Staging],
+            Target::Production => vec![Env::Production],
+            Target::All => Env::ALL.to_vec(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Target::Dev => "dev",
+            Target::Staging => "staging",
+            Target::Production => "production",
+            Target::All => "all",
+        }
+    }
+}
+
+/// Conformance of the CBAM Importer Copilot deployment to what its summary documents.
+#[derive(Debug, Parser)]
+#[command(name = "conformance", version)]
+pub struct Args {
+    /// Environment to check.
+    #[arg(value_enum)]
+    pub env: Target,
+    /// Which tier to run.
+    #[arg(long, value_enum, default_value = "all")]
+    pub tier: Tier,
+    /// The deployment under test (a copy of infra/, e.g. a pull request's).
+    #[arg(long, default_value = "infra")]
+    pub infra: PathBuf,
+    /// Expected outcomes.
+    #[arg(long, default_value = "fixtures")]
+    pub fixtures: PathBuf,
+    /// Evidence directory [default: target/conformance/ENV].
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// kustomize binary (or kubectl, used as `kubectl kustomize`) [default: from PATH].
+    #[arg(long)]
+    pub kustomize: Option<PathBuf>,
+    /// Print passing facts too.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// "failed to X: Y: Z" from an error and its sources.
+fn chain(err: &dyn Error) -> String {
+    let mut text = format!("failed to {err}");
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+const LIVE_MISSING: &str = "the live tier (k3s cluster, drains, autoscaling, TLS/CORS through the ingress) is not built yet; only the static tier ran, so nothing about cluster behaviour was proved";
+
+pub fn run(args: Args) -> u8 {
+    let report_dir = args.report.clone().unwrap_or_else(|| PathBuf::from("target/conformance").join(args.env.name()));
+    if let Err(err) = report::clear(&report_dir) {
+        eprintln!("error: {}", chain(&err));
+        return 2;
+    }
+    let fail_input = |message: String| {
+        eprintln!("error: {message}");
+        if let Err(err) = report::write_error(&report_dir, &message) {
+            eprintln!("error: {}", chain(&err));
+        }
+        2
+    };
+    if args.tier == Tier::Live {
+        return fail_input(format!("run --tier live: {LIVE_MISSING}"));
+    }
+    let kustomize = match Kustomize::locate(args.kustomize.as_deref()) {
+        Ok(k) => k,
+        Err(err) => return fail_input(chain(&err)),
+    };
+    let options = StaticOptions { envs: args.env.envs(), infra: args.infra.clone(), fixtures: args.fixtures.clone(), kustomize };
+    let run = match static_tier::run(&options) {
+        Ok(run) => run,
+        Err(err) => return fail_input(chain(&err)),
+    };
+    for outcome in run.outcomes().filter(|o| args.verbose || o.status == Status::Fail) {
+        println!("{}", outcome.line());
+    }
+    for result in &run.results {
+        if let Some((up, down)) = &result.hpa_timeline {
+            println!("predicted HPA timeline [{}]: scale-up {up}", result.env);
+            println!("predicted HPA timeline [{}]: scale-down {down}", result.env);
+        }
+    }
+    let (passed, failed) = report::counts(&run);
+    let envs: Vec<&str> = run.results.iter().map(|r| r.env.as_str()).collect();
+    println!(
+        "static tier [{}]: {passed} checks passed, {failed} failed ({} facts) in {} ms; kustomize {}",
+        envs.join(", "),
+        run.outcomes().count(),
+        run.elapsed.as_millis(),
+        run.kustomize
+    );
+    let mut skipped = Vec::new();
+    if args.tier == Tier::All {
+        eprintln!("\n!!! LIVE TIER SKIPPED: {LIVE_MISSING}. Skipped is not passed.\n");
+        skipped.push(Skipped { tier: "live", reason: LIVE_MISSING.to_owned() });
+    }
+    if let Err(err) = report::write(&report_dir, &run, &skipped) {
+        eprintln!("error: {}", chain(&err));
+        return 2;
+    }
+    println!("evidence: {}", report_dir.display());
+    println!("{passed} passed, {failed} failed, {} skipped", skipped.len());
+    u8::from(failed > 0)
+}

@@ -1,0 +1,372 @@
+//! The expected outcomes (fixtures/), loaded as typed data.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::environment::Env;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    #[error("read fixture {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parse fixture {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_norway::Error,
+    },
+    #[error("use fixture {path}: it describes environment {found}, not {expected}")]
+    WrongEnvironment { path: PathBuf, expected: Env, found: Env },
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ObjectRef {
+    pub(crate) kind: String,
+    pub(crate) name: String,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Resources {
+    pub(crate) requests: BTreeMap<String, String>,
+    pub(crate) limits: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(try_from = "ReplicasSpec")]
+pub(crate) enum Replicas {
+    Fixed(i32),
+    Hpa { min: i32, max: i32 },
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+struct HpaRange {
+    min: i32,
+    max: i32,
+}
+
+/// `{fixed: N}` or `{hpa: {min, max}}`, exactly one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplicasSpec {
+    fixed: Option<i32>,
+    hpa: Option<HpaRange>,
+}
+
+impl TryFrom<ReplicasSpec> for Replicas {
+    type Error = &'static str;
+
+    fn try_from(spec: ReplicasSpec) -> Result<Self, Self::Error> {
+        match (spec.fixed, spec.hpa) {
+            (Some(n), None) => Ok(Replicas::Fixed(n)),
+            (None, Some(HpaRange { min, max })) => Ok(Replicas::Hpa { min, max }),
+            _ => Err("replicas needs exactly one of `fixed` or `hpa`"),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Image {
+    pub(crate) name: String,
+    pub(crate) tag: String,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum CorsPolicy {
+    Permissive,
+    Restricted,
+    Strict,
+}
+
+impl CorsPolicy {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            CorsPolicy::Permissive => "permissive",
+            CorsPolicy::Restricted => "restricted",
+            CorsPolicy::Strict => "strict",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Cors {
+    pub(crate) policy: CorsPolicy,
+    pub(crate) origins: Vec<String>,
+    pub(crate) allow_credentials: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AppSettings {
+    pub(crate) api_docs: bool,
+    pub(crate) log_level: String,
+    pub(crate) tracing: bool,
+    pub(crate) cors: Cors,
+}
+
+/// fixtures/environments/ENV.yaml
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Environment {
+    pub(crate) environment: Env,
+    pub(crate) display_name: String,
+    pub(crate) namespace: String,
+    pub(crate) replicas: Replicas,
+    pub(crate) resources: Resources,
+    pub(crate) image: Image,
+    pub(crate) hostname: String,
+    pub(crate) tls_issuer: String,
+    pub(crate) app: AppSettings,
+    pub(crate) governance: bool,
+    pub(crate) inventory: Vec<ObjectRef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Service {
+    pub(crate) name: String,
+    #[serde(rename = "type")]
+    pub(crate) type_: String,
+    pub(crate) port: i32,
+    pub(crate) container_port: i32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Probes {
+    pub(crate) liveness: String,
+    pub(crate) readiness: String,
+    pub(crate) metrics: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Security {
+    pub(crate) run_as_user: i64,
+    pub(crate) run_as_non_root: bool,
+    pub(crate) read_only_root_filesystem: bool,
+    pub(crate) drop_capabilities: Vec<String>,
+    pub(crate) seccomp_profile: String,
+    pub(crate) allow_privilege_escalation: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Rollout {
+    pub(crate) max_unavailable: i32,
+    pub(crate) max_surge: i32,
+    pub(crate) termination_grace_period_seconds: i64,
+    pub(crate) anti_affinity_topology_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Volume {
+    pub(crate) claim: String,
+    pub(crate) mount: String,
+    pub(crate) storage: String,
+    pub(crate) access_mode: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SecretRef {
+    pub(crate) name: String,
+    pub(crate) keys: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Ingress {
+    pub(crate) name: String,
+    pub(crate) class: String,
+    pub(crate) tls_secret: String,
+    pub(crate) ssl_redirect: bool,
+    pub(crate) rate_limit_per_minute: u32,
+}
+
+/// fixtures/workload.yaml
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Workload {
+    pub(crate) deployment: String,
+    pub(crate) container: String,
+    pub(crate) service: Service,
+    pub(crate) probes: Probes,
+    pub(crate) security: Security,
+    pub(crate) rollout: Rollout,
+    pub(crate) volumes: Vec<Volume>,
+    pub(crate) secret: SecretRef,
+    pub(crate) config_map: String,
+    pub(crate) service_account: String,
+    pub(crate) ingress: Ingress,
+    pub(crate) security_headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PolicyType {
+    Percent,
+    Pods,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SelectPolicy {
+    Max,
+    Min,
+    Disabled,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScalingPolicy {
+    #[serde(rename = "type")]
+    pub(crate) type_: PolicyType,
+    pub(crate) value: i32,
+    pub(crate) period_seconds: i32,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScalingRules {
+    pub(crate) stabilization_window_seconds: i32,
+    pub(crate) select_policy: SelectPolicy,
+    pub(crate) policies: Vec<ScalingPolicy>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Step {
+    pub(crate) at: u32,
+    pub(crate) replicas: i32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Predicted {
+    pub(crate) scale_up: Vec<Step>,
+    pub(crate) scale_down: Vec<Step>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TargetRef {
+    pub(crate) api_version: String,
+    pub(crate) kind: String,
+    pub(crate) name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PodsMetric {
+    pub(crate) name: String,
+    pub(crate) average_value: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Hpa {
+    pub(crate) name: String,
+    pub(crate) target: TargetRef,
+    pub(crate) min_replicas: i32,
+    pub(crate) max_replicas: i32,
+    pub(crate) cpu_utilization: i32,
+    pub(crate) memory_utilization: i32,
+    pub(crate) pods_metric: PodsMetric,
+    pub(crate) scale_up: ScalingRules,
+    pub(crate) scale_down: ScalingRules,
+    pub(crate) predicted: Predicted,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Pdb {
+    pub(crate) name: String,
+    pub(crate) min_available: i32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResourceQuota {
+    pub(crate) name: String,
+    pub(crate) hard: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ContainerLimits {
+    pub(crate) default: BTreeMap<String, String>,
+    pub(crate) default_request: BTreeMap<String, String>,
+    pub(crate) min: BTreeMap<String, String>,
+    pub(crate) max: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitRange {
+    pub(crate) name: String,
+    pub(crate) container: ContainerLimits,
+}
+
+/// fixtures/governance.yaml
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Governance {
+    pub(crate) namespace: String,
+    pub(crate) hpa: Hpa,
+    pub(crate) pdb: Pdb,
+    pub(crate) resource_quota: ResourceQuota,
+    pub(crate) limit_range: LimitRange,
+}
+
+/// Everything the static tier compares against.
+#[derive(Debug)]
+pub struct Expectations {
+    pub(crate) environments: BTreeMap<Env, Environment>,
+    pub(crate) workload: Workload,
+    pub(crate) governance: Governance,
+}
+
+fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, FixtureError> {
+    let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_norway::from_str(&text).map_err(|source| FixtureError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+impl Expectations {
+    pub fn load(dir: &Path, envs: &[Env]) -> Result<Self, FixtureError> {
+        let mut environments = BTreeMap::new();
+        for &env in envs {
+            let path = dir.join("environments").join(format!("{env}.yaml"));
+            let fixture: Environment = load(&path)?;
+            if fixture.environment != env {
+                return Err(FixtureError::WrongEnvironment {
+                    path,
+                    expected: env,
+                    found: fixture.environment,
+                });
+            }
+            environments.insert(env, fixture);
+        }
+        Ok(Expectations {
+            environments,
+            workload: load(&dir.join("workload.yaml"))?,
+            governance: load(&dir.join("governance.yaml"))?,
+        })
+    }
+}

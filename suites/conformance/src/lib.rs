@@ -1,0 +1,15 @@
+//! Conformance harness for the CBAM Importer Copilot's Kubernetes deployment:
+//! every documented outcome of `infra/` becomes a check that can fail.
+
+pub mod checks;
+pub mod cli;
+mod context;
+pub mod environment;
+pub mod fixtures;
+pub mod manifest;
+pub mod outcome;
+mod quantity;
+pub mod render;
+pub mod report;
+pub mod static_tier;
+mod unknown_fields;

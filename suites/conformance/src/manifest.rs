@@ -1,0 +1,218 @@
+//! Rendered YAML parsed into typed k8s-openapi objects, strictly: an unknown
+//! kind or field is an input error, never a silent pass.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, LimitRange, Namespace, PersistentVolumeClaim, ResourceQuota, Secret, Service,
+    ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::unknown_fields::unknown_fields;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("parse YAML of {origin}")]
+    Yaml {
+        origin: String,
+        #[source]
+        source: serde_norway::Error,
+    },
+    #[error("read {origin}: document {index} has no apiVersion/kind")]
+    NotAnObject { origin: String, index: usize },
+    #[error("read {origin}: unknown kind {api_version}/{kind} (document {index}); the harness models only what the deployment documents")]
+    UnknownKind { origin: String, index: usize, api_version: String, kind: String },
+    #[error("decode {kind} {name} from {origin}")]
+    Invalid {
+        origin: String,
+        kind: String,
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("decode {kind} {name} from {origin}: unknown field(s) {}", fields.join(", "))]
+    UnknownField { origin: String, kind: String, name: String, fields: Vec<String> },
+}
+
+/// One typed object, tagged by its kind.
+#[derive(Debug, Clone)]
+pub(crate) enum Resource {
+    Namespace(Box<Namespace>),
+    ServiceAccount(Box<ServiceAccount>),
+    ConfigMap(Box<ConfigMap>),
+    Secret(Box<Secret>),
+    Service(Box<Service>),
+    PersistentVolumeClaim(Box<PersistentVolumeClaim>),
+    Deployment(Box<Deployment>),
+    Ingress(Box<Ingress>),
+    HorizontalPodAutoscaler(Box<HorizontalPodAutoscaler>),
+    PodDisruptionBudget(Box<PodDisruptionBudget>),
+    ResourceQuota(Box<ResourceQuota>),
+    LimitRange(Box<LimitRange>),
+}
+
+impl Resource {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Resource::Namespace(_) => "Namespace",
+            Resource::ServiceAccount(_) => "ServiceAccount",
+            Resource::ConfigMap(_) => "ConfigMap",
+            Resource::Secret(_) => "Secret",
+            Resource::Service(_) => "Service",
+            Resource::PersistentVolumeClaim(_) => "PersistentVolumeClaim",
+            Resource::Deployment(_) => "Deployment",
+            Resource::Ingress(_) => "Ingress",
+            Resource::HorizontalPodAutoscaler(_) => "HorizontalPodAutoscaler",
+            Resource::PodDisruptionBudget(_) => "PodDisruptionBudget",
+            Resource::ResourceQuota(_) => "ResourceQuota",
+            Resource::LimitRange(_) => "LimitRange",
+        }
+    }
+
+    pub(crate) fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Resource::Namespace(o) => &o.metadata,
+            Resource::ServiceAccount(o) => &o.metadata,
+            Resource::ConfigMap(o) => &o.metadata,
+            Resource::Secret(o) => &o.metadata,
+            Resource::Service(o) => &o.metadata,
+            Resource::PersistentVolumeClaim(o) => &o.metadata,
+            Resource::Deployment(o) => &o.metadata,
+            Resource::Ingress(o) => &o.metadata,
+            Resource::HorizontalPodAutoscaler(o) => &o.metadata,
+            Resource::PodDisruptionBudget(o) => &o.metadata,
+            Resource::ResourceQuota(o) => &o.metadata,
+            Resource::LimitRange(o) => &o.metadata,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        self.metadata().name.as_deref().unwrap_or("")
+    }
+
+    /// "Kind namespace/name", as failures name objects.
+    pub(crate) fn label(&self) -> String {
+        match &self.metadata().namespace {
+            Some(ns) => format!("{} {ns}/{}", self.kind(), self.name()),
+            None => format!("{} {}", self.kind(), self.name()),
+        }
+    }
+}
+
+fn typed<T>(origin: &str, kind: &str, name: &str, value: Value) -> Result<T, ManifestError>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let invalid = |source| ManifestError::Invalid {
+        origin: origin.to_owned(),
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+        source,
+    };
+    let object: T = serde_json::from_value(value.clone()).map_err(invalid)?;
+    let round_trip = serde_json::to_value(&object).map_err(invalid)?;
+    let fields = unknown_fields(&value, &round_trip);
+    if fields.is_empty() {
+        Ok(object)
+    } else {
+        Err(ManifestError::UnknownField {
+            origin: origin.to_owned(),
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            fields,
+        })
+    }
+}
+
+fn decode(origin: &str, index: usize, value: Value) -> Result<Resource, ManifestError> {
+    let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+    let (Some(api_version), Some(kind)) = (text("apiVersion"), text("kind")) else {
+        return Err(ManifestError::NotAnObject { origin: origin.to_owned(), index });
+    };
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>")
+        .to_owned();
+    macro_rules! into {
+        ($variant:ident) => {
+            Resource::$variant(Box::new(typed(origin, &kind, &name, value)?))
+        };
+    }
+    Ok(match (api_version.as_str(), kind.as_str()) {
+        ("v1", "Namespace") => into!(Namespace),
+        ("v1", "ServiceAccount") => into!(ServiceAccount),
+        ("v1", "ConfigMap") => into!(ConfigMap),
+        ("v1", "Secret") => into!(Secret),
+        ("v1", "Service") => into!(Service),
+        ("v1", "PersistentVolumeClaim") => into!(PersistentVolumeClaim),
+        ("v1", "ResourceQuota") => into!(ResourceQuota),
+        ("v1", "LimitRange") => into!(LimitRange),
+        ("apps/v1", "Deployment") => into!(Deployment),
+        ("networking.k8s.io/v1", "Ingress") => into!(Ingress),
+        ("autoscaling/v2", "HorizontalPodAutoscaler") => into!(HorizontalPodAutoscaler),
+        ("policy/v1", "PodDisruptionBudget") => into!(PodDisruptionBudget),
+        _ => {
+            return Err(ManifestError::UnknownKind {
+                origin: origin.to_owned(),
+                index,
+                api_version,
+                kind,
+            });
+        }
+    })
+}
+
+/// Every object of a multi-document YAML stream, in order.
+pub(crate) fn parse(origin: &str, yaml: &str) -> Result<Vec<Resource>, ManifestError> {
+    let mut objects = Vec::new();
+    for (index, document) in serde_norway::Deserializer::from_str(yaml).enumerate() {
+        let value = Value::deserialize(document).map_err(|source| ManifestError::Yaml {
+            origin: origin.to_owned(),
+            source,
+        })?;
+        if value.is_null() {
+            continue;
+        }
+        objects.push(decode(origin, index, value)?);
+    }
+    Ok(objects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_known_kinds() {
+        let yaml = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a, namespace: n}\n---\n";
+        let objects = parse("test", yaml).expect("valid");
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].label(), "ServiceAccount n/a");
+    }
+
+    #[test]
+    fn rejects_unknown_kind() {
+        let yaml = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: a}\n";
+        let err = parse("test", yaml).expect_err("unknown kind");
+        assert!(matches!(err, ManifestError::UnknownKind { .. }), "{err}");
+    }
+
+    #[test]
+    fn rejects_misspelt_field() {
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80, targetport: 8000}]}\n";
+        let err = parse("test", yaml).expect_err("unknown field");
+        assert!(err.to_string().contains("spec.ports[0].targetport"), "{err}");
+    }
+
+    #[test]
+    fn rejects_malformed_yaml() {
+        let err = parse("test", "kind: [unclosed\n").expect_err("bad yaml");
+        assert!(matches!(err, ManifestError::Yaml { .. }), "{err}");
+    }
+}

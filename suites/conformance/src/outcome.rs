@@ -1,0 +1,92 @@
+//! What a check found: one outcome per fact compared.
+
+use std::fmt::Display;
+
+use serde::Serialize;
+
+use crate::environment::Env;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub env: Env,
+    pub check: &'static str,
+    pub object: String,
+    /// Which fact of the object (`limits.cpu`, `rule host`, ...).
+    pub subject: String,
+    pub expected: String,
+    pub found: String,
+    pub status: Status,
+}
+
+impl Outcome {
+    /// One line naming the check, the object, the expected and found value.
+    pub fn line(&self) -> String {
+        let tag = match self.status {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Skip => "SKIP",
+        };
+        format!(
+            "{tag} [{}] {}: {} {}: expected {}, found {}",
+            self.env, self.check, self.object, self.subject, self.expected, self.found
+        )
+    }
+}
+
+/// Collects the outcomes of one check on one environment.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    env: Env,
+    check: &'static str,
+    pub(crate) outcomes: Vec<Outcome>,
+}
+
+impl Recorder {
+    pub(crate) fn new(env: Env, check: &'static str) -> Self {
+        Recorder { env, check, outcomes: Vec::new() }
+    }
+
+    /// Records a fact; it passes when `passed` is true.
+    pub(crate) fn record(
+        &mut self,
+        object: &str,
+        subject: &str,
+        expected: impl Display,
+        found: impl Display,
+        passed: bool,
+    ) {
+        self.outcomes.push(Outcome {
+            env: self.env,
+            check: self.check,
+            object: object.to_owned(),
+            subject: subject.to_owned(),
+            expected: expected.to_string(),
+            found: found.to_string(),
+            status: if passed { Status::Pass } else { Status::Fail },
+        });
+    }
+
+    /// Records a fact that passes when expected and found are equal.
+    pub(crate) fn equal<T: Display + PartialEq>(&mut self, object: &str, subject: &str, expected: T, found: T) {
+        let passed = expected == found;
+        self.record(object, subject, expected, found, passed);
+    }
+
+    /// Records an object the check needs but the manifests lack.
+    pub(crate) fn missing(&mut self, object: &str, subject: &str) {
+        self.record(object, subject, "present", "absent", false);
+    }
+}
+
+/// Shows an optional value the way failures read: `absent` when unset.
+pub(crate) fn shown<T: Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "absent".to_owned(), |v| v.to_string())
+}

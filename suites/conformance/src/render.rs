@@ -1,0 +1,105 @@
+//! Renders an overlay with the real kustomize (or `kubectl kustomize`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("find kustomize: neither `kustomize` nor `kubectl` is on PATH (run `just tools`)")]
+    NotFound,
+    #[error("run {program} for {overlay}")]
+    Spawn {
+        program: String,
+        overlay: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("render {overlay}: {program} exited with {status}: {stderr}")]
+    Failed {
+        program: String,
+        overlay: PathBuf,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("render {overlay}: output is not UTF-8")]
+    NotUtf8 { overlay: PathBuf },
+}
+
+/// How to call kustomize: the standalone binary, or kubectl's embedded copy.
+#[derive(Debug, Clone)]
+pub struct Kustomize {
+    program: PathBuf,
+    via_kubectl: bool,
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+impl Kustomize {
+    /// An explicit binary, else `kustomize` on PATH, else `kubectl kustomize`.
+    pub fn locate(explicit: Option<&Path>) -> Result<Self, RenderError> {
+        if let Some(program) = explicit {
+            let via_kubectl = program.file_name().is_some_and(|name| name == "kubectl");
+            return Ok(Kustomize { program: program.to_owned(), via_kubectl });
+        }
+        if let Some(program) = on_path("kustomize") {
+            return Ok(Kustomize { program, via_kubectl: false });
+        }
+        on_path("kubectl")
+            .map(|program| Kustomize { program, via_kubectl: true })
+            .ok_or(RenderError::NotFound)
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        if self.via_kubectl {
+            command.arg("kustomize");
+        } else {
+            command.arg("build");
+        }
+        command
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        let name = self.program.display();
+        if self.via_kubectl { format!("{name} kustomize") } else { format!("{name} build") }
+    }
+
+    /// The version string the tool reports, for the evidence.
+    pub(crate) fn version(&self) -> String {
+        let mut command = Command::new(&self.program);
+        if self.via_kubectl {
+            command.args(["version", "--client"]);
+        } else {
+            command.arg("version");
+        }
+        command
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().replace('\n', "; "))
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+
+    pub(crate) fn build(&self, overlay: &Path) -> Result<String, RenderError> {
+        let program = self.describe();
+        let output = self.command().arg(overlay).output().map_err(|source| RenderError::Spawn {
+            program: program.clone(),
+            overlay: overlay.to_owned(),
+            source,
+        })?;
+        if !output.status.success() {
+            return Err(RenderError::Failed {
+                program,
+                overlay: overlay.to_owned(),
+                status: output.status,
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        String::from_utf8(output.stdout).map_err(|_| RenderError::NotUtf8 { overlay: overlay.to_owned() })
+    }
+}

@@ -1,0 +1,172 @@
+//! The static tier: render every requested overlay (in parallel), decode it
+//! strictly, and run every check against the fixtures. No cluster involved.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::checks::hpa_timeline::{describe, predict};
+use crate::checks::{CHECKS, Scope};
+use crate::context::Context;
+use crate::environment::Env;
+use crate::fixtures::{Expectations, FixtureError};
+use crate::manifest::{ManifestError, Resource, parse};
+use crate::outcome::{Outcome, Recorder, Status};
+use crate::render::{Kustomize, RenderError};
+
+/// Governance manifests, applied with `kubectl apply -f` in production.
+pub const GOVERNANCE_FILES: [&str; 4] = ["resourcequota.yaml", "limitrange.yaml", "pdb.yaml", "hpa.yaml"];
+pub const SUMMARY_FILE: &str = "INFRASTRUCTURE_SUMMARY.md";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("find {what} {path}: no such directory")]
+    MissingDir { what: &'static str, path: PathBuf },
+    #[error("read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Fixture(#[from] FixtureError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
+
+#[derive(Debug, Clone)]
+pub struct StaticOptions {
+    pub envs: Vec<Env>,
+    pub infra: PathBuf,
+    pub fixtures: PathBuf,
+    pub kustomize: Kustomize,
+}
+
+/// The static tier's result for one environment.
+#[derive(Debug)]
+pub struct EnvResult {
+    pub env: Env,
+    pub outcomes: Vec<Outcome>,
+    pub rendered: String,
+    pub object_count: usize,
+    pub render_time: Duration,
+    /// Predicted HPA timelines (scale-up, scale-down), where an HPA governs the environment.
+    pub hpa_timeline: Option<(String, String)>,
+}
+
+#[derive(Debug)]
+pub struct StaticRun {
+    pub results: Vec<EnvResult>,
+    pub kustomize: String,
+    pub elapsed: Duration,
+}
+
+impl StaticRun {
+    pub fn outcomes(&self) -> impl Iterator<Item = &Outcome> {
+        self.results.iter().flat_map(|r| r.outcomes.iter())
+    }
+
+    pub fn failed(&self) -> usize {
+        self.outcomes().filter(|o| o.status == Status::Fail).count()
+    }
+
+    /// The ids of the checks that failed on `env`, in report order.
+    pub fn failed_checks(&self, env: Env) -> Vec<&'static str> {
+        let mut ids: Vec<&'static str> = self
+            .outcomes()
+            .filter(|o| o.env == env && o.status == Status::Fail)
+            .map(|o| o.check)
+            .collect();
+        ids.dedup();
+        ids
+    }
+}
+
+fn read(path: &Path) -> Result<String, InputError> {
+    std::fs::read_to_string(path).map_err(|source| InputError::Read { path: path.to_owned(), source })
+}
+
+fn require_dir(what: &'static str, path: &Path) -> Result<(), InputError> {
+    if path.is_dir() { Ok(()) } else { Err(InputError::MissingDir { what, path: path.to_owned() }) }
+}
+
+fn render(kustomize: &Kustomize, infra: &Path, env: Env) -> Result<(Vec<Resource>, String, Duration), InputError> {
+    let started = Instant::now();
+    let overlay = infra.join("kustomize/overlays").join(env.as_str());
+    require_dir("overlay", &overlay)?;
+    let yaml = kustomize.build(&overlay)?;
+    let objects = parse(&format!("overlay {env} ({})", overlay.display()), &yaml)?;
+    Ok((objects, yaml, started.elapsed()))
+}
+
+fn run_checks(cx: &Context) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    for check in CHECKS {
+        if check.scope == Scope::Governed && !cx.fixture.governance {
+            continue;
+        }
+        let mut recorder = Recorder::new(cx.env, check.id);
+        (check.run)(cx, &mut recorder);
+        if recorder.outcomes.is_empty() {
+            // A check that compared nothing proved nothing: that is a failure.
+            recorder.record("harness", "facts compared", "at least one", "none", false);
+        }
+        outcomes.append(&mut recorder.outcomes);
+    }
+    outcomes
+}
+
+pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
+    let started = Instant::now();
+    require_dir("infra directory", &options.infra)?;
+    require_dir("fixtures directory", &options.fixtures)?;
+    let version = std::thread::scope(|scope| {
+        let version = scope.spawn(|| options.kustomize.version());
+        let renders: Vec<_> = options
+            .envs
+            .iter()
+            .map(|&env| scope.spawn(move || render(&options.kustomize, &options.infra, env)))
+            .collect();
+        let expectations = Expectations::load(&options.fixtures, &options.envs)?;
+        let summary = read(&options.infra.join(SUMMARY_FILE))?;
+        let mut governance = Vec::new();
+        for file in GOVERNANCE_FILES {
+            let path = options.infra.join(file);
+            governance.extend(parse(&path.display().to_string(), &read(&path)?)?);
+        }
+        let mut results = Vec::new();
+        for (handle, &env) in renders.into_iter().zip(&options.envs) {
+            let (overlay, rendered, render_time) = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            let fixture = &expectations.environments[&env];
+            let cx = Context {
+                env,
+                fixture,
+                workload: &expectations.workload,
+                governance_fixture: &expectations.governance,
+                overlay: &overlay,
+                governance: &governance,
+                summary: &summary,
+            };
+            let hpa_timeline = fixture.governance.then(|| cx.hpa()).flatten().map(|hpa| {
+                let (up, down) = predict(hpa);
+                let spec = hpa.spec.as_ref();
+                let min = spec.and_then(|s| s.min_replicas).unwrap_or(1);
+                let max = spec.map_or(0, |s| s.max_replicas);
+                (describe(min, &up), describe(max, &down))
+            });
+            results.push(EnvResult {
+                env,
+                outcomes: run_checks(&cx),
+                object_count: overlay.len(),
+                rendered,
+                render_time,
+                hpa_timeline,
+            });
+        }
+        let version = version.join().unwrap_or_else(|_| "unknown".to_owned());
+        Ok::<_, InputError>((results, version))
+    })?;
+    let (results, kustomize) = version;
+    Ok(StaticRun { results, kustomize, elapsed: started.elapsed() })
+}
