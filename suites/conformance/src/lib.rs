@@ -7,6 +7,7 @@ mod context;
 pub mod environment;
 pub mod fixtures;
 pub mod manifest;
+pub mod mutation;
 pub mod outcome;
 mod quantity;
 pub mod render;
