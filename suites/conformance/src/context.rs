@@ -11,7 +11,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use crate::environment::Env;
 use crate::fixtures::{Environment, Governance, Workload};
-use crate::manifest::Resource;
+use crate::manifest::Object;
 
 #[derive(Debug)]
 pub(crate) struct Context<'a> {
@@ -20,9 +20,9 @@ pub(crate) struct Context<'a> {
     pub(crate) workload: &'a Workload,
     pub(crate) governance_fixture: &'a Governance,
     /// The overlay as kustomize rendered it.
-    pub(crate) overlay: &'a [Resource],
+    pub(crate) overlay: &'a [Object],
     /// infra/{hpa,pdb,resourcequota,limitrange}.yaml, applied with `kubectl apply -f`.
-    pub(crate) governance: &'a [Resource],
+    pub(crate) governance: &'a [Object],
     /// infra/INFRASTRUCTURE_SUMMARY.md
     pub(crate) summary: &'a str,
 }
@@ -31,7 +31,7 @@ macro_rules! first_of {
     ($fn_name:ident, $list:ident, $variant:ident, $ty:ty) => {
         pub(crate) fn $fn_name(&self) -> Option<&'a $ty> {
             self.$list.iter().find_map(|object| match object {
-                Resource::$variant(inner) => Some(&**inner),
+                Object::$variant(inner) => Some(&**inner),
                 _ => None,
             })
         }
@@ -43,7 +43,12 @@ impl<'a> Context<'a> {
     first_of!(service_account, overlay, ServiceAccount, ServiceAccount);
     first_of!(service, overlay, Service, Service);
     first_of!(ingress, overlay, Ingress, Ingress);
-    first_of!(hpa, governance, HorizontalPodAutoscaler, HorizontalPodAutoscaler);
+    first_of!(
+        hpa,
+        governance,
+        HorizontalPodAutoscaler,
+        HorizontalPodAutoscaler
+    );
     first_of!(pdb, governance, PodDisruptionBudget, PodDisruptionBudget);
     first_of!(quota, governance, ResourceQuota, ResourceQuota);
     first_of!(limit_range, governance, LimitRange, LimitRange);
@@ -51,21 +56,29 @@ impl<'a> Context<'a> {
     /// The Deployment the fixtures name (the overlay has exactly one when it conforms).
     pub(crate) fn deployment(&self) -> Option<&'a Deployment> {
         self.overlay.iter().find_map(|object| match object {
-            Resource::Deployment(d) if d.metadata.name.as_deref() == Some(&self.workload.deployment) => Some(&**d),
+            Object::Deployment(d)
+                if d.metadata.name.as_deref() == Some(&self.workload.deployment) =>
+            {
+                Some(&**d)
+            }
             _ => None,
         })
     }
 
     pub(crate) fn config_map(&self) -> Option<&'a ConfigMap> {
         self.overlay.iter().find_map(|object| match object {
-            Resource::ConfigMap(c) if c.metadata.name.as_deref() == Some(&self.workload.config_map) => Some(&**c),
+            Object::ConfigMap(c)
+                if c.metadata.name.as_deref() == Some(&self.workload.config_map) =>
+            {
+                Some(&**c)
+            }
             _ => None,
         })
     }
 
     pub(crate) fn pvcs(&self) -> impl Iterator<Item = &'a PersistentVolumeClaim> + use<'a> {
         self.overlay.iter().filter_map(|object| match object {
-            Resource::PersistentVolumeClaim(p) => Some(&**p),
+            Object::PersistentVolumeClaim(p) => Some(&**p),
             _ => None,
         })
     }
@@ -84,11 +97,18 @@ impl<'a> Context<'a> {
 
     /// "Deployment ns/name", as failures name the workload.
     pub(crate) fn deployment_label(&self) -> String {
-        format!("Deployment {}/{}", self.fixture.namespace, self.workload.deployment)
+        format!(
+            "Deployment {}/{}",
+            self.fixture.namespace, self.workload.deployment
+        )
     }
 
     pub(crate) fn container_label(&self) -> String {
-        format!("{} container {}", self.deployment_label(), self.workload.container)
+        format!(
+            "{} container {}",
+            self.deployment_label(),
+            self.workload.container
+        )
     }
 
     pub(crate) fn label_of(&self, kind: &str, name: &str) -> String {

@@ -22,7 +22,11 @@ pub enum FixtureError {
         source: serde_norway::Error,
     },
     #[error("use fixture {path}: it describes environment {found}, not {expected}")]
-    WrongEnvironment { path: PathBuf, expected: Env, found: Env },
+    WrongEnvironment {
+        path: PathBuf,
+        expected: Env,
+        found: Env,
+    },
 }
 
 #[derive(Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Clone)]

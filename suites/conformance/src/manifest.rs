@@ -25,8 +25,15 @@ pub enum ManifestError {
     },
     #[error("read {origin}: document {index} has no apiVersion/kind")]
     NotAnObject { origin: String, index: usize },
-    #[error("read {origin}: unknown kind {api_version}/{kind} (document {index}); the harness models only what the deployment documents")]
-    UnknownKind { origin: String, index: usize, api_version: String, kind: String },
+    #[error(
+        "read {origin}: unknown kind {api_version}/{kind} (document {index}); the harness models only what the deployment documents"
+    )]
+    UnknownKind {
+        origin: String,
+        index: usize,
+        api_version: String,
+        kind: String,
+    },
     #[error("decode {kind} {name} from {origin}")]
     Invalid {
         origin: String,
@@ -36,12 +43,17 @@ pub enum ManifestError {
         source: serde_json::Error,
     },
     #[error("decode {kind} {name} from {origin}: unknown field(s) {}", fields.join(", "))]
-    UnknownField { origin: String, kind: String, name: String, fields: Vec<String> },
+    UnknownField {
+        origin: String,
+        kind: String,
+        name: String,
+        fields: Vec<String>,
+    },
 }
 
 /// One typed object, tagged by its kind.
 #[derive(Debug, Clone)]
-pub(crate) enum Resource {
+pub(crate) enum Object {
     Namespace(Box<Namespace>),
     ServiceAccount(Box<ServiceAccount>),
     ConfigMap(Box<ConfigMap>),
@@ -56,38 +68,38 @@ pub(crate) enum Resource {
     LimitRange(Box<LimitRange>),
 }
 
-impl Resource {
+impl Object {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
-            Resource::Namespace(_) => "Namespace",
-            Resource::ServiceAccount(_) => "ServiceAccount",
-            Resource::ConfigMap(_) => "ConfigMap",
-            Resource::Secret(_) => "Secret",
-            Resource::Service(_) => "Service",
-            Resource::PersistentVolumeClaim(_) => "PersistentVolumeClaim",
-            Resource::Deployment(_) => "Deployment",
-            Resource::Ingress(_) => "Ingress",
-            Resource::HorizontalPodAutoscaler(_) => "HorizontalPodAutoscaler",
-            Resource::PodDisruptionBudget(_) => "PodDisruptionBudget",
-            Resource::ResourceQuota(_) => "ResourceQuota",
-            Resource::LimitRange(_) => "LimitRange",
+            Object::Namespace(_) => "Namespace",
+            Object::ServiceAccount(_) => "ServiceAccount",
+            Object::ConfigMap(_) => "ConfigMap",
+            Object::Secret(_) => "Secret",
+            Object::Service(_) => "Service",
+            Object::PersistentVolumeClaim(_) => "PersistentVolumeClaim",
+            Object::Deployment(_) => "Deployment",
+            Object::Ingress(_) => "Ingress",
+            Object::HorizontalPodAutoscaler(_) => "HorizontalPodAutoscaler",
+            Object::PodDisruptionBudget(_) => "PodDisruptionBudget",
+            Object::ResourceQuota(_) => "ResourceQuota",
+            Object::LimitRange(_) => "LimitRange",
         }
     }
 
     pub(crate) fn metadata(&self) -> &ObjectMeta {
         match self {
-            Resource::Namespace(o) => &o.metadata,
-            Resource::ServiceAccount(o) => &o.metadata,
-            Resource::ConfigMap(o) => &o.metadata,
-            Resource::Secret(o) => &o.metadata,
-            Resource::Service(o) => &o.metadata,
-            Resource::PersistentVolumeClaim(o) => &o.metadata,
-            Resource::Deployment(o) => &o.metadata,
-            Resource::Ingress(o) => &o.metadata,
-            Resource::HorizontalPodAutoscaler(o) => &o.metadata,
-            Resource::PodDisruptionBudget(o) => &o.metadata,
-            Resource::ResourceQuota(o) => &o.metadata,
-            Resource::LimitRange(o) => &o.metadata,
+            Object::Namespace(o) => &o.metadata,
+            Object::ServiceAccount(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::PersistentVolumeClaim(o) => &o.metadata,
+            Object::Deployment(o) => &o.metadata,
+            Object::Ingress(o) => &o.metadata,
+            Object::HorizontalPodAutoscaler(o) => &o.metadata,
+            Object::PodDisruptionBudget(o) => &o.metadata,
+            Object::ResourceQuota(o) => &o.metadata,
+            Object::LimitRange(o) => &o.metadata,
         }
     }
 
@@ -129,10 +141,13 @@ where
     }
 }
 
-fn decode(origin: &str, index: usize, value: Value) -> Result<Resource, ManifestError> {
+fn decode(origin: &str, index: usize, value: Value) -> Result<Object, ManifestError> {
     let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
     let (Some(api_version), Some(kind)) = (text("apiVersion"), text("kind")) else {
-        return Err(ManifestError::NotAnObject { origin: origin.to_owned(), index });
+        return Err(ManifestError::NotAnObject {
+            origin: origin.to_owned(),
+            index,
+        });
     };
     let name = value
         .pointer("/metadata/name")
@@ -141,7 +156,7 @@ fn decode(origin: &str, index: usize, value: Value) -> Result<Resource, Manifest
         .to_owned();
     macro_rules! into {
         ($variant:ident) => {
-            Resource::$variant(Box::new(typed(origin, &kind, &name, value)?))
+            Object::$variant(Box::new(typed(origin, &kind, &name, value)?))
         };
     }
     Ok(match (api_version.as_str(), kind.as_str()) {
@@ -169,7 +184,7 @@ fn decode(origin: &str, index: usize, value: Value) -> Result<Resource, Manifest
 }
 
 /// Every object of a multi-document YAML stream, in order.
-pub(crate) fn parse(origin: &str, yaml: &str) -> Result<Vec<Resource>, ManifestError> {
+pub(crate) fn parse(origin: &str, yaml: &str) -> Result<Vec<Object>, ManifestError> {
     let mut objects = Vec::new();
     for (index, document) in serde_norway::Deserializer::from_str(yaml).enumerate() {
         let value = Value::deserialize(document).map_err(|source| ManifestError::Yaml {
@@ -207,7 +222,10 @@ mod tests {
     fn rejects_misspelt_field() {
         let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80, targetport: 8000}]}\n";
         let err = parse("test", yaml).expect_err("unknown field");
-        assert!(err.to_string().contains("spec.ports[0].targetport"), "{err}");
+        assert!(
+            err.to_string().contains("spec.ports[0].targetport"),
+            "{err}"
+        );
     }
 
     #[test]

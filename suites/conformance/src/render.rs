@@ -44,13 +44,22 @@ impl Kustomize {
     pub fn locate(explicit: Option<&Path>) -> Result<Self, RenderError> {
         if let Some(program) = explicit {
             let via_kubectl = program.file_name().is_some_and(|name| name == "kubectl");
-            return Ok(Kustomize { program: program.to_owned(), via_kubectl });
+            return Ok(Kustomize {
+                program: program.to_owned(),
+                via_kubectl,
+            });
         }
         if let Some(program) = on_path("kustomize") {
-            return Ok(Kustomize { program, via_kubectl: false });
+            return Ok(Kustomize {
+                program,
+                via_kubectl: false,
+            });
         }
         on_path("kubectl")
-            .map(|program| Kustomize { program, via_kubectl: true })
+            .map(|program| Kustomize {
+                program,
+                via_kubectl: true,
+            })
             .ok_or(RenderError::NotFound)
     }
 
@@ -66,7 +75,11 @@ impl Kustomize {
 
     pub(crate) fn describe(&self) -> String {
         let name = self.program.display();
-        if self.via_kubectl { format!("{name} kustomize") } else { format!("{name} build") }
+        if self.via_kubectl {
+            format!("{name} kustomize")
+        } else {
+            format!("{name} build")
+        }
     }
 
     /// The version string the tool reports, for the evidence.
@@ -81,17 +94,25 @@ impl Kustomize {
             .output()
             .ok()
             .filter(|out| out.status.success())
-            .map(|out| String::from_utf8_lossy(&out.stdout).trim().replace('\n', "; "))
+            .map(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .trim()
+                    .replace('\n', "; ")
+            })
             .unwrap_or_else(|| "unknown".to_owned())
     }
 
     pub(crate) fn build(&self, overlay: &Path) -> Result<String, RenderError> {
         let program = self.describe();
-        let output = self.command().arg(overlay).output().map_err(|source| RenderError::Spawn {
-            program: program.clone(),
-            overlay: overlay.to_owned(),
-            source,
-        })?;
+        let output = self
+            .command()
+            .arg(overlay)
+            .output()
+            .map_err(|source| RenderError::Spawn {
+                program: program.clone(),
+                overlay: overlay.to_owned(),
+                source,
+            })?;
         if !output.status.success() {
             return Err(RenderError::Failed {
                 program,
@@ -100,6 +121,8 @@ impl Kustomize {
                 stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
             });
         }
-        String::from_utf8(output.stdout).map_err(|_| RenderError::NotUtf8 { overlay: overlay.to_owned() })
+        String::from_utf8(output.stdout).map_err(|_| RenderError::NotUtf8 {
+            overlay: overlay.to_owned(),
+        })
     }
 }

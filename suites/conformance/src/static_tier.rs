@@ -9,12 +9,17 @@ use crate::checks::{CHECKS, Scope};
 use crate::context::Context;
 use crate::environment::Env;
 use crate::fixtures::{Expectations, FixtureError};
-use crate::manifest::{ManifestError, Resource, parse};
+use crate::manifest::{ManifestError, Object, parse};
 use crate::outcome::{Outcome, Recorder, Status};
 use crate::render::{Kustomize, RenderError};
 
 /// Governance manifests, applied with `kubectl apply -f` in production.
-pub const GOVERNANCE_FILES: [&str; 4] = ["resourcequota.yaml", "limitrange.yaml", "pdb.yaml", "hpa.yaml"];
+pub const GOVERNANCE_FILES: [&str; 4] = [
+    "resourcequota.yaml",
+    "limitrange.yaml",
+    "pdb.yaml",
+    "hpa.yaml",
+];
 pub const SUMMARY_FILE: &str = "INFRASTRUCTURE_SUMMARY.md";
 
 #[derive(Debug, thiserror::Error)]
@@ -84,14 +89,28 @@ impl StaticRun {
 }
 
 fn read(path: &Path) -> Result<String, InputError> {
-    std::fs::read_to_string(path).map_err(|source| InputError::Read { path: path.to_owned(), source })
+    std::fs::read_to_string(path).map_err(|source| InputError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn require_dir(what: &'static str, path: &Path) -> Result<(), InputError> {
-    if path.is_dir() { Ok(()) } else { Err(InputError::MissingDir { what, path: path.to_owned() }) }
+    if path.is_dir() {
+        Ok(())
+    } else {
+        Err(InputError::MissingDir {
+            what,
+            path: path.to_owned(),
+        })
+    }
 }
 
-fn render(kustomize: &Kustomize, infra: &Path, env: Env) -> Result<(Vec<Resource>, String, Duration), InputError> {
+fn render(
+    kustomize: &Kustomize,
+    infra: &Path,
+    env: Env,
+) -> Result<(Vec<Object>, String, Duration), InputError> {
     let started = Instant::now();
     let overlay = infra.join("kustomize/overlays").join(env.as_str());
     require_dir("overlay", &overlay)?;
@@ -137,7 +156,9 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
         }
         let mut results = Vec::new();
         for (handle, &env) in renders.into_iter().zip(&options.envs) {
-            let (overlay, rendered, render_time) = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            let (overlay, rendered, render_time) = handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
             let fixture = &expectations.environments[&env];
             let cx = Context {
                 env,
@@ -168,5 +189,9 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
         Ok::<_, InputError>((results, version))
     })?;
     let (results, kustomize) = version;
-    Ok(StaticRun { results, kustomize, elapsed: started.elapsed() })
+    Ok(StaticRun {
+        results,
+        kustomize,
+        elapsed: started.elapsed(),
+    })
 }

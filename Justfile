@@ -1,0 +1,33 @@
+# Front door of the CBAM conformance harness. `just --list` shows the recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+tools := env("CBAM_TOOLS", env("HOME") / ".cache/cbam-conformance/tools")
+export PATH := tools / "bin" + ":" + env("HOME") / ".cargo/bin" + ":" + env("PATH")
+
+# List the recipes.
+default:
+    @just --list
+
+# Install the pinned tools (just, cargo-nextest, kustomize) from the registries.
+tools:
+    bash ci/install-tools.sh
+
+# Check ENV (dev | staging | production | all). Flags: --tier static|live|all,
+# --infra DIR, --report DIR, -v. Exit 0 pass, 1 a check failed, 2 usage/input error.
+conformance ENV *FLAGS:
+    @cargo build --quiet --release --bin conformance
+    ./target/release/conformance {{ ENV }} {{ FLAGS }}
+
+# Unit tests, the static tier on every environment, and every mutation test.
+test:
+    cargo nextest run --workspace --profile ci
+
+# Formatting and lints, as CI runs them.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+# Benchmarks: `just bench static`.
+bench TARGET:
+    bash ci/bench-{{ TARGET }}.sh

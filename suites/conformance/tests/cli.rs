@@ -1,0 +1,239 @@
+//! The front door as users call it: exit codes, one-line failures, input
+//! errors naming the file and reason, and evidence that never lies.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cbam_conformance::mutation::copy_tree;
+use rstest::rstest;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn conformance(args: &[&str], report: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_conformance"))
+        .current_dir(root())
+        .args(args)
+        .arg("--report")
+        .arg(report)
+        .output()
+        .expect("run the conformance binary")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn summary(report: &Path) -> serde_json::Value {
+    let raw = std::fs::read_to_string(report.join("summary.json")).expect("summary.json written");
+    serde_json::from_str(&raw).expect("summary.json is JSON")
+}
+
+/// A scratch copy of infra/ that a test may break.
+fn infra_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let infra = dir.path().join("infra");
+    copy_tree(&root().join("infra"), &infra).expect("copy infra");
+    (dir, infra)
+}
+
+fn edit(infra: &Path, file: &str, find: &str, replace: &str) {
+    let path = infra.join(file);
+    let original = std::fs::read_to_string(&path).expect("read infra file");
+    assert_eq!(
+        original.matches(find).count(),
+        1,
+        "{find:?} must occur once in {file}"
+    );
+    std::fs::write(&path, original.replacen(find, replace, 1)).expect("write infra file");
+}
+
+#[test]
+fn all_environments_conform_statically() {
+    let report = tempfile::tempdir().expect("temp dir");
+    let out = conformance(&["all", "--tier", "static"], report.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let json = summary(report.path());
+    assert_eq!(json["status"], "pass");
+    assert_eq!(json["counts"]["failed"], 0);
+    assert_eq!(json["environments"].as_array().map(Vec::len), Some(3));
+    assert!(report.path().join("junit.xml").is_file());
+    assert!(report.path().join("rendered/production.yaml").is_file());
+    assert!(
+        text(&out.stdout).contains("3 -> 5 @0s -> 8 @60s -> 12 @120s -> 15 @180s"),
+        "prints the HPA timeline"
+    );
+}
+
+#[test]
+fn skipped_live_tier_is_loud_and_not_counted_as_passed() {
+    let report = tempfile::tempdir().expect("temp dir");
+    let out = conformance(&["production"], report.path());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("LIVE TIER SKIPPED"),
+        "stderr:\n{}",
+        text(&out.stderr)
+    );
+    let json = summary(report.path());
+    assert_eq!(json["counts"]["skipped"], 1);
+    assert_eq!(json["skipped"][0]["tier"], "live");
+    let junit = std::fs::read_to_string(report.path().join("junit.xml")).expect("junit");
+    assert!(junit.contains("<skipped"), "{junit}");
+}
+
+#[test]
+fn a_failed_check_exits_1_with_one_line_naming_check_object_expected_found() {
+    let (_dir, infra) = infra_copy();
+    edit(&infra, "pdb.yaml", "minAvailable: 2", "minAvailable: 3");
+    let report = tempfile::tempdir().expect("temp dir");
+    let out = conformance(
+        &[
+            "production",
+            "--tier",
+            "static",
+            "--infra",
+            infra.to_str().expect("utf-8"),
+        ],
+        report.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l == "FAIL [production] pdb: PodDisruptionBudget gl-cbam/cbam-api-pdb minAvailable: expected 2, found 3"),
+        "{stdout}"
+    );
+    assert_eq!(summary(report.path())["status"], "fail");
+    let junit = std::fs::read_to_string(report.path().join("junit.xml")).expect("junit");
+    assert!(junit.contains("<failure"), "{junit}");
+}
+
+#[rstest]
+#[case::unknown_env(&["qa", "--tier", "static"], "invalid value 'qa'")]
+#[case::unknown_tier(&["dev", "--tier", "cluster"], "invalid value 'cluster'")]
+#[case::live_not_built(&["dev", "--tier", "live"], "live tier")]
+#[case::missing_infra(&["dev", "--tier", "static", "--infra", "/nonexistent/infra"], "/nonexistent/infra: no such directory")]
+fn usage_and_input_errors_exit_2(#[case] args: &[&str], #[case] message: &str) {
+    let report = tempfile::tempdir().expect("temp dir");
+    let out = conformance(args, report.path());
+    assert_eq!(out.status.code(), Some(2), "stdout:\n{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains(message),
+        "stderr:\n{}",
+        text(&out.stderr)
+    );
+}
+
+#[rstest]
+#[case::malformed_overlay_yaml(
+    "kustomize/base/service.yaml",
+    "  type: ClusterIP\n",
+    "  type: [ClusterIP\n",
+    "service.yaml"
+)]
+#[case::malformed_governance_yaml(
+    "hpa.yaml",
+    "  minReplicas: 3\n",
+    "  minReplicas: [3\n",
+    "hpa.yaml"
+)]
+#[case::unknown_field(
+    "kustomize/base/deployment.yaml",
+    "terminationGracePeriodSeconds: 30",
+    "terminationGracePeriod: 30",
+    "unknown field(s) spec.template.spec.terminationGracePeriod"
+)]
+#[case::wrong_type(
+    "pdb.yaml",
+    "minAvailable: 2",
+    "minAvailable: [2]",
+    "decode PodDisruptionBudget cbam-api-pdb"
+)]
+#[case::unknown_kind(
+    "limitrange.yaml",
+    "apiVersion: v1\nkind: LimitRange",
+    "apiVersion: example.com/v1\nkind: Limits",
+    "unknown kind example.com/v1/Limits"
+)]
+#[case::kustomize_failure(
+    "kustomize/overlays/dev/kustomization.yaml",
+    "path: patches/resource-patch.yaml",
+    "path: patches/missing-patch.yaml",
+    "missing-patch.yaml"
+)]
+fn bad_input_exits_2_naming_the_file_and_reason(
+    #[case] file: &str,
+    #[case] find: &str,
+    #[case] replace: &str,
+    #[case] message: &str,
+) {
+    let (_dir, infra) = infra_copy();
+    edit(&infra, file, find, replace);
+    let report = tempfile::tempdir().expect("temp dir");
+    // A stale success must not survive a run that errors.
+    std::fs::write(report.path().join("summary.json"), r#"{"status":"pass"}"#)
+        .expect("stale report");
+    let out = conformance(
+        &[
+            "all",
+            "--tier",
+            "static",
+            "--infra",
+            infra.to_str().expect("utf-8"),
+        ],
+        report.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("error: failed to "), "{stderr}");
+    assert!(
+        stderr.contains(message),
+        "expected {message:?} in:\n{stderr}"
+    );
+    assert_eq!(summary(report.path())["status"], "error");
+    assert!(!report.path().join("junit.xml").exists());
+}
+
+#[test]
+fn a_committed_secret_fails_without_its_value_reaching_any_output() {
+    const VALUE: &str = "never-print-this-value";
+    let (_dir, infra) = infra_copy();
+    let path = infra.join("kustomize/base/serviceaccount.yaml");
+    let mut yaml = std::fs::read_to_string(&path).expect("read");
+    yaml.push_str(&format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: cbam-api-secrets\nstringData:\n  DATABASE_URL: postgres://u:{VALUE}@db/cbam\n"
+    ));
+    std::fs::write(&path, yaml).expect("write");
+    let report = tempfile::tempdir().expect("temp dir");
+    let out = conformance(
+        &[
+            "dev",
+            "--tier",
+            "static",
+            "-v",
+            "--infra",
+            infra.to_str().expect("utf-8"),
+        ],
+        report.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("secret-not-committed"));
+    assert!(!text(&out.stdout).contains(VALUE) && !text(&out.stderr).contains(VALUE));
+    for name in ["summary.json", "junit.xml", "summary.md"] {
+        let body = std::fs::read_to_string(report.path().join(name)).expect("report file");
+        assert!(!body.contains(VALUE), "{name} leaks the secret value");
+    }
+}
