@@ -92,10 +92,7 @@ fn chain(err: &dyn Error) -> String {
 const LIVE_MISSING: &str = "the live tier (k3s cluster, drains, autoscaling, TLS/CORS through the ingress) is not built yet; only the static tier ran, so nothing about cluster behaviour was proved";
 
 pub fn run(args: Args) -> u8 {
-    let report_dir = args
-        .report
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("target/conformance").join(args.env.name()));
+    let report_dir = args.report.clone().unwrap_or_else(|| PathBuf::from("target/conformance").join(args.env.name()));
     if let Err(err) = report::clear(&report_dir) {
         eprintln!("error: {}", chain(&err));
         return 2;
@@ -114,20 +111,13 @@ pub fn run(args: Args) -> u8 {
         Ok(k) => k,
         Err(err) => return fail_input(chain(&err)),
     };
-    let options = StaticOptions {
-        envs: args.env.envs(),
-        infra: args.infra.clone(),
-        fixtures: args.fixtures.clone(),
-        kustomize,
-    };
+    let options =
+        StaticOptions { envs: args.env.envs(), infra: args.infra.clone(), fixtures: args.fixtures.clone(), kustomize };
     let run = match static_tier::run(&options) {
         Ok(run) => run,
         Err(err) => return fail_input(chain(&err)),
     };
-    for outcome in run
-        .outcomes()
-        .filter(|o| args.verbose || o.status == Status::Fail)
-    {
+    for outcome in run.outcomes().filter(|o| args.verbose || o.status == Status::Fail) {
         println!("{}", outcome.line());
     }
     for result in &run.results {
@@ -148,19 +138,13 @@ pub fn run(args: Args) -> u8 {
     let mut skipped = Vec::new();
     if args.tier == Tier::All {
         eprintln!("\n!!! LIVE TIER SKIPPED: {LIVE_MISSING}. Skipped is not passed.\n");
-        skipped.push(Skipped {
-            tier: "live",
-            reason: LIVE_MISSING.to_owned(),
-        });
+        skipped.push(Skipped { tier: "live", reason: LIVE_MISSING.to_owned() });
     }
     if let Err(err) = report::write(&report_dir, &run, &skipped) {
         eprintln!("error: {}", chain(&err));
         return 2;
     }
     println!("evidence: {}", report_dir.display());
-    println!(
-        "{passed} passed, {failed} failed, {} skipped",
-        skipped.len()
-    );
+    println!("{passed} passed, {failed} failed, {} skipped", skipped.len());
     u8::from(failed > 0)
 }

@@ -3,8 +3,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, LimitRange, Namespace, PersistentVolumeClaim, PodSpec, ResourceQuota,
-    Service, ServiceAccount,
+    ConfigMap, Container, LimitRange, Namespace, PersistentVolumeClaim, PodSpec, ResourceQuota, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -43,12 +42,7 @@ impl<'a> Context<'a> {
     first_of!(service_account, overlay, ServiceAccount, ServiceAccount);
     first_of!(service, overlay, Service, Service);
     first_of!(ingress, overlay, Ingress, Ingress);
-    first_of!(
-        hpa,
-        governance,
-        HorizontalPodAutoscaler,
-        HorizontalPodAutoscaler
-    );
+    first_of!(hpa, governance, HorizontalPodAutoscaler, HorizontalPodAutoscaler);
     first_of!(pdb, governance, PodDisruptionBudget, PodDisruptionBudget);
     first_of!(quota, governance, ResourceQuota, ResourceQuota);
     first_of!(limit_range, governance, LimitRange, LimitRange);
@@ -56,22 +50,14 @@ impl<'a> Context<'a> {
     /// The Deployment the fixtures name (the overlay has exactly one when it conforms).
     pub(crate) fn deployment(&self) -> Option<&'a Deployment> {
         self.overlay.iter().find_map(|object| match object {
-            Object::Deployment(d)
-                if d.metadata.name.as_deref() == Some(&self.workload.deployment) =>
-            {
-                Some(&**d)
-            }
+            Object::Deployment(d) if d.metadata.name.as_deref() == Some(&self.workload.deployment) => Some(&**d),
             _ => None,
         })
     }
 
     pub(crate) fn config_map(&self) -> Option<&'a ConfigMap> {
         self.overlay.iter().find_map(|object| match object {
-            Object::ConfigMap(c)
-                if c.metadata.name.as_deref() == Some(&self.workload.config_map) =>
-            {
-                Some(&**c)
-            }
+            Object::ConfigMap(c) if c.metadata.name.as_deref() == Some(&self.workload.config_map) => Some(&**c),
             _ => None,
         })
     }
@@ -89,26 +75,16 @@ impl<'a> Context<'a> {
 
     /// The application container the fixtures name.
     pub(crate) fn container(&self) -> Option<&'a Container> {
-        self.pod_spec()?
-            .containers
-            .iter()
-            .find(|c| c.name == self.workload.container)
+        self.pod_spec()?.containers.iter().find(|c| c.name == self.workload.container)
     }
 
     /// "Deployment ns/name", as failures name the workload.
     pub(crate) fn deployment_label(&self) -> String {
-        format!(
-            "Deployment {}/{}",
-            self.fixture.namespace, self.workload.deployment
-        )
+        format!("Deployment {}/{}", self.fixture.namespace, self.workload.deployment)
     }
 
     pub(crate) fn container_label(&self) -> String {
-        format!(
-            "{} container {}",
-            self.deployment_label(),
-            self.workload.container
-        )
+        format!("{} container {}", self.deployment_label(), self.workload.container)
     }
 
     pub(crate) fn label_of(&self, kind: &str, name: &str) -> String {

@@ -39,9 +39,6 @@ impl FromStr for Env {
     type Err = UnknownEnv;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Env::ALL
-            .into_iter()
-            .find(|env| env.as_str() == s)
-            .ok_or_else(|| UnknownEnv(s.to_owned()))
+        Env::ALL.into_iter().find(|env| env.as_str() == s).ok_or_else(|| UnknownEnv(s.to_owned()))
     }
 }

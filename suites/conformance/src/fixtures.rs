@@ -22,11 +22,7 @@ pub enum FixtureError {
         source: serde_norway::Error,
     },
     #[error("use fixture {path}: it describes environment {found}, not {expected}")]
-    WrongEnvironment {
-        path: PathBuf,
-        expected: Env,
-        found: Env,
-    },
+    WrongEnvironment { path: PathBuf, expected: Env, found: Env },
 }
 
 #[derive(Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Clone)]
@@ -107,6 +103,7 @@ impl CorsPolicy {
 pub(crate) struct Cors {
     pub(crate) policy: CorsPolicy,
     pub(crate) origins: Vec<String>,
+    pub(crate) methods: Vec<String>,
     pub(crate) allow_credentials: bool,
 }
 
@@ -342,14 +339,8 @@ pub struct Expectations {
 }
 
 fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, FixtureError> {
-    let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    serde_norway::from_str(&text).map_err(|source| FixtureError::Parse {
-        path: path.to_owned(),
-        source,
-    })
+    let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Read { path: path.to_owned(), source })?;
+    serde_norway::from_str(&text).map_err(|source| FixtureError::Parse { path: path.to_owned(), source })
 }
 
 impl Expectations {
@@ -359,11 +350,7 @@ impl Expectations {
             let path = dir.join("environments").join(format!("{env}.yaml"));
             let fixture: Environment = load(&path)?;
             if fixture.environment != env {
-                return Err(FixtureError::WrongEnvironment {
-                    path,
-                    expected: env,
-                    found: fixture.environment,
-                });
+                return Err(FixtureError::WrongEnvironment { path, expected: env, found: fixture.environment });
             }
             environments.insert(env, fixture);
         }

@@ -4,8 +4,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, LimitRange, Namespace, PersistentVolumeClaim, ResourceQuota, Secret, Service,
-    ServiceAccount,
+    ConfigMap, LimitRange, Namespace, PersistentVolumeClaim, ResourceQuota, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -28,12 +27,7 @@ pub enum ManifestError {
     #[error(
         "read {origin}: unknown kind {api_version}/{kind} (document {index}); the harness models only what the deployment documents"
     )]
-    UnknownKind {
-        origin: String,
-        index: usize,
-        api_version: String,
-        kind: String,
-    },
+    UnknownKind { origin: String, index: usize, api_version: String, kind: String },
     #[error("decode {kind} {name} from {origin}")]
     Invalid {
         origin: String,
@@ -43,12 +37,7 @@ pub enum ManifestError {
         source: serde_json::Error,
     },
     #[error("decode {kind} {name} from {origin}: unknown field(s) {}", fields.join(", "))]
-    UnknownField {
-        origin: String,
-        kind: String,
-        name: String,
-        fields: Vec<String>,
-    },
+    UnknownField { origin: String, kind: String, name: String, fields: Vec<String> },
 }
 
 /// One typed object, tagged by its kind.
@@ -144,16 +133,9 @@ where
 fn decode(origin: &str, index: usize, value: Value) -> Result<Object, ManifestError> {
     let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
     let (Some(api_version), Some(kind)) = (text("apiVersion"), text("kind")) else {
-        return Err(ManifestError::NotAnObject {
-            origin: origin.to_owned(),
-            index,
-        });
+        return Err(ManifestError::NotAnObject { origin: origin.to_owned(), index });
     };
-    let name = value
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("<unnamed>")
-        .to_owned();
+    let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>").to_owned();
     macro_rules! into {
         ($variant:ident) => {
             Object::$variant(Box::new(typed(origin, &kind, &name, value)?))
@@ -173,12 +155,7 @@ fn decode(origin: &str, index: usize, value: Value) -> Result<Object, ManifestEr
         ("autoscaling/v2", "HorizontalPodAutoscaler") => into!(HorizontalPodAutoscaler),
         ("policy/v1", "PodDisruptionBudget") => into!(PodDisruptionBudget),
         _ => {
-            return Err(ManifestError::UnknownKind {
-                origin: origin.to_owned(),
-                index,
-                api_version,
-                kind,
-            });
+            return Err(ManifestError::UnknownKind { origin: origin.to_owned(), index, api_version, kind });
         }
     })
 }
@@ -187,10 +164,8 @@ fn decode(origin: &str, index: usize, value: Value) -> Result<Object, ManifestEr
 pub(crate) fn parse(origin: &str, yaml: &str) -> Result<Vec<Object>, ManifestError> {
     let mut objects = Vec::new();
     for (index, document) in serde_norway::Deserializer::from_str(yaml).enumerate() {
-        let value = Value::deserialize(document).map_err(|source| ManifestError::Yaml {
-            origin: origin.to_owned(),
-            source,
-        })?;
+        let value =
+            Value::deserialize(document).map_err(|source| ManifestError::Yaml { origin: origin.to_owned(), source })?;
         if value.is_null() {
             continue;
         }
@@ -220,12 +195,10 @@ mod tests {
 
     #[test]
     fn rejects_misspelt_field() {
-        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80, targetport: 8000}]}\n";
+        let yaml =
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80, targetport: 8000}]}\n";
         let err = parse("test", yaml).expect_err("unknown field");
-        assert!(
-            err.to_string().contains("spec.ports[0].targetport"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("spec.ports[0].targetport"), "{err}");
     }
 
     #[test]

@@ -28,15 +28,8 @@ pub enum MutationError {
         #[source]
         source: serde_norway::Error,
     },
-    #[error(
-        "apply mutation {mutation}: {file} contains {count} occurrences of {find:?}, expected exactly 1"
-    )]
-    NotUnique {
-        mutation: String,
-        file: PathBuf,
-        find: String,
-        count: usize,
-    },
+    #[error("apply mutation {mutation}: {file} contains {count} occurrences of {find:?}, expected exactly 1")]
+    NotUnique { mutation: String, file: PathBuf, find: String, count: usize },
     #[error("apply mutation {mutation}: an edit of {file} needs either find+replace or append")]
     Malformed { mutation: String, file: PathBuf },
 }
@@ -61,23 +54,13 @@ pub struct Mutation {
 }
 
 pub fn load(path: &Path) -> Result<Vec<Mutation>, MutationError> {
-    let text = std::fs::read_to_string(path).map_err(|source| MutationError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    serde_norway::from_str(&text).map_err(|source| MutationError::Parse {
-        path: path.to_owned(),
-        source,
-    })
+    let text = std::fs::read_to_string(path).map_err(|source| MutationError::Read { path: path.to_owned(), source })?;
+    serde_norway::from_str(&text).map_err(|source| MutationError::Parse { path: path.to_owned(), source })
 }
 
 /// Copies a directory tree (regular files and directories only).
 pub fn copy_tree(from: &Path, to: &Path) -> Result<(), MutationError> {
-    let io = |source| MutationError::Copy {
-        from: from.to_owned(),
-        to: to.to_owned(),
-        source,
-    };
+    let io = |source| MutationError::Copy { from: from.to_owned(), to: to.to_owned(), source };
     std::fs::create_dir_all(to).map_err(io)?;
     for entry in std::fs::read_dir(from).map_err(io)? {
         let entry = entry.map_err(io)?;
@@ -96,11 +79,7 @@ impl Mutation {
     pub fn apply(&self, root: &Path) -> Result<(), MutationError> {
         for edit in &self.edits {
             let path = root.join(&edit.file);
-            let io = |source| MutationError::Copy {
-                from: path.clone(),
-                to: path.clone(),
-                source,
-            };
+            let io = |source| MutationError::Copy { from: path.clone(), to: path.clone(), source };
             let text = std::fs::read_to_string(&path).map_err(io)?;
             let changed = match (&edit.find, &edit.replace, &edit.append) {
                 (Some(find), Some(replace), None) => {
@@ -117,10 +96,7 @@ impl Mutation {
                 }
                 (None, None, Some(append)) => format!("{text}{append}"),
                 _ => {
-                    return Err(MutationError::Malformed {
-                        mutation: self.name.clone(),
-                        file: edit.file.clone(),
-                    });
+                    return Err(MutationError::Malformed { mutation: self.name.clone(), file: edit.file.clone() });
                 }
             };
             std::fs::write(&path, changed).map_err(io)?;

@@ -51,11 +51,7 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     pub(crate) fn new(env: Env, check: &'static str) -> Self {
-        Recorder {
-            env,
-            check,
-            outcomes: Vec::new(),
-        }
+        Recorder { env, check, outcomes: Vec::new() }
     }
 
     /// Records a fact; it passes when `passed` is true.
@@ -79,13 +75,7 @@ impl Recorder {
     }
 
     /// Records a fact that passes when expected and found are equal.
-    pub(crate) fn equal<T: Display + PartialEq>(
-        &mut self,
-        object: &str,
-        subject: &str,
-        expected: T,
-        found: T,
-    ) {
+    pub(crate) fn equal<T: Display + PartialEq>(&mut self, object: &str, subject: &str, expected: T, found: T) {
         let passed = expected == found;
         self.record(object, subject, expected, found, passed);
     }

@@ -15,12 +15,7 @@ pub enum RenderError {
         source: std::io::Error,
     },
     #[error("render {overlay}: {program} exited with {status}: {stderr}")]
-    Failed {
-        program: String,
-        overlay: PathBuf,
-        status: std::process::ExitStatus,
-        stderr: String,
-    },
+    Failed { program: String, overlay: PathBuf, status: std::process::ExitStatus, stderr: String },
     #[error("render {overlay}: output is not UTF-8")]
     NotUtf8 { overlay: PathBuf },
 }
@@ -34,9 +29,7 @@ pub struct Kustomize {
 
 fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
 }
 
 impl Kustomize {
@@ -44,23 +37,12 @@ impl Kustomize {
     pub fn locate(explicit: Option<&Path>) -> Result<Self, RenderError> {
         if let Some(program) = explicit {
             let via_kubectl = program.file_name().is_some_and(|name| name == "kubectl");
-            return Ok(Kustomize {
-                program: program.to_owned(),
-                via_kubectl,
-            });
+            return Ok(Kustomize { program: program.to_owned(), via_kubectl });
         }
         if let Some(program) = on_path("kustomize") {
-            return Ok(Kustomize {
-                program,
-                via_kubectl: false,
-            });
+            return Ok(Kustomize { program, via_kubectl: false });
         }
-        on_path("kubectl")
-            .map(|program| Kustomize {
-                program,
-                via_kubectl: true,
-            })
-            .ok_or(RenderError::NotFound)
+        on_path("kubectl").map(|program| Kustomize { program, via_kubectl: true }).ok_or(RenderError::NotFound)
     }
 
     fn command(&self) -> Command {
@@ -75,11 +57,7 @@ impl Kustomize {
 
     pub(crate) fn describe(&self) -> String {
         let name = self.program.display();
-        if self.via_kubectl {
-            format!("{name} kustomize")
-        } else {
-            format!("{name} build")
-        }
+        if self.via_kubectl { format!("{name} kustomize") } else { format!("{name} build") }
     }
 
     /// The version string the tool reports, for the evidence.
@@ -94,25 +72,17 @@ impl Kustomize {
             .output()
             .ok()
             .filter(|out| out.status.success())
-            .map(|out| {
-                String::from_utf8_lossy(&out.stdout)
-                    .trim()
-                    .replace('\n', "; ")
-            })
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().replace('\n', "; "))
             .unwrap_or_else(|| "unknown".to_owned())
     }
 
     pub(crate) fn build(&self, overlay: &Path) -> Result<String, RenderError> {
         let program = self.describe();
-        let output = self
-            .command()
-            .arg(overlay)
-            .output()
-            .map_err(|source| RenderError::Spawn {
-                program: program.clone(),
-                overlay: overlay.to_owned(),
-                source,
-            })?;
+        let output = self.command().arg(overlay).output().map_err(|source| RenderError::Spawn {
+            program: program.clone(),
+            overlay: overlay.to_owned(),
+            source,
+        })?;
         if !output.status.success() {
             return Err(RenderError::Failed {
                 program,
@@ -121,8 +91,6 @@ impl Kustomize {
                 stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
             });
         }
-        String::from_utf8(output.stdout).map_err(|_| RenderError::NotUtf8 {
-            overlay: overlay.to_owned(),
-        })
+        String::from_utf8(output.stdout).map_err(|_| RenderError::NotUtf8 { overlay: overlay.to_owned() })
     }
 }

@@ -33,10 +33,7 @@ pub struct Skipped {
 }
 
 fn write_atomic(path: &Path, contents: &str) -> Result<(), ReportError> {
-    let io = |source| ReportError::Write {
-        path: path.to_owned(),
-        source,
-    };
+    let io = |source| ReportError::Write { path: path.to_owned(), source };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -67,11 +64,7 @@ pub fn write_error(dir: &Path, message: &str) -> Result<(), ReportError> {
 }
 
 fn check_status(outcomes: &[&Outcome]) -> Status {
-    if outcomes.iter().any(|o| o.status == Status::Fail) {
-        Status::Fail
-    } else {
-        Status::Pass
-    }
+    if outcomes.iter().any(|o| o.status == Status::Fail) { Status::Fail } else { Status::Pass }
 }
 
 /// Outcomes grouped by (environment, check), in report order.
@@ -79,11 +72,7 @@ fn grouped(run: &StaticRun) -> Vec<(String, &'static str, Vec<&Outcome>)> {
     let mut groups = Vec::new();
     for result in &run.results {
         for check in CHECKS {
-            let outcomes: Vec<&Outcome> = result
-                .outcomes
-                .iter()
-                .filter(|o| o.check == check.id)
-                .collect();
+            let outcomes: Vec<&Outcome> = result.outcomes.iter().filter(|o| o.check == check.id).collect();
             if !outcomes.is_empty() {
                 groups.push((result.env.to_string(), check.id, outcomes));
             }
@@ -94,10 +83,7 @@ fn grouped(run: &StaticRun) -> Vec<(String, &'static str, Vec<&Outcome>)> {
 
 fn summary_json(run: &StaticRun, skipped: &[Skipped]) -> serde_json::Value {
     let groups = grouped(run);
-    let failed = groups
-        .iter()
-        .filter(|(_, _, o)| check_status(o) == Status::Fail)
-        .count();
+    let failed = groups.iter().filter(|(_, _, o)| check_status(o) == Status::Fail).count();
     let checks: Vec<_> = groups
         .iter()
         .map(|(env, id, outcomes)| {
@@ -141,20 +127,13 @@ fn junit(run: &StaticRun, skipped: &[Skipped]) -> Result<String, ReportError> {
     for result in &run.results {
         let mut suite = TestSuite::new(format!("static.{}", result.env));
         for check in CHECKS {
-            let outcomes: Vec<&Outcome> = result
-                .outcomes
-                .iter()
-                .filter(|o| o.check == check.id)
-                .collect();
+            let outcomes: Vec<&Outcome> = result.outcomes.iter().filter(|o| o.check == check.id).collect();
             if outcomes.is_empty() {
                 continue;
             }
             let status = if check_status(&outcomes) == Status::Fail {
-                let failures: Vec<String> = outcomes
-                    .iter()
-                    .filter(|o| o.status == Status::Fail)
-                    .map(|o| o.line())
-                    .collect();
+                let failures: Vec<String> =
+                    outcomes.iter().filter(|o| o.status == Status::Fail).map(|o| o.line()).collect();
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 status.set_message(failures[0].clone());
                 status.set_description(failures.join("\n"));
@@ -180,10 +159,7 @@ fn junit(run: &StaticRun, skipped: &[Skipped]) -> Result<String, ReportError> {
 
 fn markdown(run: &StaticRun, skipped: &[Skipped]) -> String {
     let groups = grouped(run);
-    let failed: Vec<_> = groups
-        .iter()
-        .filter(|(_, _, o)| check_status(o) == Status::Fail)
-        .collect();
+    let failed: Vec<_> = groups.iter().filter(|(_, _, o)| check_status(o) == Status::Fail).collect();
     let mut md = String::from("# CBAM conformance\n\n");
     md.push_str(&format!(
         "**{}**: {} checks passed, {} failed, {} tiers skipped (static tier {:.0} ms, kustomize {}).\n\n",
@@ -195,15 +171,10 @@ fn markdown(run: &StaticRun, skipped: &[Skipped]) -> String {
         run.kustomize
     ));
     for skip in skipped {
-        md.push_str(&format!(
-            "> **{} tier not run**: {}\n\n",
-            skip.tier, skip.reason
-        ));
+        md.push_str(&format!("> **{} tier not run**: {}\n\n", skip.tier, skip.reason));
     }
     if !failed.is_empty() {
-        md.push_str(
-            "| env | check | object | fact | expected | found |\n|---|---|---|---|---|---|\n",
-        );
+        md.push_str("| env | check | object | fact | expected | found |\n|---|---|---|---|---|---|\n");
         for (env, id, outcomes) in &failed {
             for o in outcomes.iter().filter(|o| o.status == Status::Fail) {
                 md.push_str(&format!(
@@ -219,10 +190,7 @@ fn markdown(run: &StaticRun, skipped: &[Skipped]) -> String {
     }
     for result in &run.results {
         if let Some((up, down)) = &result.hpa_timeline {
-            md.push_str(&format!(
-                "Predicted HPA timeline ({}): scale-up `{up}`; scale-down `{down}`.\n\n",
-                result.env
-            ));
+            md.push_str(&format!("Predicted HPA timeline ({}): scale-up `{up}`; scale-down `{down}`.\n\n", result.env));
         }
     }
     md
@@ -230,26 +198,17 @@ fn markdown(run: &StaticRun, skipped: &[Skipped]) -> String {
 
 pub fn write(dir: &Path, run: &StaticRun, skipped: &[Skipped]) -> Result<(), ReportError> {
     for result in &run.results {
-        write_atomic(
-            &dir.join("rendered").join(format!("{}.yaml", result.env)),
-            &result.rendered,
-        )?;
+        write_atomic(&dir.join("rendered").join(format!("{}.yaml", result.env)), &result.rendered)?;
     }
     write_atomic(&dir.join("junit.xml"), &junit(run, skipped)?)?;
     write_atomic(&dir.join("summary.md"), &markdown(run, skipped))?;
     // Last: summary.json is what a gate reads, so it appears only when the rest is there.
-    write_atomic(
-        &dir.join("summary.json"),
-        &format!("{:#}\n", summary_json(run, skipped)),
-    )
+    write_atomic(&dir.join("summary.json"), &format!("{:#}\n", summary_json(run, skipped)))
 }
 
 /// Counts of checks (environment x check id): passed and failed.
 pub fn counts(run: &StaticRun) -> (usize, usize) {
     let groups = grouped(run);
-    let failed = groups
-        .iter()
-        .filter(|(_, _, o)| check_status(o) == Status::Fail)
-        .count();
+    let failed = groups.iter().filter(|(_, _, o)| check_status(o) == Status::Fail).count();
     (groups.len() - failed, failed)
 }

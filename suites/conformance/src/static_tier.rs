@@ -14,12 +14,7 @@ use crate::outcome::{Outcome, Recorder, Status};
 use crate::render::{Kustomize, RenderError};
 
 /// Governance manifests, applied with `kubectl apply -f` in production.
-pub const GOVERNANCE_FILES: [&str; 4] = [
-    "resourcequota.yaml",
-    "limitrange.yaml",
-    "pdb.yaml",
-    "hpa.yaml",
-];
+pub const GOVERNANCE_FILES: [&str; 4] = ["resourcequota.yaml", "limitrange.yaml", "pdb.yaml", "hpa.yaml"];
 pub const SUMMARY_FILE: &str = "INFRASTRUCTURE_SUMMARY.md";
 
 #[derive(Debug, thiserror::Error)]
@@ -78,39 +73,22 @@ impl StaticRun {
 
     /// The ids of the checks that failed on `env`, in report order.
     pub fn failed_checks(&self, env: Env) -> Vec<&'static str> {
-        let mut ids: Vec<&'static str> = self
-            .outcomes()
-            .filter(|o| o.env == env && o.status == Status::Fail)
-            .map(|o| o.check)
-            .collect();
+        let mut ids: Vec<&'static str> =
+            self.outcomes().filter(|o| o.env == env && o.status == Status::Fail).map(|o| o.check).collect();
         ids.dedup();
         ids
     }
 }
 
 fn read(path: &Path) -> Result<String, InputError> {
-    std::fs::read_to_string(path).map_err(|source| InputError::Read {
-        path: path.to_owned(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| InputError::Read { path: path.to_owned(), source })
 }
 
 fn require_dir(what: &'static str, path: &Path) -> Result<(), InputError> {
-    if path.is_dir() {
-        Ok(())
-    } else {
-        Err(InputError::MissingDir {
-            what,
-            path: path.to_owned(),
-        })
-    }
+    if path.is_dir() { Ok(()) } else { Err(InputError::MissingDir { what, path: path.to_owned() }) }
 }
 
-fn render(
-    kustomize: &Kustomize,
-    infra: &Path,
-    env: Env,
-) -> Result<(Vec<Object>, String, Duration), InputError> {
+fn render(kustomize: &Kustomize, infra: &Path, env: Env) -> Result<(Vec<Object>, String, Duration), InputError> {
     let started = Instant::now();
     let overlay = infra.join("kustomize/overlays").join(env.as_str());
     require_dir("overlay", &overlay)?;
@@ -156,9 +134,8 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
         }
         let mut results = Vec::new();
         for (handle, &env) in renders.into_iter().zip(&options.envs) {
-            let (overlay, rendered, render_time) = handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            let (overlay, rendered, render_time) =
+                handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
             let fixture = &expectations.environments[&env];
             let cx = Context {
                 env,
@@ -189,9 +166,5 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
         Ok::<_, InputError>((results, version))
     })?;
     let (results, kustomize) = version;
-    Ok(StaticRun {
-        results,
-        kustomize,
-        elapsed: started.elapsed(),
-    })
+    Ok(StaticRun { results, kustomize, elapsed: started.elapsed() })
 }

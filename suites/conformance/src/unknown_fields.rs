@@ -19,11 +19,7 @@ fn walk(original: &Value, round_trip: &Value, path: String, found: &mut Vec<Stri
                 if value.is_null() {
                     continue;
                 }
-                let child = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
+                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
                 match right.get(key) {
                     Some(other) => walk(value, other, child, found),
                     None => found.push(child),
@@ -46,13 +42,9 @@ mod tests {
 
     #[test]
     fn reports_nested_unknown_keys_with_their_path() {
-        let original =
-            json!({"spec": {"containers": [{"name": "a", "livenessprobe": {}}]}, "x": null});
+        let original = json!({"spec": {"containers": [{"name": "a", "livenessprobe": {}}]}, "x": null});
         let round_trip = json!({"spec": {"containers": [{"name": "a"}]}});
-        assert_eq!(
-            unknown_fields(&original, &round_trip),
-            ["spec.containers[0].livenessprobe"]
-        );
+        assert_eq!(unknown_fields(&original, &round_trip), ["spec.containers[0].livenessprobe"]);
     }
 
     #[test]

@@ -41,11 +41,7 @@ fn infra_copy() -> (tempfile::TempDir, PathBuf) {
 fn edit(infra: &Path, file: &str, find: &str, replace: &str) {
     let path = infra.join(file);
     let original = std::fs::read_to_string(&path).expect("read infra file");
-    assert_eq!(
-        original.matches(find).count(),
-        1,
-        "{find:?} must occur once in {file}"
-    );
+    assert_eq!(original.matches(find).count(), 1, "{find:?} must occur once in {file}");
     std::fs::write(&path, original.replacen(find, replace, 1)).expect("write infra file");
 }
 
@@ -53,23 +49,14 @@ fn edit(infra: &Path, file: &str, find: &str, replace: &str) {
 fn all_environments_conform_statically() {
     let report = tempfile::tempdir().expect("temp dir");
     let out = conformance(&["all", "--tier", "static"], report.path());
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
     let json = summary(report.path());
     assert_eq!(json["status"], "pass");
     assert_eq!(json["counts"]["failed"], 0);
     assert_eq!(json["environments"].as_array().map(Vec::len), Some(3));
     assert!(report.path().join("junit.xml").is_file());
     assert!(report.path().join("rendered/production.yaml").is_file());
-    assert!(
-        text(&out.stdout).contains("3 -> 5 @0s -> 8 @60s -> 12 @120s -> 15 @180s"),
-        "prints the HPA timeline"
-    );
+    assert!(text(&out.stdout).contains("3 -> 5 @0s -> 8 @60s -> 12 @120s -> 15 @180s"), "prints the HPA timeline");
 }
 
 #[test]
@@ -77,11 +64,7 @@ fn skipped_live_tier_is_loud_and_not_counted_as_passed() {
     let report = tempfile::tempdir().expect("temp dir");
     let out = conformance(&["production"], report.path());
     assert_eq!(out.status.code(), Some(0));
-    assert!(
-        text(&out.stderr).contains("LIVE TIER SKIPPED"),
-        "stderr:\n{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("LIVE TIER SKIPPED"), "stderr:\n{}", text(&out.stderr));
     let json = summary(report.path());
     assert_eq!(json["counts"]["skipped"], 1);
     assert_eq!(json["skipped"][0]["tier"], "live");
@@ -94,20 +77,13 @@ fn a_failed_check_exits_1_with_one_line_naming_check_object_expected_found() {
     let (_dir, infra) = infra_copy();
     edit(&infra, "pdb.yaml", "minAvailable: 2", "minAvailable: 3");
     let report = tempfile::tempdir().expect("temp dir");
-    let out = conformance(
-        &[
-            "production",
-            "--tier",
-            "static",
-            "--infra",
-            infra.to_str().expect("utf-8"),
-        ],
-        report.path(),
-    );
+    let out =
+        conformance(&["production", "--tier", "static", "--infra", infra.to_str().expect("utf-8")], report.path());
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.lines().any(|l| l == "FAIL [production] pdb: PodDisruptionBudget gl-cbam/cbam-api-pdb minAvailable: expected 2, found 3"),
+        stdout.lines().any(|l| l
+            == "FAIL [production] pdb: PodDisruptionBudget gl-cbam/cbam-api-pdb minAvailable: expected 2, found 3"),
         "{stdout}"
     );
     assert_eq!(summary(report.path())["status"], "fail");
@@ -124,11 +100,7 @@ fn usage_and_input_errors_exit_2(#[case] args: &[&str], #[case] message: &str) {
     let report = tempfile::tempdir().expect("temp dir");
     let out = conformance(args, report.path());
     assert_eq!(out.status.code(), Some(2), "stdout:\n{}", text(&out.stdout));
-    assert!(
-        text(&out.stderr).contains(message),
-        "stderr:\n{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains(message), "stderr:\n{}", text(&out.stderr));
 }
 
 #[rstest]
@@ -138,24 +110,14 @@ fn usage_and_input_errors_exit_2(#[case] args: &[&str], #[case] message: &str) {
     "  type: [ClusterIP\n",
     "service.yaml"
 )]
-#[case::malformed_governance_yaml(
-    "hpa.yaml",
-    "  minReplicas: 3\n",
-    "  minReplicas: [3\n",
-    "hpa.yaml"
-)]
+#[case::malformed_governance_yaml("hpa.yaml", "  minReplicas: 3\n", "  minReplicas: [3\n", "hpa.yaml")]
 #[case::unknown_field(
     "kustomize/base/deployment.yaml",
     "terminationGracePeriodSeconds: 30",
     "terminationGracePeriod: 30",
     "unknown field(s) spec.template.spec.terminationGracePeriod"
 )]
-#[case::wrong_type(
-    "pdb.yaml",
-    "minAvailable: 2",
-    "minAvailable: [2]",
-    "decode PodDisruptionBudget cbam-api-pdb"
-)]
+#[case::wrong_type("pdb.yaml", "minAvailable: 2", "minAvailable: [2]", "decode PodDisruptionBudget cbam-api-pdb")]
 #[case::unknown_kind(
     "limitrange.yaml",
     "apiVersion: v1\nkind: LimitRange",
@@ -178,31 +140,12 @@ fn bad_input_exits_2_naming_the_file_and_reason(
     edit(&infra, file, find, replace);
     let report = tempfile::tempdir().expect("temp dir");
     // A stale success must not survive a run that errors.
-    std::fs::write(report.path().join("summary.json"), r#"{"status":"pass"}"#)
-        .expect("stale report");
-    let out = conformance(
-        &[
-            "all",
-            "--tier",
-            "static",
-            "--infra",
-            infra.to_str().expect("utf-8"),
-        ],
-        report.path(),
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    std::fs::write(report.path().join("summary.json"), r#"{"status":"pass"}"#).expect("stale report");
+    let out = conformance(&["all", "--tier", "static", "--infra", infra.to_str().expect("utf-8")], report.path());
+    assert_eq!(out.status.code(), Some(2), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(stderr.starts_with("error: failed to "), "{stderr}");
-    assert!(
-        stderr.contains(message),
-        "expected {message:?} in:\n{stderr}"
-    );
+    assert!(stderr.contains(message), "expected {message:?} in:\n{stderr}");
     assert_eq!(summary(report.path())["status"], "error");
     assert!(!report.path().join("junit.xml").exists());
 }
@@ -218,17 +161,7 @@ fn a_committed_secret_fails_without_its_value_reaching_any_output() {
     ));
     std::fs::write(&path, yaml).expect("write");
     let report = tempfile::tempdir().expect("temp dir");
-    let out = conformance(
-        &[
-            "dev",
-            "--tier",
-            "static",
-            "-v",
-            "--infra",
-            infra.to_str().expect("utf-8"),
-        ],
-        report.path(),
-    );
+    let out = conformance(&["dev", "--tier", "static", "-v", "--infra", infra.to_str().expect("utf-8")], report.path());
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("secret-not-committed"));
     assert!(!text(&out.stdout).contains(VALUE) && !text(&out.stderr).contains(VALUE));

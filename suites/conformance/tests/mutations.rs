@@ -32,11 +32,8 @@ fn run_mutation(m: &Mutation) -> Result<(), Failed> {
     if failed == expected {
         return Ok(());
     }
-    let lines: Vec<String> = run
-        .outcomes()
-        .filter(|o| o.status == cbam_conformance::outcome::Status::Fail)
-        .map(|o| o.line())
-        .collect();
+    let lines: Vec<String> =
+        run.outcomes().filter(|o| o.status == cbam_conformance::outcome::Status::Fail).map(|o| o.line()).collect();
     Err(format!(
         "mutation {} on {}: expected failing checks {expected:?}, found {failed:?}\n{}",
         m.name,
@@ -47,20 +44,14 @@ fn run_mutation(m: &Mutation) -> Result<(), Failed> {
 }
 
 fn coverage(mutations: &[Mutation]) -> Result<(), Failed> {
-    let broken: BTreeSet<&str> = mutations
-        .iter()
-        .flat_map(|m| m.fails.iter().map(String::as_str))
-        .collect();
+    let broken: BTreeSet<&str> = mutations.iter().flat_map(|m| m.fails.iter().map(String::as_str)).collect();
     let known: BTreeSet<&str> = CHECKS.iter().map(|c| c.id).collect();
     let uncovered: Vec<&&str> = known.difference(&broken).collect();
     let unknown: Vec<&&str> = broken.difference(&known).collect();
     if uncovered.is_empty() && unknown.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "checks no mutation breaks: {uncovered:?}; unknown check ids in mutations: {unknown:?}"
-        )
-        .into())
+        Err(format!("checks no mutation breaks: {uncovered:?}; unknown check ids in mutations: {unknown:?}").into())
     }
 }
 
@@ -82,9 +73,6 @@ fn main() {
         trials.push(Trial::test(name, move || run_mutation(&all[index])));
     }
     let all = mutations.clone();
-    trials.push(Trial::test(
-        "every_check_is_broken_by_a_mutation",
-        move || coverage(&all),
-    ));
+    trials.push(Trial::test("every_check_is_broken_by_a_mutation", move || coverage(&all)));
     libtest_mimic::run(&args, trials).exit();
 }

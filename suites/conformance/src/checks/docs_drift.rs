@@ -46,27 +46,19 @@ pub(crate) fn tables(markdown: &str) -> Vec<Table> {
 
 impl Table {
     fn column(&self, name: &str) -> Option<usize> {
-        self.header
-            .iter()
-            .position(|h| h.eq_ignore_ascii_case(name))
+        self.header.iter().position(|h| h.eq_ignore_ascii_case(name))
     }
 
     fn cell(&self, row_key: &str, column: &str) -> Option<&str> {
         let col = self.column(column)?;
-        let row = self
-            .rows
-            .iter()
-            .find(|r| r.first().is_some_and(|c| c.eq_ignore_ascii_case(row_key)))?;
+        let row = self.rows.iter().find(|r| r.first().is_some_and(|c| c.eq_ignore_ascii_case(row_key)))?;
         row.get(col).map(String::as_str)
     }
 }
 
 fn find<'t>(tables: &'t [Table], first_header: &str, other_header: &str) -> Option<&'t Table> {
     tables.iter().find(|t| {
-        t.header
-            .first()
-            .is_some_and(|h| h.eq_ignore_ascii_case(first_header))
-            && t.column(other_header).is_some()
+        t.header.first().is_some_and(|h| h.eq_ignore_ascii_case(first_header)) && t.column(other_header).is_some()
     })
 }
 
@@ -79,11 +71,7 @@ fn replicas(env: &Environment, static_word: bool) -> String {
 }
 
 fn enabled(on: bool) -> String {
-    if on {
-        "Enabled".to_owned()
-    } else {
-        "Disabled".to_owned()
-    }
+    if on { "Enabled".to_owned() } else { "Disabled".to_owned() }
 }
 
 fn quantity(map: &std::collections::BTreeMap<String, String>, key: &str) -> String {
@@ -122,30 +110,9 @@ fn comparison_cells(env: &Environment, governance: &Governance) -> Vec<(&'static
     };
     vec![
         ("Replicas", replicas(env, true)),
-        (
-            "CPU",
-            format!(
-                "request {}, limit {}",
-                quantity(&res.requests, "cpu"),
-                quantity(&res.limits, "cpu")
-            ),
-        ),
-        (
-            "Memory",
-            format!(
-                "request {}, limit {}",
-                quantity(&res.requests, "memory"),
-                quantity(&res.limits, "memory")
-            ),
-        ),
-        (
-            "Autoscaling",
-            if matches!(env.replicas, Replicas::Hpa { .. }) {
-                "Yes (HPA)".into()
-            } else {
-                "No".into()
-            },
-        ),
+        ("CPU", format!("request {}, limit {}", quantity(&res.requests, "cpu"), quantity(&res.limits, "cpu"))),
+        ("Memory", format!("request {}, limit {}", quantity(&res.requests, "memory"), quantity(&res.limits, "memory"))),
+        ("Autoscaling", if matches!(env.replicas, Replicas::Hpa { .. }) { "Yes (HPA)".into() } else { "No".into() }),
         ("Hostname", env.hostname.clone()),
         ("TLS Issuer", env.tls_issuer.clone()),
         ("API Docs", enabled(env.app.api_docs)),
@@ -154,11 +121,7 @@ fn comparison_cells(env: &Environment, governance: &Governance) -> Vec<(&'static
         ("CORS", cors_text),
         (
             "Disruption Budget",
-            if env.governance {
-                format!("PDB minAvailable {}", governance.pdb.min_available)
-            } else {
-                "None".into()
-            },
+            if env.governance { format!("PDB minAvailable {}", governance.pdb.min_available) } else { "None".into() },
         ),
     ]
 }
@@ -167,44 +130,23 @@ fn comparison_cells(env: &Environment, governance: &Governance) -> Vec<(&'static
 fn governance_cells(g: &Governance) -> Vec<(String, String)> {
     let hpa = &g.hpa;
     let mut cells = vec![
-        (
-            "HPA replicas".to_owned(),
-            format!("{}-{}", hpa.min_replicas, hpa.max_replicas),
-        ),
-        (
-            "HPA CPU target".to_owned(),
-            format!("{}%", hpa.cpu_utilization),
-        ),
-        (
-            "HPA memory target".to_owned(),
-            format!("{}%", hpa.memory_utilization),
-        ),
+        ("HPA replicas".to_owned(), format!("{}-{}", hpa.min_replicas, hpa.max_replicas)),
+        ("HPA CPU target".to_owned(), format!("{}%", hpa.cpu_utilization)),
+        ("HPA memory target".to_owned(), format!("{}%", hpa.memory_utilization)),
         (
             "HPA custom metric".to_owned(),
-            format!(
-                "{} (average {})",
-                hpa.pods_metric.name, hpa.pods_metric.average_value
-            ),
+            format!("{} (average {})", hpa.pods_metric.name, hpa.pods_metric.average_value),
         ),
-        (
-            "HPA scale-up timeline".to_owned(),
-            describe(hpa.min_replicas, &hpa.predicted.scale_up),
-        ),
-        (
-            "PDB minAvailable".to_owned(),
-            g.pdb.min_available.to_string(),
-        ),
+        ("HPA scale-up timeline".to_owned(), describe(hpa.min_replicas, &hpa.predicted.scale_up)),
+        ("PDB minAvailable".to_owned(), g.pdb.min_available.to_string()),
     ];
     for (key, value) in &g.resource_quota.hard {
         cells.push((format!("Quota {key}"), value.clone()));
     }
     let c = &g.limit_range.container;
-    for (name, map) in [
-        ("default", &c.default),
-        ("defaultRequest", &c.default_request),
-        ("min", &c.min),
-        ("max", &c.max),
-    ] {
+    for (name, map) in
+        [("default", &c.default), ("defaultRequest", &c.default_request), ("min", &c.min), ("max", &c.max)]
+    {
         for (key, value) in map {
             cells.push((format!("LimitRange {name} {key}"), value.clone()));
         }
@@ -212,25 +154,13 @@ fn governance_cells(g: &Governance) -> Vec<(String, String)> {
     cells
 }
 
-fn compare(
-    r: &mut Recorder,
-    table: Option<&Table>,
-    title: &str,
-    row: &str,
-    column: &str,
-    want: &str,
-) {
+fn compare(r: &mut Recorder, table: Option<&Table>, title: &str, row: &str, column: &str, want: &str) {
     let object = format!("{DOC} table '{title}'");
     match table {
         None => r.missing(&object, "table"),
         Some(t) => {
             let found = t.cell(row, column).map(str::to_owned);
-            r.equal(
-                &object,
-                &format!("cell [{row}] x [{column}]"),
-                normalize(want),
-                shown(found),
-            );
+            r.equal(&object, &format!("cell [{row}] x [{column}]"), normalize(want), shown(found));
         }
     }
 }
@@ -240,25 +170,11 @@ pub(crate) fn docs_drift(cx: &Context, r: &mut Recorder) {
     let env = cx.fixture;
     let overlays = find(&tables, "Environment", "Namespace");
     for (column, want) in overlay_cells(env) {
-        compare(
-            r,
-            overlays,
-            "Environment Overlays",
-            &env.display_name,
-            column,
-            &want,
-        );
+        compare(r, overlays, "Environment Overlays", &env.display_name, column, &want);
     }
     let comparison = find(&tables, "Feature", &env.display_name);
     for (row, want) in comparison_cells(env, cx.governance_fixture) {
-        compare(
-            r,
-            comparison,
-            "Environment Comparison",
-            row,
-            &env.display_name,
-            &want,
-        );
+        compare(r, comparison, "Environment Comparison", row, &env.display_name, &want);
     }
     if env.governance {
         let governance = find(&tables, "Setting", "Value");

@@ -10,12 +10,7 @@ use crate::quantity::Quantity;
 
 fn namespace(cx: &Context, r: &mut Recorder, object: &str, found: Option<&String>) {
     // Governance must land in the environment it governs.
-    r.equal(
-        object,
-        "metadata.namespace",
-        cx.fixture.namespace.clone(),
-        shown(found),
-    );
+    r.equal(object, "metadata.namespace", cx.fixture.namespace.clone(), shown(found));
 }
 
 fn resource_target(metrics: &[MetricSpec], name: &str) -> Option<String> {
@@ -27,21 +22,9 @@ fn resource_target(metrics: &[MetricSpec], name: &str) -> Option<String> {
 }
 
 /// Rules as one comparable line: `window 300s, select Min, Percent 25/60s, Pods 1/60s`.
-pub(crate) fn rules_line(
-    window: Option<i32>,
-    select: Option<&str>,
-    policies: Vec<(String, i32, i32)>,
-) -> String {
-    let policies: Vec<String> = policies
-        .iter()
-        .map(|(t, v, p)| format!("{t} {v}/{p}s"))
-        .collect();
-    format!(
-        "window {}s, select {}, {}",
-        shown(window),
-        select.unwrap_or("Max (default)"),
-        policies.join(", ")
-    )
+pub(crate) fn rules_line(window: Option<i32>, select: Option<&str>, policies: Vec<(String, i32, i32)>) -> String {
+    let policies: Vec<String> = policies.iter().map(|(t, v, p)| format!("{t} {v}/{p}s")).collect();
+    format!("window {}s, select {}, {}", shown(window), select.unwrap_or("Max (default)"), policies.join(", "))
 }
 
 fn fixture_rules(rules: &ScalingRules) -> String {
@@ -61,28 +44,15 @@ fn fixture_rules(rules: &ScalingRules) -> String {
             (kind.to_owned(), p.value, p.period_seconds)
         })
         .collect();
-    rules_line(
-        Some(rules.stabilization_window_seconds),
-        Some(select),
-        policies,
-    )
+    rules_line(Some(rules.stabilization_window_seconds), Some(select), policies)
 }
 
 fn spec_rules(rules: Option<&HPAScalingRules>) -> String {
     let Some(rules) = rules else {
         return "absent (Kubernetes defaults)".to_owned();
     };
-    let policies = rules
-        .policies
-        .iter()
-        .flatten()
-        .map(|p| (p.type_.clone(), p.value, p.period_seconds))
-        .collect();
-    rules_line(
-        rules.stabilization_window_seconds,
-        rules.select_policy.as_deref(),
-        policies,
-    )
+    let policies = rules.policies.iter().flatten().map(|p| (p.type_.clone(), p.value, p.period_seconds)).collect();
+    rules_line(rules.stabilization_window_seconds, rules.select_policy.as_deref(), policies)
 }
 
 pub(crate) fn hpa(cx: &Context, r: &mut Recorder) {
@@ -91,28 +61,13 @@ pub(crate) fn hpa(cx: &Context, r: &mut Recorder) {
     let Some(hpa) = cx.hpa() else {
         return r.missing(&object, "object");
     };
-    r.equal(
-        &object,
-        "metadata.name",
-        want.name.clone(),
-        shown(hpa.metadata.name.clone()),
-    );
+    r.equal(&object, "metadata.name", want.name.clone(), shown(hpa.metadata.name.clone()));
     namespace(cx, r, &object, hpa.metadata.namespace.as_ref());
     let Some(spec) = hpa.spec.as_ref() else {
         return r.missing(&object, "spec");
     };
-    r.equal(
-        &object,
-        "minReplicas",
-        want.min_replicas.to_string(),
-        shown(spec.min_replicas),
-    );
-    r.equal(
-        &object,
-        "maxReplicas",
-        want.max_replicas.to_string(),
-        spec.max_replicas.to_string(),
-    );
+    r.equal(&object, "minReplicas", want.min_replicas.to_string(), shown(spec.min_replicas));
+    r.equal(&object, "maxReplicas", want.max_replicas.to_string(), spec.max_replicas.to_string());
     let metrics = spec.metrics.clone().unwrap_or_default();
     r.equal(
         &object,
@@ -126,10 +81,7 @@ pub(crate) fn hpa(cx: &Context, r: &mut Recorder) {
         format!("Utilization {}", want.memory_utilization),
         shown(resource_target(&metrics, "memory")),
     );
-    let pods = metrics
-        .iter()
-        .filter_map(|m| m.pods.as_ref())
-        .find(|p| p.metric.name == want.pods_metric.name);
+    let pods = metrics.iter().filter_map(|m| m.pods.as_ref()).find(|p| p.metric.name == want.pods_metric.name);
     let pods_target = pods.map(|p| {
         let value = p.target.average_value.as_ref().map(|q| q.0.clone());
         (p.target.type_.clone(), value)
@@ -172,31 +124,20 @@ pub(crate) fn pdb(cx: &Context, r: &mut Recorder) {
     let Some(pdb) = cx.pdb() else {
         return r.missing(&object, "object");
     };
-    r.equal(
-        &object,
-        "metadata.name",
-        want.name.clone(),
-        shown(pdb.metadata.name.clone()),
-    );
+    r.equal(&object, "metadata.name", want.name.clone(), shown(pdb.metadata.name.clone()));
     namespace(cx, r, &object, pdb.metadata.namespace.as_ref());
     let spec = pdb.spec.as_ref();
     r.equal(
         &object,
         "minAvailable",
         want.min_available.to_string(),
-        shown(
-            spec.and_then(|s| s.min_available.as_ref())
-                .map(int_or_string),
-        ),
+        shown(spec.and_then(|s| s.min_available.as_ref()).map(int_or_string)),
     );
     r.equal(
         &object,
         "maxUnavailable",
         "absent".to_owned(),
-        shown(
-            spec.and_then(|s| s.max_unavailable.as_ref())
-                .map(int_or_string),
-        ),
+        shown(spec.and_then(|s| s.max_unavailable.as_ref()).map(int_or_string)),
     );
 }
 
@@ -206,12 +147,7 @@ pub(crate) fn resource_quota(cx: &Context, r: &mut Recorder) {
     let Some(quota) = cx.quota() else {
         return r.missing(&object, "object");
     };
-    r.equal(
-        &object,
-        "metadata.name",
-        want.name.clone(),
-        shown(quota.metadata.name.clone()),
-    );
+    r.equal(&object, "metadata.name", want.name.clone(), shown(quota.metadata.name.clone()));
     namespace(cx, r, &object, quota.metadata.namespace.as_ref());
     let hard = quota.spec.as_ref().and_then(|s| s.hard.as_ref());
     compare_quantities(r, &object, "hard", &want.hard, hard);
@@ -223,29 +159,14 @@ pub(crate) fn limit_range(cx: &Context, r: &mut Recorder) {
     let Some(range) = cx.limit_range() else {
         return r.missing(&object, "object");
     };
-    r.equal(
-        &object,
-        "metadata.name",
-        want.name.clone(),
-        shown(range.metadata.name.clone()),
-    );
+    r.equal(&object, "metadata.name", want.name.clone(), shown(range.metadata.name.clone()));
     namespace(cx, r, &object, range.metadata.namespace.as_ref());
-    let Some(item) = range
-        .spec
-        .as_ref()
-        .and_then(|s| s.limits.iter().find(|l| l.type_ == "Container"))
-    else {
+    let Some(item) = range.spec.as_ref().and_then(|s| s.limits.iter().find(|l| l.type_ == "Container")) else {
         return r.missing(&object, "limits[type=Container]");
     };
     let c = &want.container;
     compare_quantities(r, &object, "default", &c.default, item.default.as_ref());
-    compare_quantities(
-        r,
-        &object,
-        "defaultRequest",
-        &c.default_request,
-        item.default_request.as_ref(),
-    );
+    compare_quantities(r, &object, "defaultRequest", &c.default_request, item.default_request.as_ref());
     compare_quantities(r, &object, "min", &c.min, item.min.as_ref());
     compare_quantities(r, &object, "max", &c.max, item.max.as_ref());
 }

@@ -3,9 +3,7 @@
 //! selectPolicy) at its default 15 s sync period, so the live tier has a
 //! timeline to compare the observed autoscaling against.
 
-use k8s_openapi::api::autoscaling::v2::{
-    HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler,
-};
+use k8s_openapi::api::autoscaling::v2::{HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler};
 
 use crate::context::Context;
 use crate::fixtures::Step;
@@ -32,11 +30,7 @@ impl Rules {
             (300, vec![("Percent".into(), 100, 15)])
         };
         let Some(spec) = spec else {
-            return Rules {
-                window,
-                select: "Max".into(),
-                policies,
-            };
+            return Rules { window, select: "Max".into(), policies };
         };
         let policies = match &spec.policies {
             Some(list) => list
@@ -60,11 +54,7 @@ struct Event {
 }
 
 fn changed_within(events: &[Event], now: i64, period: i64, up: bool) -> i32 {
-    events
-        .iter()
-        .filter(|e| e.at + period > now && (e.change > 0) == up)
-        .map(|e| e.change.abs())
-        .sum()
+    events.iter().filter(|e| e.at + period > now && (e.change > 0) == up).map(|e| e.change.abs()).sum()
 }
 
 #[expect(clippy::cast_possible_truncation, reason = "replica counts are small")]
@@ -97,13 +87,7 @@ fn limit(rules: &Rules, current: i32, events: &[Event], now: i64, up: bool) -> i
 
 /// Replays syncs from `start` replicas: recommendations are `before` up to
 /// t=0 and `after` from the first sync after it.
-fn replay(
-    hpa: &HorizontalPodAutoscaler,
-    start: i32,
-    before: i32,
-    after: i32,
-    first_sync: i64,
-) -> Vec<Step> {
+fn replay(hpa: &HorizontalPodAutoscaler, start: i32, before: i32, after: i32, first_sync: i64) -> Vec<Step> {
     let Some(spec) = hpa.spec.as_ref() else {
         return Vec::new();
     };
@@ -112,49 +96,28 @@ fn replay(
     let up = Rules::from_spec(behavior.and_then(|b| b.scale_up.as_ref()), true);
     let down = Rules::from_spec(behavior.and_then(|b| b.scale_down.as_ref()), false);
     let longest = up.window.max(down.window);
-    let mut history: Vec<(i64, i32)> = (0..=longest / SYNC_SECONDS)
-        .map(|k| (-k * SYNC_SECONDS, before))
-        .collect();
+    let mut history: Vec<(i64, i32)> = (0..=longest / SYNC_SECONDS).map(|k| (-k * SYNC_SECONDS, before)).collect();
     let (mut current, mut events, mut steps) = (start, Vec::<Event>::new(), Vec::new());
     let mut now = first_sync;
     while now <= HORIZON_SECONDS {
         let raw = after;
-        let in_window = |window: i64| {
-            history
-                .iter()
-                .filter(move |(at, _)| *at > now - window)
-                .map(|(_, r)| *r)
-        };
+        let in_window = |window: i64| history.iter().filter(move |(at, _)| *at > now - window).map(|(_, r)| *r);
         let up_rec = in_window(up.window).fold(raw, i32::min);
         let down_rec = in_window(down.window).fold(raw, i32::max);
         let stabilized = current.max(up_rec).min(down_rec);
         history.push((now, raw));
         let desired = if stabilized > current {
-            stabilized.min(
-                limit(&up, current, &events, now, true)
-                    .max(current)
-                    .min(max),
-            )
+            stabilized.min(limit(&up, current, &events, now, true).max(current).min(max))
         } else if stabilized < current {
-            stabilized.max(
-                limit(&down, current, &events, now, false)
-                    .min(current)
-                    .max(min),
-            )
+            stabilized.max(limit(&down, current, &events, now, false).min(current).max(min))
         } else {
             current
         };
         let desired = desired.clamp(min, max);
         if desired != current {
-            events.push(Event {
-                at: now,
-                change: desired - current,
-            });
+            events.push(Event { at: now, change: desired - current });
             current = desired;
-            steps.push(Step {
-                at: u32::try_from(now).unwrap_or(u32::MAX),
-                replicas: current,
-            });
+            steps.push(Step { at: u32::try_from(now).unwrap_or(u32::MAX), replicas: current });
         }
         if current == after.clamp(min, max) {
             break;
@@ -239,29 +202,14 @@ spec:
     #[test]
     fn documented_behavior_scales_up_in_four_minute_steps() {
         let (up, _) = predict(&hpa(DOCUMENTED));
-        assert_eq!(
-            describe(3, &up),
-            "3 -> 5 @0s -> 8 @60s -> 12 @120s -> 15 @180s"
-        );
+        assert_eq!(describe(3, &up), "3 -> 5 @0s -> 8 @60s -> 12 @120s -> 15 @180s");
     }
 
     #[test]
     fn documented_behavior_scales_down_one_pod_a_minute_after_the_window() {
         let (_, down) = predict(&hpa(DOCUMENTED));
-        assert_eq!(
-            down.first(),
-            Some(&Step {
-                at: 300,
-                replicas: 14
-            })
-        );
-        assert_eq!(
-            down.last(),
-            Some(&Step {
-                at: 960,
-                replicas: 3
-            })
-        );
+        assert_eq!(down.first(), Some(&Step { at: 300, replicas: 14 }));
+        assert_eq!(down.last(), Some(&Step { at: 960, replicas: 3 }));
         assert_eq!(down.len(), 12);
     }
 
@@ -273,13 +221,7 @@ spec:
         );
         let (up, _) = predict(&hpa(&slow));
         assert_eq!(up.len(), 12);
-        assert_eq!(
-            up.last(),
-            Some(&Step {
-                at: 660,
-                replicas: 15
-            })
-        );
+        assert_eq!(up.last(), Some(&Step { at: 660, replicas: 15 }));
     }
 
     #[test]

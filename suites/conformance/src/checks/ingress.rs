@@ -13,10 +13,7 @@ const LIMIT_RPM: &str = "nginx.ingress.kubernetes.io/limit-rpm";
 
 fn with_ingress(cx: &Context, r: &mut Recorder, check: impl FnOnce(&Ingress, &str, &mut Recorder)) {
     let object = cx.label_of("Ingress", &cx.workload.ingress.name);
-    match cx
-        .ingress()
-        .filter(|i| i.metadata.name.as_deref() == Some(&cx.workload.ingress.name))
-    {
+    match cx.ingress().filter(|i| i.metadata.name.as_deref() == Some(&cx.workload.ingress.name)) {
         Some(ingress) => check(ingress, &object, r),
         None => r.missing(&object, "object"),
     }
@@ -27,35 +24,19 @@ fn annotation(ingress: &Ingress, key: &str) -> Option<String> {
 }
 
 pub(crate) fn rule_hosts(ingress: &Ingress) -> Vec<String> {
-    ingress
-        .spec
-        .iter()
-        .flat_map(|s| s.rules.iter().flatten())
-        .filter_map(|rule| rule.host.clone())
-        .collect()
+    ingress.spec.iter().flat_map(|s| s.rules.iter().flatten()).filter_map(|rule| rule.host.clone()).collect()
 }
 
 pub(crate) fn host(cx: &Context, r: &mut Recorder) {
     with_ingress(cx, r, |ingress, object, r| {
-        r.equal(
-            object,
-            "rule hosts",
-            cx.fixture.hostname.clone(),
-            rule_hosts(ingress).join(","),
-        );
+        r.equal(object, "rule hosts", cx.fixture.hostname.clone(), rule_hosts(ingress).join(","));
     });
 }
 
 pub(crate) fn tls(cx: &Context, r: &mut Recorder) {
     with_ingress(cx, r, |ingress, object, r| {
-        let entries = ingress
-            .spec
-            .as_ref()
-            .and_then(|s| s.tls.clone())
-            .unwrap_or_default();
-        let entry = entries
-            .iter()
-            .find(|t| t.hosts.iter().flatten().any(|h| *h == cx.fixture.hostname));
+        let entries = ingress.spec.as_ref().and_then(|s| s.tls.clone()).unwrap_or_default();
+        let entry = entries.iter().find(|t| t.hosts.iter().flatten().any(|h| *h == cx.fixture.hostname));
         r.record(
             object,
             &format!("tls entry for {}", cx.fixture.hostname),
@@ -74,56 +55,28 @@ pub(crate) fn tls(cx: &Context, r: &mut Recorder) {
 
 pub(crate) fn tls_issuer(cx: &Context, r: &mut Recorder) {
     with_ingress(cx, r, |ingress, object, r| {
-        r.equal(
-            object,
-            ISSUER,
-            cx.fixture.tls_issuer.clone(),
-            shown(annotation(ingress, ISSUER)),
-        );
+        r.equal(object, ISSUER, cx.fixture.tls_issuer.clone(), shown(annotation(ingress, ISSUER)));
     });
 }
 
 pub(crate) fn https_redirect(cx: &Context, r: &mut Recorder) {
     with_ingress(cx, r, |ingress, object, r| {
         let want = cx.workload.ingress.ssl_redirect.to_string();
-        r.equal(
-            object,
-            SSL_REDIRECT,
-            want.clone(),
-            shown(annotation(ingress, SSL_REDIRECT)),
-        );
-        r.equal(
-            object,
-            FORCE_SSL_REDIRECT,
-            want,
-            shown(annotation(ingress, FORCE_SSL_REDIRECT)),
-        );
+        r.equal(object, SSL_REDIRECT, want.clone(), shown(annotation(ingress, SSL_REDIRECT)));
+        r.equal(object, FORCE_SSL_REDIRECT, want, shown(annotation(ingress, FORCE_SSL_REDIRECT)));
     });
 }
 
 pub(crate) fn rate_limit(cx: &Context, r: &mut Recorder) {
     with_ingress(cx, r, |ingress, object, r| {
         let want = cx.workload.ingress.rate_limit_per_minute.to_string();
-        r.equal(
-            object,
-            LIMIT_RPM,
-            want,
-            shown(annotation(ingress, LIMIT_RPM)),
-        );
+        r.equal(object, LIMIT_RPM, want, shown(annotation(ingress, LIMIT_RPM)));
     });
 }
 
 pub(crate) fn class(cx: &Context, r: &mut Recorder) {
     with_ingress(cx, r, |ingress, object, r| {
-        let found = ingress
-            .spec
-            .as_ref()
-            .and_then(|s| s.ingress_class_name.clone());
-        r.equal(
-            object,
-            "ingressClassName",
-            cx.workload.ingress.class.clone(),
-            shown(found),
-        );
+        let found = ingress.spec.as_ref().and_then(|s| s.ingress_class_name.clone());
+        r.equal(object, "ingressClassName", cx.workload.ingress.class.clone(), shown(found));
     });
 }

@@ -13,16 +13,8 @@ use crate::quantity::Quantity;
 /// How many pods the workload may run at most: the HPA's maxReplicas where
 /// an HPA governs it, else its fixed replica count (default 1).
 fn max_replicas(cx: &Context) -> i32 {
-    let fixed = cx
-        .deployment()
-        .and_then(|d| d.spec.as_ref())
-        .and_then(|s| s.replicas);
-    let governed = cx
-        .fixture
-        .governance
-        .then(|| cx.hpa())
-        .flatten()
-        .and_then(|h| h.spec.as_ref());
+    let fixed = cx.deployment().and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas);
+    let governed = cx.fixture.governance.then(|| cx.hpa()).flatten().and_then(|h| h.spec.as_ref());
     governed.map(|s| s.max_replicas).or(fixed).unwrap_or(1)
 }
 
@@ -34,11 +26,7 @@ pub(crate) fn scaled_count(value: &IntOrString, total: i32, round_up: bool) -> O
             let pct: f64 = s.strip_suffix('%')?.parse().ok()?;
             let exact = pct / 100.0 * f64::from(total);
             #[expect(clippy::cast_possible_truncation, reason = "replica counts are small")]
-            Some(if round_up {
-                exact.ceil() as i32
-            } else {
-                exact.floor() as i32
-            })
+            Some(if round_up { exact.ceil() as i32 } else { exact.floor() as i32 })
         }
     }
 }
@@ -52,21 +40,13 @@ fn peak_pods(cx: &Context) -> (i32, i32) {
         .and_then(|s| s.strategy.as_ref())
         .and_then(|s| s.rolling_update.as_ref())
         .and_then(|r| r.max_surge.as_ref())
-        .map_or(Some((f64::from(max) * 0.25).ceil() as i32), |v| {
-            scaled_count(v, max, true)
-        })
+        .map_or(Some((f64::from(max) * 0.25).ceil() as i32), |v| scaled_count(v, max, true))
         .unwrap_or(0);
     (max, surge)
 }
 
 fn limit_range_value(cx: &Context, field: &str, resource: &str) -> Option<Quantity> {
-    let item = cx
-        .limit_range()?
-        .spec
-        .as_ref()?
-        .limits
-        .iter()
-        .find(|l| l.type_ == "Container")?;
+    let item = cx.limit_range()?.spec.as_ref()?.limits.iter().find(|l| l.type_ == "Container")?;
     let map = match field {
         "default" => item.default.as_ref(),
         "defaultRequest" => item.default_request.as_ref(),
@@ -89,15 +69,9 @@ fn pod_amount(cx: &Context, kind: &str, resource: &str) -> Quantity {
         } else {
             res.and_then(|r| r.limits.as_ref())
         };
-        let explicit = map
-            .and_then(|m| m.get(resource))
-            .and_then(|q| Quantity::parse(&q.0).ok());
+        let explicit = map.and_then(|m| m.get(resource)).and_then(|q| Quantity::parse(&q.0).ok());
         let default = if cx.fixture.governance {
-            let field = if kind == "requests" {
-                "defaultRequest"
-            } else {
-                "default"
-            };
+            let field = if kind == "requests" { "defaultRequest" } else { "default" };
             limit_range_value(cx, field, resource)
         } else {
             None
@@ -105,12 +79,7 @@ fn pod_amount(cx: &Context, kind: &str, resource: &str) -> Quantity {
         explicit.or(default).unwrap_or(Quantity(0.0)).0
     };
     let sum: f64 = pod.containers.iter().map(amount).sum();
-    let init = pod
-        .init_containers
-        .iter()
-        .flatten()
-        .map(amount)
-        .fold(0.0, f64::max);
+    let init = pod.init_containers.iter().flatten().map(amount).fold(0.0, f64::max);
     Quantity(sum.max(init))
 }
 
@@ -118,11 +87,7 @@ fn quota_hard(cx: &Context) -> BTreeMap<String, Quantity> {
     cx.quota()
         .and_then(|q| q.spec.as_ref())
         .and_then(|s| s.hard.as_ref())
-        .map(|hard| {
-            hard.iter()
-                .filter_map(|(k, v)| Some((k.clone(), Quantity::parse(&v.0).ok()?)))
-                .collect()
-        })
+        .map(|hard| hard.iter().filter_map(|(k, v)| Some((k.clone(), Quantity::parse(&v.0).ok()?))).collect())
         .unwrap_or_default()
 }
 
@@ -175,15 +140,7 @@ pub(crate) fn quota_storage(cx: &Context, r: &mut Recorder) {
     let count = cx.pvcs().count();
     let total: f64 = cx
         .pvcs()
-        .filter_map(|p| {
-            p.spec
-                .as_ref()?
-                .resources
-                .as_ref()?
-                .requests
-                .as_ref()?
-                .get("storage")
-        })
+        .filter_map(|p| p.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?.get("storage"))
         .filter_map(|q| Quantity::parse(&q.0).ok())
         .map(|q| q.0)
         .sum();
@@ -214,33 +171,18 @@ pub(crate) fn limit_range_bounds(cx: &Context, r: &mut Recorder) {
         return r.missing(&cx.deployment_label(), "pod spec");
     };
     if cx.limit_range().is_none() {
-        return r.missing(
-            &cx.governance_label("LimitRange", &cx.governance_fixture.limit_range.name),
-            "object",
-        );
+        return r.missing(&cx.governance_label("LimitRange", &cx.governance_fixture.limit_range.name), "object");
     }
-    for container in pod
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(pod.containers.iter())
-    {
+    for container in pod.init_containers.iter().flatten().chain(pod.containers.iter()) {
         let object = format!("{} container {}", cx.deployment_label(), container.name);
         for resource in ["cpu", "memory"] {
             let res = container.resources.as_ref();
-            let get = |map: Option<
-                &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-            >| {
-                map.and_then(|m| m.get(resource))
-                    .and_then(|q| Quantity::parse(&q.0).ok())
+            let get = |map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
+                map.and_then(|m| m.get(resource)).and_then(|q| Quantity::parse(&q.0).ok())
             };
-            let request = get(res.and_then(|x| x.requests.as_ref())).or(limit_range_value(
-                cx,
-                "defaultRequest",
-                resource,
-            ));
-            let limit = get(res.and_then(|x| x.limits.as_ref()))
-                .or(limit_range_value(cx, "default", resource));
+            let request =
+                get(res.and_then(|x| x.requests.as_ref())).or(limit_range_value(cx, "defaultRequest", resource));
+            let limit = get(res.and_then(|x| x.limits.as_ref())).or(limit_range_value(cx, "default", resource));
             let min = limit_range_value(cx, "min", resource);
             let max = limit_range_value(cx, "max", resource);
             let bounds = format!("within [{}, {}]", shown(min), shown(max));
@@ -267,14 +209,8 @@ pub(crate) fn pdb_drainable(cx: &Context, r: &mut Recorder) {
     let Some(spec) = cx.pdb().and_then(|p| p.spec.as_ref()) else {
         return r.missing(&object, "spec");
     };
-    let fixed = cx
-        .deployment()
-        .and_then(|d| d.spec.as_ref())
-        .and_then(|s| s.replicas);
-    let hpa_min = cx
-        .hpa()
-        .and_then(|h| h.spec.as_ref())
-        .map(|s| s.min_replicas.unwrap_or(1));
+    let fixed = cx.deployment().and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas);
+    let hpa_min = cx.hpa().and_then(|h| h.spec.as_ref()).map(|s| s.min_replicas.unwrap_or(1));
     let floors: Vec<(&str, i32)> = [("HPA minReplicas", hpa_min), ("Deployment replicas", fixed)]
         .into_iter()
         .filter_map(|(name, v)| Some((name, v?)))
@@ -319,11 +255,7 @@ pub(crate) fn rwx_shared_volumes(cx: &Context, r: &mut Recorder) {
             &object,
             &format!("access mode when mounted by up to {replicas} replicas across nodes"),
             if replicas > 1 { "ReadWriteMany" } else { "any" },
-            if modes.is_empty() {
-                "none".to_owned()
-            } else {
-                modes.join(",")
-            },
+            if modes.is_empty() { "none".to_owned() } else { modes.join(",") },
             replicas <= 1 || rwx,
         );
     }
@@ -337,32 +269,14 @@ pub(crate) fn ingress_tls_hosts(cx: &Context, r: &mut Recorder) {
     let mut rules = rule_hosts(ingress);
     rules.sort();
     rules.dedup();
-    let tls = ingress
-        .spec
-        .as_ref()
-        .and_then(|s| s.tls.clone())
-        .unwrap_or_default();
-    let mut covered: Vec<String> = tls
-        .iter()
-        .flat_map(|t| t.hosts.clone().unwrap_or_default())
-        .collect();
+    let tls = ingress.spec.as_ref().and_then(|s| s.tls.clone()).unwrap_or_default();
+    let mut covered: Vec<String> = tls.iter().flat_map(|t| t.hosts.clone().unwrap_or_default()).collect();
     covered.sort();
     covered.dedup();
-    r.equal(
-        &object,
-        "TLS hosts = rule hosts",
-        rules.join(","),
-        covered.join(","),
-    );
+    r.equal(&object, "TLS hosts = rule hosts", rules.join(","), covered.join(","));
     for (index, entry) in tls.iter().enumerate() {
         let secret = entry.secret_name.clone().filter(|s| !s.is_empty());
-        r.record(
-            &object,
-            &format!("tls[{index}].secretName"),
-            "set",
-            shown(secret.as_ref()),
-            secret.is_some(),
-        );
+        r.record(&object, &format!("tls[{index}].secretName"), "set", shown(secret.as_ref()), secret.is_some());
     }
 }
 
@@ -371,21 +285,13 @@ pub(crate) fn cors_credentials(cx: &Context, r: &mut Recorder) {
     let Some(data) = cx.config_map().and_then(|c| c.data.as_ref()) else {
         return r.missing(&object, "data");
     };
-    let wildcard = data
-        .get("CORS_ALLOWED_ORIGINS")
-        .is_some_and(|v| origins(v).iter().any(|o| o == "*"));
-    let credentials = data
-        .get("CORS_ALLOW_CREDENTIALS")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let wildcard = data.get("CORS_ALLOWED_ORIGINS").is_some_and(|v| origins(v).iter().any(|o| o == "*"));
+    let credentials = data.get("CORS_ALLOW_CREDENTIALS").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     // Browsers reject credentialed responses with `Access-Control-Allow-Origin: *`.
     r.record(
         &object,
         "CORS_ALLOW_CREDENTIALS with a wildcard origin",
-        if wildcard {
-            "false"
-        } else {
-            "any (origins are listed)"
-        },
+        if wildcard { "false" } else { "any (origins are listed)" },
         shown(data.get("CORS_ALLOW_CREDENTIALS")),
         !(wildcard && credentials),
     );

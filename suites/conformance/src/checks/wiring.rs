@@ -24,11 +24,7 @@ fn pod_labels(cx: &Context) -> Labels {
 /// A LabelSelector as the API server evaluates it; an empty one selects
 /// everything, which for a PDB or Service is never what was meant.
 pub(crate) fn selects(selector: &LabelSelector, labels: &Labels) -> bool {
-    let by_labels = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
+    let by_labels = selector.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
     let by_expressions = selector.match_expressions.iter().flatten().all(|e| {
         let value = labels.get(&e.key);
         let values = e.values.clone().unwrap_or_default();
@@ -44,47 +40,26 @@ pub(crate) fn selects(selector: &LabelSelector, labels: &Labels) -> bool {
 }
 
 fn selector_text(selector: &LabelSelector) -> String {
-    let labels = selector
-        .match_labels
+    let labels = selector.match_labels.iter().flatten().map(|(k, v)| format!("{k}={v}"));
+    let expressions = selector
+        .match_expressions
         .iter()
         .flatten()
-        .map(|(k, v)| format!("{k}={v}"));
-    let expressions = selector.match_expressions.iter().flatten().map(|e| {
-        format!(
-            "{} {} ({})",
-            e.key,
-            e.operator,
-            e.values.clone().unwrap_or_default().join(",")
-        )
-    });
+        .map(|e| format!("{} {} ({})", e.key, e.operator, e.values.clone().unwrap_or_default().join(",")));
     let all: Vec<String> = labels.chain(expressions).collect();
-    if all.is_empty() {
-        "{} (selects everything)".to_owned()
-    } else {
-        all.join(",")
-    }
+    if all.is_empty() { "{} (selects everything)".to_owned() } else { all.join(",") }
 }
 
 fn labels_text(labels: &Labels) -> String {
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 /// The container port a Service or probe port refers to (by name or number).
 fn resolve_port(container: &Container, port: &IntOrString) -> Option<i32> {
     let ports = container.ports.iter().flatten();
     match port {
-        IntOrString::Int(n) => ports
-            .clone()
-            .find(|p| p.container_port == *n)
-            .map(|p| p.container_port),
-        IntOrString::String(name) => ports
-            .clone()
-            .find(|p| p.name.as_deref() == Some(name))
-            .map(|p| p.container_port),
+        IntOrString::Int(n) => ports.clone().find(|p| p.container_port == *n).map(|p| p.container_port),
+        IntOrString::String(name) => ports.clone().find(|p| p.name.as_deref() == Some(name)).map(|p| p.container_port),
     }
 }
 
@@ -93,22 +68,14 @@ pub(crate) fn service_selector(cx: &Context, r: &mut Recorder) {
     let Some(service) = cx.service() else {
         return r.missing(&object, "object");
     };
-    let selector = service
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.clone())
-        .unwrap_or_default();
+    let selector = service.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
     let labels = pod_labels(cx);
     let matches = !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v));
     r.record(
         &object,
         "selector matches the Deployment's pod labels",
         labels_text(&labels),
-        if selector.is_empty() {
-            "{} (selects nothing)".to_owned()
-        } else {
-            labels_text(&selector)
-        },
+        if selector.is_empty() { "{} (selects nothing)".to_owned() } else { labels_text(&selector) },
         matches,
     );
 }
@@ -119,19 +86,13 @@ pub(crate) fn service_port(cx: &Context, r: &mut Recorder) {
         return r.missing(&object, "service and container");
     };
     for port in service.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
-        let target = port
-            .target_port
-            .clone()
-            .unwrap_or(IntOrString::Int(port.port));
+        let target = port.target_port.clone().unwrap_or(IntOrString::Int(port.port));
         let resolved = resolve_port(container, &target);
         r.record(
             &object,
             &format!("port {} targetPort {}", port.port, int_or_string(&target)),
             format!("container port {}", cx.workload.service.container_port),
-            resolved.map_or_else(
-                || "no such container port".to_owned(),
-                |p| format!("container port {p}"),
-            ),
+            resolved.map_or_else(|| "no such container port".to_owned(), |p| format!("container port {p}")),
             resolved == Some(cx.workload.service.container_port),
         );
     }
@@ -156,10 +117,7 @@ pub(crate) fn probe_port(cx: &Context, r: &mut Recorder) {
             &object,
             &format!("{name} port {}", int_or_string(&get.port)),
             format!("container port {}", cx.workload.service.container_port),
-            resolved.map_or_else(
-                || "no such container port".to_owned(),
-                |p| format!("container port {p}"),
-            ),
+            resolved.map_or_else(|| "no such container port".to_owned(), |p| format!("container port {p}")),
             resolved == Some(cx.workload.service.container_port),
         );
     }
@@ -181,36 +139,20 @@ pub(crate) fn ingress_backend(cx: &Context, r: &mut Recorder) {
     for backend in backends {
         seen += 1;
         let port = backend.port.as_ref();
-        let port_text = port
-            .map(|p| {
-                p.name
-                    .clone()
-                    .or(p.number.map(|n| n.to_string()))
-                    .unwrap_or_default()
+        let port_text =
+            port.map(|p| p.name.clone().or(p.number.map(|n| n.to_string())).unwrap_or_default()).unwrap_or_default();
+        let exists = service.filter(|s| s.metadata.name.as_deref() == Some(&backend.name)).is_some_and(|s| {
+            s.spec.iter().flat_map(|sp| sp.ports.iter().flatten()).any(|sp| {
+                port.is_some_and(|p| {
+                    p.name.as_ref().is_some_and(|n| sp.name.as_ref() == Some(n)) || p.number == Some(sp.port)
+                })
             })
-            .unwrap_or_default();
-        let exists = service
-            .filter(|s| s.metadata.name.as_deref() == Some(&backend.name))
-            .is_some_and(|s| {
-                s.spec
-                    .iter()
-                    .flat_map(|sp| sp.ports.iter().flatten())
-                    .any(|sp| {
-                        port.is_some_and(|p| {
-                            p.name.as_ref().is_some_and(|n| sp.name.as_ref() == Some(n))
-                                || p.number == Some(sp.port)
-                        })
-                    })
-            });
+        });
         r.record(
             &object,
             &format!("backend {}:{port_text}", backend.name),
             "a port of a Service in the overlay",
-            if exists {
-                "found"
-            } else {
-                "no such Service port"
-            },
+            if exists { "found" } else { "no such Service port" },
             exists,
         );
     }
@@ -224,17 +166,9 @@ pub(crate) fn service_account(cx: &Context, r: &mut Recorder) {
     let Some(pod) = cx.pod_spec() else {
         return r.missing(&object, "pod spec");
     };
-    let used = pod
-        .service_account_name
-        .clone()
-        .unwrap_or_else(|| "default".to_owned());
+    let used = pod.service_account_name.clone().unwrap_or_else(|| "default".to_owned());
     let defined = cx.service_account().and_then(|sa| sa.metadata.name.clone());
-    r.equal(
-        &object,
-        "serviceAccountName (defined in the overlay)",
-        cx.workload.service_account.clone(),
-        used.clone(),
-    );
+    r.equal(&object, "serviceAccountName (defined in the overlay)", cx.workload.service_account.clone(), used.clone());
     r.record(
         &object,
         &format!("ServiceAccount {used}"),
@@ -249,27 +183,15 @@ pub(crate) fn config_refs(cx: &Context, r: &mut Recorder) {
     let Some(container) = cx.container() else {
         return r.missing(&object, "container");
     };
-    let config_maps: Vec<String> = cx
-        .overlay
-        .iter()
-        .filter(|o| matches!(o, Object::ConfigMap(_)))
-        .map(|o| o.name().to_owned())
-        .collect();
-    let loaded: Vec<String> = container
-        .env_from
-        .iter()
-        .flatten()
-        .filter_map(|e| e.config_map_ref.as_ref().map(|c| c.name.clone()))
-        .collect();
+    let config_maps: Vec<String> =
+        cx.overlay.iter().filter(|o| matches!(o, Object::ConfigMap(_))).map(|o| o.name().to_owned()).collect();
+    let loaded: Vec<String> =
+        container.env_from.iter().flatten().filter_map(|e| e.config_map_ref.as_ref().map(|c| c.name.clone())).collect();
     r.record(
         &object,
         "envFrom configMapRef",
         &cx.workload.config_map,
-        if loaded.is_empty() {
-            "none".to_owned()
-        } else {
-            loaded.join(",")
-        },
+        if loaded.is_empty() { "none".to_owned() } else { loaded.join(",") },
         loaded.contains(&cx.workload.config_map) && loaded.iter().all(|n| config_maps.contains(n)),
     );
     let secret_keys: Vec<String> = container
@@ -279,19 +201,9 @@ pub(crate) fn config_refs(cx: &Context, r: &mut Recorder) {
         .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
         .map(|s| format!("{}/{}", s.name, s.key))
         .collect();
-    let want: Vec<String> = cx
-        .workload
-        .secret
-        .keys
-        .iter()
-        .map(|k| format!("{}/{k}", cx.workload.secret.name))
-        .collect();
-    r.equal(
-        &object,
-        "secretKeyRef (secret created out of band)",
-        want.join(","),
-        secret_keys.join(","),
-    );
+    let want: Vec<String> =
+        cx.workload.secret.keys.iter().map(|k| format!("{}/{k}", cx.workload.secret.name)).collect();
+    r.equal(&object, "secretKeyRef (secret created out of band)", want.join(","), secret_keys.join(","));
 }
 
 pub(crate) fn volume_claims(cx: &Context, r: &mut Recorder) {
@@ -312,17 +224,8 @@ pub(crate) fn volume_claims(cx: &Context, r: &mut Recorder) {
             );
         }
     }
-    let names: Vec<&str> = pod
-        .volumes
-        .iter()
-        .flatten()
-        .map(|v| v.name.as_str())
-        .collect();
-    for container in pod
-        .containers
-        .iter()
-        .chain(pod.init_containers.iter().flatten())
-    {
+    let names: Vec<&str> = pod.volumes.iter().flatten().map(|v| v.name.as_str()).collect();
+    for container in pod.containers.iter().chain(pod.init_containers.iter().flatten()) {
         for mount in container.volume_mounts.iter().flatten() {
             let ok = names.contains(&mount.name.as_str());
             r.record(
@@ -367,20 +270,10 @@ pub(crate) fn pdb_selector(cx: &Context, r: &mut Recorder) {
     let Some(pdb) = cx.pdb() else {
         return r.missing(&object, "object");
     };
-    let selector = pdb
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.clone())
-        .unwrap_or_default();
+    let selector = pdb.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
     let labels = pod_labels(cx);
-    let empty = selector
-        .match_labels
-        .as_ref()
-        .is_none_or(BTreeMap::is_empty)
-        && selector
-            .match_expressions
-            .as_ref()
-            .is_none_or(Vec::is_empty);
+    let empty = selector.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
+        && selector.match_expressions.as_ref().is_none_or(Vec::is_empty);
     r.record(
         &object,
         "selector matches the Deployment's pod labels",

@@ -34,18 +34,8 @@ pub(crate) fn compare_quantities(
         };
         r.record(object, &subject, want, shown(got), same);
     }
-    for key in found
-        .into_iter()
-        .flat_map(|m| m.keys())
-        .filter(|k| !expected.contains_key(*k))
-    {
-        r.record(
-            object,
-            &format!("{prefix}.{key}"),
-            "absent",
-            "present",
-            false,
-        );
+    for key in found.into_iter().flat_map(|m| m.keys()).filter(|k| !expected.contains_key(*k)) {
+        r.record(object, &format!("{prefix}.{key}"), "absent", "present", false);
     }
 }
 
@@ -58,23 +48,11 @@ pub(crate) fn replicas(cx: &Context, r: &mut Recorder) {
     match cx.fixture.replicas {
         Replicas::Fixed(n) => r.equal(&object, "spec.replicas", n.to_string(), shown(found)),
         Replicas::Hpa { min, max } => {
-            r.record(
-                &object,
-                "spec.replicas (owned by the HPA)",
-                "absent",
-                shown(found),
-                found.is_none(),
-            );
+            r.record(&object, "spec.replicas (owned by the HPA)", "absent", shown(found), found.is_none());
             let hpa = cx.hpa();
-            let range = hpa
-                .and_then(|h| h.spec.as_ref())
-                .map(|s| format!("{}-{}", shown(s.min_replicas), s.max_replicas));
-            r.equal(
-                &object,
-                "replica range (HPA min-max)",
-                format!("{min}-{max}"),
-                shown(range),
-            );
+            let range =
+                hpa.and_then(|h| h.spec.as_ref()).map(|s| format!("{}-{}", shown(s.min_replicas), s.max_replicas));
+            r.equal(&object, "replica range (HPA min-max)", format!("{min}-{max}"), shown(range));
         }
     }
 }
@@ -86,20 +64,8 @@ pub(crate) fn resources(cx: &Context, r: &mut Recorder) {
     };
     let res = container.resources.as_ref();
     let want = &cx.fixture.resources;
-    compare_quantities(
-        r,
-        &object,
-        "requests",
-        &want.requests,
-        res.and_then(|x| x.requests.as_ref()),
-    );
-    compare_quantities(
-        r,
-        &object,
-        "limits",
-        &want.limits,
-        res.and_then(|x| x.limits.as_ref()),
-    );
+    compare_quantities(r, &object, "requests", &want.requests, res.and_then(|x| x.requests.as_ref()));
+    compare_quantities(r, &object, "limits", &want.limits, res.and_then(|x| x.limits.as_ref()));
 }
 
 pub(crate) fn image(cx: &Context, r: &mut Recorder) {
@@ -114,32 +80,14 @@ pub(crate) fn image(cx: &Context, r: &mut Recorder) {
 pub(crate) fn service(cx: &Context, r: &mut Recorder) {
     let want = &cx.workload.service;
     let object = cx.label_of("Service", &want.name);
-    let Some(spec) = cx
-        .service()
-        .filter(|s| s.metadata.name.as_deref() == Some(&want.name))
-        .and_then(|s| s.spec.as_ref())
+    let Some(spec) =
+        cx.service().filter(|s| s.metadata.name.as_deref() == Some(&want.name)).and_then(|s| s.spec.as_ref())
     else {
         return r.missing(&object, "object");
     };
-    r.equal(
-        &object,
-        "type",
-        want.type_.clone(),
-        spec.type_.clone().unwrap_or_else(|| "ClusterIP".to_owned()),
-    );
-    let ports: Vec<String> = spec
-        .ports
-        .iter()
-        .flatten()
-        .map(|p| p.port.to_string())
-        .collect();
-    r.record(
-        &object,
-        "port",
-        want.port,
-        ports.join(","),
-        ports == [want.port.to_string()],
-    );
+    r.equal(&object, "type", want.type_.clone(), spec.type_.clone().unwrap_or_else(|| "ClusterIP".to_owned()));
+    let ports: Vec<String> = spec.ports.iter().flatten().map(|p| p.port.to_string()).collect();
+    r.record(&object, "port", want.port, ports.join(","), ports == [want.port.to_string()]);
 }
 
 pub(crate) fn probes(cx: &Context, r: &mut Recorder) {
@@ -148,24 +96,11 @@ pub(crate) fn probes(cx: &Context, r: &mut Recorder) {
         return r.missing(&object, "container");
     };
     let path = |probe: &Option<k8s_openapi::api::core::v1::Probe>| {
-        probe
-            .as_ref()
-            .and_then(|p| p.http_get.as_ref())
-            .and_then(|h| h.path.clone())
+        probe.as_ref().and_then(|p| p.http_get.as_ref()).and_then(|h| h.path.clone())
     };
     let want = &cx.workload.probes;
-    r.equal(
-        &object,
-        "livenessProbe.httpGet.path",
-        want.liveness.clone(),
-        shown(path(&container.liveness_probe)),
-    );
-    r.equal(
-        &object,
-        "readinessProbe.httpGet.path",
-        want.readiness.clone(),
-        shown(path(&container.readiness_probe)),
-    );
+    r.equal(&object, "livenessProbe.httpGet.path", want.liveness.clone(), shown(path(&container.liveness_probe)));
+    r.equal(&object, "readinessProbe.httpGet.path", want.readiness.clone(), shown(path(&container.readiness_probe)));
     let annotations = cx
         .deployment()
         .and_then(|d| d.spec.as_ref())
@@ -173,18 +108,8 @@ pub(crate) fn probes(cx: &Context, r: &mut Recorder) {
         .and_then(|m| m.annotations.as_ref());
     let annotation = |key: &str| annotations.and_then(|a| a.get(key)).cloned();
     let pods = format!("{} pod template", cx.deployment_label());
-    r.equal(
-        &pods,
-        "prometheus.io/scrape",
-        "true".to_owned(),
-        shown(annotation("prometheus.io/scrape")),
-    );
-    r.equal(
-        &pods,
-        "prometheus.io/path",
-        want.metrics.clone(),
-        shown(annotation("prometheus.io/path")),
-    );
+    r.equal(&pods, "prometheus.io/scrape", "true".to_owned(), shown(annotation("prometheus.io/scrape")));
+    r.equal(&pods, "prometheus.io/path", want.metrics.clone(), shown(annotation("prometheus.io/path")));
     r.equal(
         &pods,
         "prometheus.io/port",
@@ -202,28 +127,14 @@ pub(crate) fn security_context(cx: &Context, r: &mut Recorder) {
     let pod_sc = pod.security_context.as_ref();
     let sc = container.security_context.as_ref();
     // The container's setting wins over the pod's, as the kubelet applies them.
-    let run_as_user = sc
-        .and_then(|s| s.run_as_user)
-        .or(pod_sc.and_then(|s| s.run_as_user));
-    let non_root = sc
-        .and_then(|s| s.run_as_non_root)
-        .or(pod_sc.and_then(|s| s.run_as_non_root));
+    let run_as_user = sc.and_then(|s| s.run_as_user).or(pod_sc.and_then(|s| s.run_as_user));
+    let non_root = sc.and_then(|s| s.run_as_non_root).or(pod_sc.and_then(|s| s.run_as_non_root));
     let seccomp = sc
         .and_then(|s| s.seccomp_profile.as_ref())
         .or(pod_sc.and_then(|s| s.seccomp_profile.as_ref()))
         .map(|p| p.type_.clone());
-    r.equal(
-        &object,
-        "runAsUser",
-        want.run_as_user.to_string(),
-        shown(run_as_user),
-    );
-    r.equal(
-        &object,
-        "runAsNonRoot",
-        want.run_as_non_root.to_string(),
-        shown(non_root),
-    );
+    r.equal(&object, "runAsUser", want.run_as_user.to_string(), shown(run_as_user));
+    r.equal(&object, "runAsNonRoot", want.run_as_non_root.to_string(), shown(non_root));
     r.equal(
         &object,
         "readOnlyRootFilesystem",
@@ -236,22 +147,10 @@ pub(crate) fn security_context(cx: &Context, r: &mut Recorder) {
         want.allow_privilege_escalation.to_string(),
         shown(sc.and_then(|s| s.allow_privilege_escalation)),
     );
-    let dropped: Vec<String> = sc
-        .and_then(|s| s.capabilities.as_ref())
-        .and_then(|c| c.drop.clone())
-        .unwrap_or_default();
-    r.equal(
-        &object,
-        "capabilities.drop",
-        want.drop_capabilities.join(","),
-        dropped.join(","),
-    );
-    r.equal(
-        &object,
-        "seccompProfile.type",
-        want.seccomp_profile.clone(),
-        shown(seccomp),
-    );
+    let dropped: Vec<String> =
+        sc.and_then(|s| s.capabilities.as_ref()).and_then(|c| c.drop.clone()).unwrap_or_default();
+    r.equal(&object, "capabilities.drop", want.drop_capabilities.join(","), dropped.join(","));
+    r.equal(&object, "seccompProfile.type", want.seccomp_profile.clone(), shown(seccomp));
 }
 
 pub(crate) fn rollout(cx: &Context, r: &mut Recorder) {
@@ -261,14 +160,11 @@ pub(crate) fn rollout(cx: &Context, r: &mut Recorder) {
     };
     let want = &cx.workload.rollout;
     let strategy = spec.strategy.as_ref();
-    let kind = strategy
-        .and_then(|s| s.type_.clone())
-        .unwrap_or_else(|| "RollingUpdate".to_owned());
+    let kind = strategy.and_then(|s| s.type_.clone()).unwrap_or_else(|| "RollingUpdate".to_owned());
     r.equal(&object, "strategy.type", "RollingUpdate".to_owned(), kind);
     let rolling = strategy.and_then(|s| s.rolling_update.as_ref());
     // Kubernetes defaults both to 25 % when unset.
-    let setting =
-        |v: Option<&IntOrString>| v.map_or_else(|| "25% (default)".to_owned(), int_or_string);
+    let setting = |v: Option<&IntOrString>| v.map_or_else(|| "25% (default)".to_owned(), int_or_string);
     r.equal(
         &object,
         "rollingUpdate.maxUnavailable",
@@ -289,27 +185,14 @@ pub(crate) fn rollout(cx: &Context, r: &mut Recorder) {
         pod.and_then(|p| p.termination_grace_period_seconds)
             .map_or_else(|| "30 (default)".to_owned(), |v| v.to_string()),
     );
-    let labels = spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
-    let anti = pod
-        .and_then(|p| p.affinity.as_ref())
-        .and_then(|a| a.pod_anti_affinity.as_ref());
+    let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+    let anti = pod.and_then(|p| p.affinity.as_ref()).and_then(|a| a.pod_anti_affinity.as_ref());
     let terms = anti
         .into_iter()
         .flat_map(|a| {
-            let preferred = a
-                .preferred_during_scheduling_ignored_during_execution
-                .iter()
-                .flatten()
-                .map(|w| &w.pod_affinity_term);
-            let required = a
-                .required_during_scheduling_ignored_during_execution
-                .iter()
-                .flatten();
+            let preferred =
+                a.preferred_during_scheduling_ignored_during_execution.iter().flatten().map(|w| &w.pod_affinity_term);
+            let required = a.required_during_scheduling_ignored_during_execution.iter().flatten();
             preferred.chain(required)
         })
         .filter(|term| {
@@ -324,11 +207,7 @@ pub(crate) fn rollout(cx: &Context, r: &mut Recorder) {
         &object,
         "pod anti-affinity against its own pods",
         format!("topologyKey {}", want.anti_affinity_topology_key),
-        if terms.is_empty() {
-            "none".to_owned()
-        } else {
-            format!("topologyKey {}", terms.join(","))
-        },
+        if terms.is_empty() { "none".to_owned() } else { format!("topologyKey {}", terms.join(",")) },
         terms.contains(&want.anti_affinity_topology_key),
     );
 }
@@ -338,10 +217,7 @@ pub(crate) fn volumes(cx: &Context, r: &mut Recorder) {
     let pod = cx.pod_spec();
     for want in &cx.workload.volumes {
         let object = cx.label_of("PersistentVolumeClaim", &want.claim);
-        let Some(pvc) = cx
-            .pvcs()
-            .find(|p| p.metadata.name.as_deref() == Some(&want.claim))
-        else {
+        let Some(pvc) = cx.pvcs().find(|p| p.metadata.name.as_deref() == Some(&want.claim)) else {
             r.missing(&object, "object");
             continue;
         };
@@ -351,38 +227,18 @@ pub(crate) fn volumes(cx: &Context, r: &mut Recorder) {
             .and_then(|res| res.requests.as_ref())
             .and_then(|req| req.get("storage"))
             .map(|q| q.0.clone());
-        let same = match (
-            Quantity::parse(&want.storage),
-            storage.as_deref().map(Quantity::parse),
-        ) {
+        let same = match (Quantity::parse(&want.storage), storage.as_deref().map(Quantity::parse)) {
             (Ok(w), Some(Ok(g))) => w.same(g),
             _ => false,
         };
-        r.record(
-            &object,
-            "requests.storage",
-            &want.storage,
-            shown(storage.as_ref()),
-            same,
-        );
-        let modes = spec
-            .and_then(|s| s.access_modes.clone())
-            .unwrap_or_default();
-        r.equal(
-            &object,
-            "accessModes",
-            want.access_mode.clone(),
-            modes.join(","),
-        );
+        r.record(&object, "requests.storage", &want.storage, shown(storage.as_ref()), same);
+        let modes = spec.and_then(|s| s.access_modes.clone()).unwrap_or_default();
+        r.equal(&object, "accessModes", want.access_mode.clone(), modes.join(","));
         // Mounted by the container at the documented path.
         let volume = pod
             .into_iter()
             .flat_map(|p| p.volumes.iter().flatten())
-            .find(|v| {
-                v.persistent_volume_claim
-                    .as_ref()
-                    .is_some_and(|c| c.claim_name == want.claim)
-            });
+            .find(|v| v.persistent_volume_claim.as_ref().is_some_and(|c| c.claim_name == want.claim));
         let mount = volume.and_then(|v| {
             container
                 .into_iter()
@@ -390,11 +246,6 @@ pub(crate) fn volumes(cx: &Context, r: &mut Recorder) {
                 .find(|m| m.name == v.name)
                 .map(|m| m.mount_path.clone())
         });
-        r.equal(
-            &cx.container_label(),
-            &format!("mount of {}", want.claim),
-            want.mount.clone(),
-            shown(mount),
-        );
+        r.equal(&cx.container_label(), &format!("mount of {}", want.claim), want.mount.clone(), shown(mount));
     }
 }
