@@ -76,7 +76,7 @@ impl Kustomize {
             .unwrap_or_else(|| "unknown".to_owned())
     }
 
-    pub(crate) fn build(&self, overlay: &Path) -> Result<String, RenderError> {
+    pub fn build(&self, overlay: &Path) -> Result<String, RenderError> {
         let program = self.describe();
         let output = self.command().arg(overlay).output().map_err(|source| RenderError::Spawn {
             program: program.clone(),
