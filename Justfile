@@ -31,3 +31,11 @@ lint:
 # Benchmarks: `just bench static`.
 bench TARGET:
     bash ci/bench-{{ TARGET }}.sh
+
+# Build the application double as a scratch OCI image tarball tagged with every
+# image reference the overlays use (fixtures/environments/*.yaml); cached by digest.
+image:
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target x86_64-unknown-linux-gnu -p cbam-api-double --bin cbam-api
+    cargo run --quiet --release -p oci-image -- --binary target/x86_64-unknown-linux-gnu/release/cbam-api \
+        --entrypoint /usr/local/bin/cbam-api --port 8000 --uid 1000 --out target/image/cbam-api.tar \
+        $(sed -n 's/^image: {name: \(.*\), tag: \(.*\)}$/--ref \1:\2/p' fixtures/environments/*.yaml)
