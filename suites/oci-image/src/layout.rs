@@ -42,14 +42,14 @@ fn header(path: &str, size: usize, mode: u32, kind: tar::EntryType) -> tar::Head
 }
 
 fn add_file<W: Write>(tar: &mut tar::Builder<W>, path: &str, mode: u32, data: &[u8]) -> Result<(), LayoutError> {
-    let mut h = header(path, data.len(), mode, tar::EntryType::Regular);
-    tar.append(&mut h, data)?;
+    let h = header(path, data.len(), mode, tar::EntryType::Regular);
+    tar.append(&h, data)?;
     Ok(())
 }
 
 fn add_dir<W: Write>(tar: &mut tar::Builder<W>, path: &str, mode: u32) -> Result<(), LayoutError> {
-    let mut h = header(path, 0, mode, tar::EntryType::Directory);
-    tar.append(&mut h, std::io::empty())?;
+    let h = header(path, 0, mode, tar::EntryType::Directory);
+    tar.append(&h, std::io::empty())?;
     Ok(())
 }
 
