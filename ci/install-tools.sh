@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the pinned tools the harness needs, from the package registries
+# Installs the pinned tools the harness needs (just, cargo-nextest, kustomize,
+# actionlint), from the package registries
 # only (crates.io, the Go module proxy), into a cache outside the checkout.
 # Idempotent: a tool already at its pinned version is left alone.
 #   CBAM_TOOLS  where tools live (default ~/.cache/cbam-conformance/tools)
@@ -37,6 +38,13 @@ if has kustomize "$KUSTOMIZE_VERSION" version; then
 else
   echo "install-tools: building kustomize $KUSTOMIZE_VERSION from the Go module proxy"
   GOBIN="$tools/bin" GOFLAGS=-buildvcs=false go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+fi
+
+if has actionlint "$ACTIONLINT_VERSION" -version; then
+  echo "install-tools: actionlint $ACTIONLINT_VERSION present"
+else
+  echo "install-tools: building actionlint $ACTIONLINT_VERSION from the Go module proxy"
+  GOBIN="$tools/bin" GOFLAGS=-buildvcs=false go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 fi
 
 for component in rustfmt clippy; do

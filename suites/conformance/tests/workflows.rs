@@ -1,0 +1,131 @@
+//! ci/workflows: actionlint passes, and every `just` recipe the workflows and
+//! .ci/run call exists, with flags the front door accepts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cbam_conformance::cli::Args;
+use clap::Parser;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn workflows() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("ci/workflows"))
+        .expect("ci/workflows exists")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no workflow in ci/workflows");
+    files
+}
+
+/// Every `run:` script of a workflow.
+fn run_scripts(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).expect("read workflow");
+    let doc: Value = serde_norway::from_str(&text).expect("workflow is YAML");
+    let mut scripts = Vec::new();
+    for job in doc["jobs"].as_object().expect("jobs").values() {
+        for step in job["steps"].as_array().into_iter().flatten() {
+            if let Some(run) = step["run"].as_str() {
+                scripts.push(run.to_owned());
+            }
+        }
+    }
+    scripts
+}
+
+/// `just RECIPE ARGS...` invocations in a script (line continuations joined).
+fn just_calls(script: &str) -> Vec<Vec<String>> {
+    let joined = without_expressions(&script.replace("\\\n", " "));
+    joined
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<String> = line.split_whitespace().map(|w| w.trim_matches('"').to_owned()).collect();
+            let at = words.iter().position(|w| w == "just")?;
+            Some(words[at + 1..].to_vec())
+        })
+        .filter(|call| !call.is_empty())
+        .collect()
+}
+
+/// `${{ matrix.env }}` stands for an environment, any other expression for a word.
+fn without_expressions(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${{") {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find("}}") else { break };
+        let expr = &rest[start..start + len + 2];
+        out.push_str(if expr.contains("matrix.env") { "production" } else { "expr" });
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn recipes() -> Vec<String> {
+    let out = Command::new("just").arg("--summary").current_dir(root()).output().expect("run just --summary");
+    assert!(out.status.success(), "just --summary failed");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect()
+}
+
+#[test]
+fn actionlint_passes() {
+    let out = Command::new("actionlint")
+        .arg("-no-color")
+        .args(workflows())
+        .current_dir(root())
+        .output()
+        .expect("actionlint on PATH (bash ci/install-tools.sh installs it)");
+    assert!(
+        out.status.success(),
+        "actionlint:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn workflows_and_ci_call_existing_recipes_with_valid_flags() {
+    let known = recipes();
+    let mut scripts: Vec<(String, String)> = workflows()
+        .iter()
+        .flat_map(|p| run_scripts(p).into_iter().map(move |s| (p.display().to_string(), s)))
+        .collect();
+    scripts.push((".ci/run".into(), std::fs::read_to_string(root().join(".ci/run")).expect("read .ci/run")));
+    let mut conformance_calls = 0;
+    for (origin, script) in &scripts {
+        for call in just_calls(script) {
+            assert!(
+                known.contains(&call[0]),
+                "{origin} calls `just {}`, which the Justfile lacks ({known:?})",
+                call[0]
+            );
+            if call[0] == "conformance" {
+                conformance_calls += 1;
+                // Expressions stand for a real environment or path at run time.
+                let argv = call[1..].iter().map(|w| {
+                    if w.contains("matrix.env") {
+                        "production".to_owned()
+                    } else if w.starts_with('$') {
+                        "/tmp/x".to_owned()
+                    } else {
+                        w.clone()
+                    }
+                });
+                let parsed = Args::try_parse_from(std::iter::once("conformance".to_owned()).chain(argv));
+                assert!(
+                    parsed.is_ok(),
+                    "{origin}: `just {}` is not a valid front-door call: {:?}",
+                    call.join(" "),
+                    parsed.err()
+                );
+            }
+        }
+    }
+    assert!(conformance_calls >= 4, "expected the nightly, both gate jobs and .ci/run to call `just conformance`");
+}
