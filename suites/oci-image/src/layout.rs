@@ -22,6 +22,10 @@ pub(crate) struct ImageSpec {
     pub(crate) binary: Vec<u8>,
     pub(crate) uid: u32,
     pub(crate) ports: Vec<u16>,
+    /// Extra files: (path in the image, mode, contents).
+    pub(crate) files: Vec<(String, u32, Vec<u8>)>,
+    /// Symbolic links: (path in the image, target).
+    pub(crate) links: Vec<(String, String)>,
 }
 
 fn digest(bytes: &[u8]) -> String {
@@ -44,6 +48,14 @@ fn header(path: &str, size: usize, mode: u32, kind: tar::EntryType) -> tar::Head
 fn add_file<W: Write>(tar: &mut tar::Builder<W>, path: &str, mode: u32, data: &[u8]) -> Result<(), LayoutError> {
     let h = header(path, data.len(), mode, tar::EntryType::Regular);
     tar.append(&h, data)?;
+    Ok(())
+}
+
+fn add_link<W: Write>(tar: &mut tar::Builder<W>, path: &str, target: &str) -> Result<(), LayoutError> {
+    let mut h = header(path, 0, 0o777, tar::EntryType::Symlink);
+    h.set_link_name(target)?;
+    h.set_cksum();
+    tar.append(&h, std::io::empty())?;
     Ok(())
 }
 
@@ -70,6 +82,29 @@ fn layer(spec: &ImageSpec) -> Result<Vec<u8>, LayoutError> {
     )?;
     add_file(&mut tar, "etc/group", 0o644, format!("root:x:0:\napp:x:{uid}:\n").as_bytes())?;
     add_file(&mut tar, spec.entrypoint.trim_start_matches('/'), 0o755, &spec.binary)?;
+    let mut dirs: Vec<String> = spec
+        .files
+        .iter()
+        .map(|(p, _, _)| p.as_str())
+        .chain(spec.links.iter().map(|(p, _)| p.as_str()))
+        .flat_map(|p| {
+            // Every ancestor directory, so the layer never relies on implicit parents.
+            let parts: Vec<&str> = p.trim_start_matches('/').split('/').collect();
+            (1..parts.len()).map(move |n| format!("{}/", parts[..n].join("/"))).collect::<Vec<_>>()
+        })
+        .filter(|d| !["etc/", "app/", "usr/", "usr/local/", "usr/local/bin/", "tmp/"].contains(&d.as_str()))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        add_dir(&mut tar, &dir, 0o755)?;
+    }
+    for (path, mode, data) in &spec.files {
+        add_file(&mut tar, path.trim_start_matches('/'), *mode, data)?;
+    }
+    for (path, target) in &spec.links {
+        add_link(&mut tar, path.trim_start_matches('/'), target)?;
+    }
     Ok(tar.into_inner()?)
 }
 
@@ -145,6 +180,8 @@ mod tests {
             binary: b"\x7fELF-not-really".to_vec(),
             uid: 1000,
             ports: vec![8000],
+            files: vec![("/etc/ssl/certs/ca.pem".into(), 0o644, b"pem".to_vec())],
+            links: vec![("/bin/sh".into(), "/usr/local/bin/cbam-api".into())],
         }
     }
 
@@ -190,5 +227,22 @@ mod tests {
         let layer = layer(&spec()).expect("layer");
         let passwd = entries(&layer).into_iter().find(|(p, _)| p == "etc/passwd").expect("passwd").1;
         assert!(String::from_utf8_lossy(&passwd).contains("app:x:1000:1000"));
+    }
+
+    #[test]
+    fn carries_extra_files_and_links_with_their_directories() {
+        let mut archive = tar::Archive::new(std::io::Cursor::new(layer(&spec()).expect("layer")));
+        let mut seen = Vec::new();
+        for entry in archive.entries().expect("entries") {
+            let entry = entry.expect("entry");
+            let link = entry.link_name().expect("link").map(|l| l.display().to_string());
+            seen.push((entry.path().expect("path").display().to_string(), link));
+        }
+        assert!(
+            seen.contains(&("etc/ssl/".into(), None)) && seen.contains(&("etc/ssl/certs/".into(), None)),
+            "{seen:?}"
+        );
+        assert!(seen.contains(&("etc/ssl/certs/ca.pem".into(), None)));
+        assert!(seen.contains(&("bin/sh".into(), Some("/usr/local/bin/cbam-api".into()))));
     }
 }

@@ -24,6 +24,12 @@ struct Args {
     uid: u32,
     #[arg(long)]
     port: Vec<u16>,
+    /// Extra file, SRC:DEST[:MODE] (octal mode, default 644).
+    #[arg(long = "file")]
+    files: Vec<String>,
+    /// Symbolic link, DEST:TARGET.
+    #[arg(long = "link")]
+    links: Vec<String>,
     /// Output tarball; FILE.digest records what it holds.
     #[arg(long)]
     out: PathBuf,
@@ -37,6 +43,8 @@ enum Error {
     Elf(PathBuf, #[source] elf::ElfError),
     #[error("build the image")]
     Layout(#[from] layout::LayoutError),
+    #[error("use {0:?}: expected {1}")]
+    Spec(String, &'static str),
     #[error("write {0}")]
     Write(PathBuf, #[source] std::io::Error),
 }
@@ -44,7 +52,29 @@ enum Error {
 fn run(args: &Args) -> Result<(), Error> {
     let binary = std::fs::read(&args.binary).map_err(|e| Error::Read(args.binary.clone(), e))?;
     elf::require_static(&binary).map_err(|e| Error::Elf(args.binary.clone(), e))?;
+    let mut files = Vec::new();
+    for spec in &args.files {
+        let mut parts = spec.splitn(3, ':');
+        let (Some(src), Some(dest)) = (parts.next(), parts.next()) else {
+            return Err(Error::Spec(spec.clone(), "SRC:DEST[:MODE]"));
+        };
+        let mode = match parts.next() {
+            Some(m) => u32::from_str_radix(m, 8).map_err(|_| Error::Spec(spec.clone(), "an octal mode"))?,
+            None => 0o644,
+        };
+        let data = std::fs::read(src).map_err(|e| Error::Read(PathBuf::from(src), e))?;
+        files.push((dest.to_owned(), mode, data));
+    }
+    let links = args
+        .links
+        .iter()
+        .map(|l| {
+            l.split_once(':').map(|(d, t)| (d.to_owned(), t.to_owned())).ok_or(Error::Spec(l.clone(), "DEST:TARGET"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let spec = layout::ImageSpec {
+        files,
+        links,
         references: args.references.clone(),
         entrypoint: args.entrypoint.clone(),
         binary,

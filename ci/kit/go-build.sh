@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds static binaries of one Go module at a pinned version, into the kit
+# cache, from the Go module proxy only:
+#   go-build.sh NAME MODULE VERSION BIN=PACKAGE [BIN=PACKAGE ...]
+# A wrapper module requires MODULE@VERSION and repeats its module-to-module
+# replace directives (`go install pkg@version` refuses modules that have
+# any). Env: GO_TAGS (build tags), CGO (default 0), LDFLAGS_EXTRA.
+# Output: $CBAM_KIT/NAME-VERSION/bin/BIN, skipped when already complete.
+set -euo pipefail
+[ $# -ge 4 ] || { echo "usage: go-build.sh NAME MODULE VERSION BIN=PACKAGE..." >&2; exit 2; }
+name="$1" module="$2" version="$3"; shift 3
+kit="${CBAM_KIT:-$HOME/.cache/cbam-conformance/kit}"
+out="$kit/$name-$version"
+if [ -f "$out/.complete" ]; then echo "kit: $name $version cached"; exit 0; fi
+src="$out/src"
+mkdir -p "$src" "$out/bin"
+cd "$src"
+upstream="$(go mod download -json "$module@$version" | jq -r '.GoMod // empty')"
+[ -n "$upstream" ] || { echo "kit: $module@$version is not served" >&2; exit 2; }
+go_line="$(grep -m1 '^go ' "$upstream" || echo 'go 1.22')"
+printf 'module cbam.local/kit/%s\n\n%s\n\nrequire %s %s\n' "$name" "$go_line" "$module" "$version" >go.mod
+# Module-to-module replaces carry over; local-path ones cannot (and are not needed).
+awk '/^replace \(/{inblock=1; next} inblock && /^\)/{inblock=0; next}
+     inblock {print "replace " $0; next} /^replace /{print}' "$upstream" |
+  grep -vE '=>\s*\.{1,2}/' >>go.mod || true
+{
+  echo '//go:build tools'; echo; echo 'package tools'; echo; echo 'import ('
+  for spec in "$@"; do echo "	_ \"${spec#*=}\""; done
+  echo ')'
+} >tools.go
+GOFLAGS=-mod=mod go mod tidy -e >tidy.log 2>&1 || { tail -20 tidy.log >&2; exit 2; }
+for spec in "$@"; do
+  bin="${spec%%=*}" pkg="${spec#*=}"
+  started=$(date +%s)
+  CGO_ENABLED="${CGO:-0}" GOFLAGS=-buildvcs=false go build -tags "tools ${GO_TAGS:-}" -trimpath \
+    -ldflags "-s -w ${LDFLAGS_EXTRA:-}" -o "$out/bin/$bin" "$pkg"
+  echo "kit: built $name/$bin $version in $(( $(date +%s) - started )) s"
+done
+touch "$out/.complete"
