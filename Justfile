@@ -39,3 +39,16 @@ image:
     cargo run --quiet --release -p oci-image -- --binary target/x86_64-unknown-linux-gnu/release/cbam-api \
         --entrypoint /usr/local/bin/cbam-api --port 8000 --uid 1000 --out target/image/cbam-api.tar \
         $(sed -n 's/^image: {name: \(.*\), tag: \(.*\)}$/--ref \1:\2/p' fixtures/environments/*.yaml)
+
+# Build the offline cluster kit: Kubernetes, containerd, CNI, addon images and
+# the node image, from the Go module proxy and Debian only (cached by version).
+kit:
+    bash ci/kit/build.sh
+
+# A kit cluster in Docker: `just cluster up [AGENTS]`, `just cluster status`, `just cluster down`.
+cluster ACTION *ARGS:
+    bash ci/kit/cluster.sh {{ ACTION }} {{ ARGS }}
+
+# Start (or find) the Docker engine.
+engine:
+    bash ci/engine.sh up

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# `just kit`: builds everything the offline cluster needs, from the Go module
+# proxy and Debian's packages only, into $CBAM_KIT (default
+# ~/.cache/cbam-conformance/kit), each part cached by its pinned version:
+# Kubernetes binaries, etcd, containerd + ctr, CNI plugins, the addon images
+# (pause, CoreDNS, metrics-server, local-path-provisioner + busybox helper,
+# Traefik) and finally the node image `cbam-kit/node:TAG` in Docker.
+# Prints the node image reference as its last line.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+# shellcheck source=../versions.env
+source "$here/../versions.env"
+kit="${CBAM_KIT:-$HOME/.cache/cbam-conformance/kit}"
+export CBAM_KIT="$kit"
+mkdir -p "$kit/images"
+timings="$kit/timings.log"
+total=12 n=0
+
+step() { # step TITLE COMMAND...: numbered, timed progress
+  local title="$1" started; shift
+  n=$((n + 1)); started=$(date +%s)
+  echo "kit: [$n/$total] $title" >&2
+  "$@" >&2
+  echo "$(date -u +%FT%TZ) $title $(( $(date +%s) - started ))s" >>"$timings"
+}
+
+go_build() { bash "$here/go-build.sh" "$@"; }
+
+oci() { # oci NAME BINARY ENTRYPOINT UID REF [extra oci-image args]
+  local name="$1" binary="$2" entry="$3" uid="$4" ref="$5"; shift 5
+  "$root/target/release/oci-image" --binary "$binary" --entrypoint "$entry" --uid "$uid" \
+    --ref "$ref" --out "$kit/images/$name.tar" "$@" >&2
+}
+
+build_pause() {
+  local out="$kit/pause-$PAUSE_VERSION/pause"
+  [ -x "$out" ] && return 0
+  mkdir -p "$(dirname "$out")"
+  local source
+  source="$(go env GOMODCACHE)/k8s.io/kubernetes@$KUBERNETES_VERSION/build/pause/linux/pause.c"
+  [ -f "$source" ] || { echo "kit: pause.c not in the kubernetes module cache ($source)" >&2; return 2; }
+  gcc -Os -static -DVERSION="v$PAUSE_VERSION-cbam-kit" -o "$out" "$source"
+}
+
+build_images() {
+  cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p oci-image
+  local bb
+  bb="$(command -v busybox || true)"
+  [ -n "$bb" ] && file -L "$bb" | grep -q static || { apt-get install -y -qq busybox-static >/dev/null; bb=/bin/busybox; }
+  oci pause "$kit/pause-$PAUSE_VERSION/pause" /pause 65535 "registry.k8s.io/pause:$PAUSE_VERSION"
+  oci coredns "$kit/coredns-$COREDNS_VERSION/bin/coredns" /coredns 0 "registry.k8s.io/coredns/coredns:$COREDNS_VERSION"
+  oci metrics-server "$kit/metrics-server-$METRICS_SERVER_VERSION/bin/metrics-server" /metrics-server 1000 \
+    "registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION"
+  oci local-path-provisioner "$kit/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION/bin/local-path-provisioner" \
+    /usr/local/bin/local-path-provisioner 0 "docker.io/rancher/local-path-provisioner:$LOCAL_PATH_PROVISIONER_VERSION"
+  oci traefik "$kit/traefik-$TRAEFIK_VERSION/bin/traefik" /traefik 65532 "docker.io/library/traefik:$TRAEFIK_VERSION"
+  local links=() applet
+  for applet in sh mkdir rm ls cat echo sleep chmod; do links+=(--link "/bin/$applet:/bin/busybox"); done
+  oci busybox "$bb" /bin/busybox 0 "docker.io/library/busybox:kit" "${links[@]}"
+}
+
+node_tag() { # content hash of everything that goes into the node image
+  { cat "$here/../versions.env"; cat "$here"/node/cbam-node "$here"/node/*.yaml "$here"/node/*.toml "$here"/node/*.conflist "$here"/node/addons/*.yaml
+    sha256sum "$kit"/images/*.tar | cut -d' ' -f1; } | sha256sum | cut -c1-12
+}
+
+build_node() {
+  local ref="cbam-kit/node:$KUBERNETES_VERSION-$(node_tag)"
+  if docker image inspect "$ref" >/dev/null 2>&1; then echo "kit: node image $ref present" >&2; echo "$ref" >"$kit/node-image"; return; fi
+  local dir="$kit/node-rootfs.tmp"
+  rm -rf "$dir" && mkdir -p "$dir"
+  tar -C "$dir" -xf "$kit/rootfs-$DEBIAN_SUITE.tar"
+  install -d "$dir/usr/local/bin" "$dir/opt/cni/bin" "$dir/etc/cbam/addons" "$dir/etc/containerd" \
+    "$dir/var/lib/cbam/images" "$dir/var/lib/cbam/shared" "$dir/var/lib/cbam/storage"
+  install -m 755 "$kit/kubernetes-$KUBERNETES_VERSION"/bin/* "$dir/usr/local/bin/"
+  install -m 755 "$kit/etcd-$ETCD_VERSION/bin/etcd" "$dir/usr/local/bin/"
+  install -m 755 "$kit/containerd-$CONTAINERD_VERSION"/bin/* "$dir/usr/local/bin/"
+  install -m 755 "$kit/cni-plugins-$CNI_PLUGINS_VERSION"/bin/* "$dir/opt/cni/bin/"
+  install -m 755 "$here/node/cbam-node" "$dir/usr/local/bin/cbam-node"
+  install -m 644 "$here/node/kubelet.yaml" "$here/node/cni.conflist" "$dir/etc/cbam/"
+  sed "s/__PAUSE_VERSION__/$PAUSE_VERSION/" "$here/node/containerd.toml" >"$dir/etc/containerd/config.toml"
+  local addon
+  for addon in "$here"/node/addons/*.yaml; do
+    sed -e "s/__COREDNS_VERSION__/$COREDNS_VERSION/" -e "s/__METRICS_SERVER_VERSION__/$METRICS_SERVER_VERSION/" \
+      -e "s/__LOCAL_PATH_PROVISIONER_VERSION__/$LOCAL_PATH_PROVISIONER_VERSION/" -e "s/__TRAEFIK_VERSION__/$TRAEFIK_VERSION/" \
+      "$addon" >"$dir/etc/cbam/addons/$(basename "$addon")"
+  done
+  cp "$kit"/images/*.tar "$dir/var/lib/cbam/images/"
+  echo "$KUBERNETES_VERSION" >"$dir/etc/cbam/kubernetes-version"
+  tar -C "$dir" -c . | docker import \
+    --change 'ENTRYPOINT ["/usr/local/bin/cbam-node"]' \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'VOLUME ["/var/lib/containerd", "/var/lib/kubelet", "/var/lib/etcd", "/var/log"]' \
+    --change 'STOPSIGNAL SIGTERM' - "$ref" >/dev/null
+  rm -rf "$dir"
+  echo "$ref" >"$kit/node-image"
+  echo "kit: node image $ref ($(docker image inspect "$ref" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}'))" >&2
+}
+
+bash "$root/ci/engine.sh" up
+step "kubernetes $KUBERNETES_VERSION" bash "$here/build-kubernetes.sh"
+step "etcd $ETCD_VERSION" go_build etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" etcd=go.etcd.io/etcd/server/v3
+step "containerd $CONTAINERD_VERSION" env GO_TAGS="no_btrfs no_devmapper no_zfs" bash "$here/go-build.sh" containerd \
+  github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" \
+  containerd=github.com/containerd/containerd/v2/cmd/containerd \
+  containerd-shim-runc-v2=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+  ctr=github.com/containerd/containerd/v2/cmd/ctr
+step "CNI plugins $CNI_PLUGINS_VERSION" go_build cni-plugins github.com/containernetworking/plugins "$CNI_PLUGINS_VERSION" \
+  bridge=github.com/containernetworking/plugins/plugins/main/bridge \
+  loopback=github.com/containernetworking/plugins/plugins/main/loopback \
+  host-local=github.com/containernetworking/plugins/plugins/ipam/host-local \
+  portmap=github.com/containernetworking/plugins/plugins/meta/portmap
+step "coredns $COREDNS_VERSION" go_build coredns github.com/coredns/coredns "$COREDNS_VERSION" coredns=github.com/coredns/coredns
+step "metrics-server $METRICS_SERVER_VERSION" go_build metrics-server sigs.k8s.io/metrics-server "$METRICS_SERVER_VERSION" \
+  metrics-server=sigs.k8s.io/metrics-server/cmd/metrics-server
+step "local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION" go_build local-path-provisioner \
+  github.com/rancher/local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" \
+  local-path-provisioner=github.com/rancher/local-path-provisioner
+step "traefik $TRAEFIK_VERSION" go_build traefik github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" \
+  traefik=github.com/traefik/traefik/v3/cmd/traefik
+step "pause $PAUSE_VERSION" build_pause
+step "node rootfs (Debian $DEBIAN_SUITE)" bash "$here/build-rootfs.sh"
+step "addon images" build_images
+step "node image" build_node
+cat "$kit/node-image"
