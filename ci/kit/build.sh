@@ -61,7 +61,7 @@ build_images() {
 }
 
 node_tag() { # content hash of everything that goes into the node image
-  { cat "$here/../versions.env"; cat "$here"/node/cbam-node "$here"/node/*.yaml "$here"/node/*.toml "$here"/node/*.conflist "$here"/node/addons/*.yaml
+  { cat "$here/../versions.env"; cat "$here"/node/cbam-node "$here"/node/runc-node "$here"/node/*.yaml "$here"/node/*.toml "$here"/node/*.conflist "$here"/node/addons/*.yaml
     sha256sum "$kit"/images/*.tar | cut -d' ' -f1; } | sha256sum | cut -c1-12
 }
 
@@ -77,7 +77,7 @@ build_node() {
   install -m 755 "$kit/etcd-$ETCD_VERSION/bin/etcd" "$dir/usr/local/bin/"
   install -m 755 "$kit/containerd-$CONTAINERD_VERSION"/bin/* "$dir/usr/local/bin/"
   install -m 755 "$kit/cni-plugins-$CNI_PLUGINS_VERSION"/bin/* "$dir/opt/cni/bin/"
-  install -m 755 "$here/node/cbam-node" "$dir/usr/local/bin/cbam-node"
+  install -m 755 "$here/node/cbam-node" "$here/node/runc-node" "$dir/usr/local/bin/"
   install -m 644 "$here/node/kubelet.yaml" "$here/node/cni.conflist" "$dir/etc/cbam/"
   sed "s/__PAUSE_VERSION__/$PAUSE_VERSION/" "$here/node/containerd.toml" >"$dir/etc/containerd/config.toml"
   local addon
