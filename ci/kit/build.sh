@@ -45,9 +45,9 @@ build_pause() {
 
 build_images() {
   cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p oci-image
-  local bb
-  bb="$(command -v busybox || true)"
-  [ -n "$bb" ] && file -L "$bb" | grep -q static || { apt-get install -y -qq busybox-static >/dev/null; bb=/bin/busybox; }
+  # busybox-static from the node rootfs (Debian's), for the storage helper pods.
+  local bb="$kit/busybox-$DEBIAN_SUITE"
+  [ -x "$bb" ] || { tar -xOf "$kit/rootfs-$DEBIAN_SUITE.tar" ./usr/bin/busybox >"$bb" && chmod 755 "$bb"; }
   oci pause "$kit/pause-$PAUSE_VERSION/pause" /pause 65535 "registry.k8s.io/pause:$PAUSE_VERSION"
   oci coredns "$kit/coredns-$COREDNS_VERSION/bin/coredns" /coredns 0 "registry.k8s.io/coredns/coredns:$COREDNS_VERSION"
   oci metrics-server "$kit/metrics-server-$METRICS_SERVER_VERSION/bin/metrics-server" /metrics-server 1000 \

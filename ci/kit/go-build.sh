@@ -15,14 +15,18 @@ if [ -f "$out/.complete" ]; then echo "kit: $name $version cached"; exit 0; fi
 src="$out/src"
 mkdir -p "$src" "$out/bin"
 cd "$src"
-upstream="$(go mod download -json "$module@$version" | jq -r '.GoMod // empty')"
+info="$(go mod download -json "$module@$version")"
+upstream="$(jq -r '.GoMod // empty' <<<"$info")" moddir="$(jq -r '.Dir // empty' <<<"$info")"
 [ -n "$upstream" ] || { echo "kit: $module@$version is not served" >&2; exit 2; }
 go_line="$(grep -m1 '^go ' "$upstream" || echo 'go 1.22')"
 printf 'module cbam.local/kit/%s\n\n%s\n\nrequire %s %s\n' "$name" "$go_line" "$module" "$version" >go.mod
-# Module-to-module replaces carry over; local-path ones cannot (and are not needed).
-awk '/^replace \(/{inblock=1; next} inblock && /^\)/{inblock=0; next}
-     inblock {print "replace " $0; next} /^replace /{print}' "$upstream" |
-  grep -vE '=>\s*\.{1,2}/' >>go.mod || true
+# Replace and exclude directives carry over; a local-path replace points into
+# the module's own (read-only) copy in the module cache.
+awk -v dir="$moddir" '
+  /^(replace|exclude) \(/ { block = $1; next }
+  block && /^\)/ { block = ""; next }
+  block { line = block " " $0 } !block && /^(replace|exclude) / { line = $0 }
+  line { sub(/=>[ \t]*\.\//, "=> " dir "/", line); print line; line = "" }' "$upstream" >>go.mod
 {
   echo '//go:build tools'; echo; echo 'package tools'; echo; echo 'import ('
   for spec in "$@"; do echo "	_ \"${spec#*=}\""; done

@@ -124,7 +124,7 @@ pub(crate) fn build(spec: &ImageSpec) -> Result<(Vec<u8>, String), LayoutError> 
             "User": format!("{0}:{0}", spec.uid),
             "Entrypoint": [spec.entrypoint],
             "ExposedPorts": ports,
-            "Env": ["PATH=/usr/local/bin"],
+            "Env": ["PATH=/usr/local/bin:/usr/bin:/bin"],
             "WorkingDir": "/app",
         },
         "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
