@@ -19,9 +19,15 @@ conformance ENV *FLAGS:
     @cargo build --quiet --release --bin conformance
     ./target/release/conformance {{ ENV }} {{ FLAGS }}
 
-# Unit tests, the static tier on every environment, and every mutation test.
+# Unit tests, the static tier on every environment, every mutation test,
+# the double's contract and the workflow checks (no cluster needed).
 test:
-    cargo nextest run --workspace --profile ci
+    cargo nextest run --workspace --profile ci -E 'not binary(smoke)'
+
+# The kit cluster's smoke suite: engine, kit and image first, then a 3-node
+# cluster up, checked (pods, Service, HTTPS ingress, metrics, RWX) and down.
+smoke: engine kit image
+    cargo nextest run -p cbam-cluster --profile ci -E 'binary(smoke)' --no-capture
 
 # Formatting and lints, as CI runs them.
 lint:

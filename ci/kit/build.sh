@@ -91,8 +91,7 @@ build_node() {
   tar -C "$dir" -c . | docker import \
     --change 'ENTRYPOINT ["/usr/local/bin/cbam-node"]' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'VOLUME ["/var/lib/containerd", "/var/lib/kubelet", "/var/lib/etcd", "/var/log"]' \
-    --change 'STOPSIGNAL SIGTERM' - "$ref" >/dev/null
+    --change 'VOLUME ["/var/lib/containerd", "/var/lib/kubelet", "/var/lib/etcd", "/var/log"]' - "$ref" >/dev/null
   rm -rf "$dir"
   echo "$ref" >"$kit/node-image"
   echo "kit: node image $ref ($(docker image inspect "$ref" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}'))" >&2

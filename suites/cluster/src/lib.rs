@@ -1,0 +1,10 @@
+//! Kit clusters for the live tier: Docker engine access, the offline kit's
+//! node image, a k3s-style provider (server + agents, testcontainers), the
+//! readiness gate, and the one waiting primitive with its timeouts.
+
+pub mod docker;
+pub mod kit;
+pub mod provider;
+pub mod readiness;
+pub mod timeouts;
+pub mod wait;

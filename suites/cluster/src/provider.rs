@@ -1,0 +1,216 @@
+//! A kit cluster: one server and N agents as privileged node containers on
+//! a private Docker network (testcontainers), sharing a PKI volume and a
+//! storage volume; the API, HTTP and HTTPS ports published for 127.0.0.1.
+
+use std::path::Path;
+
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use testcontainers::core::{IntoContainerPort, Mount, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+use crate::docker::{self, DockerError};
+use crate::timeouts::Timeouts;
+
+/// Every object a kit cluster creates carries this label, so a sweep can
+/// remove what an interrupted run left behind.
+pub const LABEL: &str = "cbam.io/kit-cluster";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error("start node {node}")]
+    Start {
+        node: String,
+        #[source]
+        source: testcontainers::TestcontainersError,
+    },
+    #[error("read the published port {port} of {node}")]
+    Port {
+        node: String,
+        port: u16,
+        #[source]
+        source: testcontainers::TestcontainersError,
+    },
+    #[error("read the cluster's kubeconfig")]
+    Kubeconfig(#[source] kube::config::KubeconfigError),
+    #[error("build a client for the cluster")]
+    Client(#[source] kube::Error),
+    #[error("start an agent: the task failed: {0}")]
+    Join(String),
+    #[error("remove node {node}")]
+    Remove {
+        node: String,
+        #[source]
+        source: testcontainers::TestcontainersError,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct KitOptions {
+    /// Prefix of every container, network and volume name.
+    pub name: String,
+    pub agents: usize,
+    /// The node image (`just kit` prints it).
+    pub image: String,
+    pub timeouts: Timeouts,
+}
+
+#[derive(Debug)]
+pub struct Node {
+    /// Kubernetes node name (the container's hostname).
+    pub name: String,
+    /// Docker container name.
+    pub container: String,
+    handle: ContainerAsync<GenericImage>,
+}
+
+pub struct KitCluster {
+    pub name: String,
+    pub nodes: Vec<Node>,
+    pub client: Client,
+    /// The kubeconfig (super-admin, server rewritten to 127.0.0.1).
+    pub kubeconfig_yaml: String,
+    pub api_port: u16,
+    pub http_port: u16,
+    pub https_port: u16,
+}
+
+impl std::fmt::Debug for KitCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KitCluster")
+            .field("name", &self.name)
+            .field("nodes", &self.nodes)
+            .field("api_port", &self.api_port)
+            .field("http_port", &self.http_port)
+            .field("https_port", &self.https_port)
+            .finish_non_exhaustive()
+    }
+}
+
+fn split_reference(reference: &str) -> (&str, &str) {
+    match reference.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (reference, "latest"),
+    }
+}
+
+impl KitCluster {
+    /// Removes every container, volume and network labelled for `name`
+    /// (what an interrupted run left behind).
+    pub async fn sweep(name: &str) -> Result<(), DockerError> {
+        let filter = format!("label={LABEL}={name}");
+        let ids = docker::docker(&["ps", "-aq", "--filter", &filter]).await?;
+        for id in ids.lines() {
+            docker::docker(&["rm", "-f", "-v", id]).await?;
+        }
+        for kind in ["volume", "network"] {
+            let ids = docker::docker(&[kind, "ls", "-q", "--filter", &filter]).await?;
+            for id in ids.lines() {
+                docker::docker(&[kind, "rm", id]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn start_node(
+        opts: &KitOptions,
+        node: &str,
+        role: &str,
+        server_container: &str,
+    ) -> Result<Node, ClusterError> {
+        let (image, tag) = split_reference(&opts.image);
+        let container = format!("{}-{node}", opts.name);
+        let request = GenericImage::new(image, tag)
+            .with_wait_for(WaitFor::message_on_stdout(format!("cbam-node[{role}/{node}]: ready")))
+            .with_exposed_port(6443.tcp())
+            .with_exposed_port(80.tcp())
+            .with_exposed_port(443.tcp())
+            .with_privileged(true)
+            .with_network(&opts.name)
+            .with_hostname(node)
+            .with_container_name(&container)
+            .with_label(LABEL, &opts.name)
+            .with_mount(Mount::volume_mount(format!("{}-shared", opts.name), "/var/lib/cbam/shared"))
+            .with_mount(Mount::volume_mount(format!("{}-storage", opts.name), "/var/lib/cbam/storage"))
+            .with_mount(Mount::tmpfs_mount("/run"))
+            .with_mount(Mount::tmpfs_mount("/tmp"))
+            .with_env_var("CBAM_ROLE", role)
+            .with_env_var("CBAM_SERVER", server_container)
+            .with_startup_timeout(opts.timeouts.node_start);
+        let handle = request.start().await.map_err(|source| ClusterError::Start { node: node.to_owned(), source })?;
+        Ok(Node { name: node.to_owned(), container, handle })
+    }
+
+    pub async fn up(opts: &KitOptions) -> Result<KitCluster, ClusterError> {
+        Self::sweep(&opts.name).await?;
+        let label = format!("{LABEL}={}", opts.name);
+        docker::docker(&["network", "create", "--label", &label, &opts.name]).await?;
+        for volume in ["shared", "storage"] {
+            docker::docker(&["volume", "create", "--label", &label, &format!("{}-{volume}", opts.name)]).await?;
+        }
+        let server_container = format!("{}-server", opts.name);
+        let mut nodes = vec![Self::start_node(opts, "server", "server", &server_container).await?];
+        // Agents start together: each waits only for the server's PKI.
+        let mut agents = tokio::task::JoinSet::new();
+        for i in 1..=opts.agents {
+            let (opts, server) = (opts.clone(), server_container.clone());
+            agents.spawn(async move { Self::start_node(&opts, &format!("agent{i}"), "agent", &server).await });
+        }
+        let mut joined = Vec::new();
+        while let Some(result) = agents.join_next().await {
+            joined.push(result.map_err(|e| ClusterError::Join(e.to_string()))??);
+        }
+        joined.sort_by(|a, b| a.name.cmp(&b.name));
+        nodes.extend(joined);
+        let server = &nodes[0];
+        let port = |p: u16| async move {
+            server.handle.get_host_port_ipv4(p.tcp()).await.map_err(|source| ClusterError::Port {
+                node: server.name.clone(),
+                port: p,
+                source,
+            })
+        };
+        let (api_port, http_port, https_port) = (port(6443).await?, port(80).await?, port(443).await?);
+        let raw =
+            docker::docker(&["exec", &server.container, "cat", "/var/lib/cbam/shared/kubeconfig/super-admin.conf"])
+                .await?;
+        let kubeconfig_yaml = raw
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("server: ") {
+                    format!("    server: https://127.0.0.1:{api_port}")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let kubeconfig = Kubeconfig::from_yaml(&kubeconfig_yaml).map_err(ClusterError::Kubeconfig)?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(ClusterError::Kubeconfig)?;
+        let client = Client::try_from(config).map_err(ClusterError::Client)?;
+        Ok(KitCluster { name: opts.name.clone(), nodes, client, kubeconfig_yaml, api_port, http_port, https_port })
+    }
+
+    /// Loads an image archive into every node's containerd.
+    pub async fn import_image(&self, archive: &Path) -> Result<(), DockerError> {
+        for node in &self.nodes {
+            docker::import_image(&node.container, archive).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the nodes in reverse creation order, then the volumes and the network.
+    pub async fn down(mut self) -> Result<(), ClusterError> {
+        while let Some(node) = self.nodes.pop() {
+            let name = node.name.clone();
+            node.handle.rm().await.map_err(|source| ClusterError::Remove { node: name, source })?;
+        }
+        Self::sweep(&self.name).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,155 @@
+//! The gate before any suite runs: nodes Ready, CoreDNS, the metrics API,
+//! the ingress controller serving on the published port, a default
+//! StorageClass. Each is a named wait that reports what it last saw.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use kube::Client;
+use kube::api::{Api, ListParams};
+
+use crate::timeouts::Timeouts;
+use crate::wait::{Poll, WaitError, until};
+
+fn ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+pub async fn nodes_ready(client: &Client, expected: usize, timeout: Duration) -> Result<Vec<String>, WaitError> {
+    let api: Api<Node> = Api::all(client.clone());
+    until(&format!("{expected} nodes Ready"), timeout, || {
+        let api = api.clone();
+        async move {
+            match api.list(&ListParams::default()).await {
+                Ok(list) => {
+                    let names: Vec<String> =
+                        list.items.iter().filter(|n| ready(n)).filter_map(|n| n.metadata.name.clone()).collect();
+                    if names.len() == expected {
+                        Poll::Done(names)
+                    } else {
+                        Poll::Pending(format!("{} of {} listed nodes Ready: {names:?}", names.len(), list.items.len()))
+                    }
+                }
+                Err(e) => Poll::Pending(format!("list nodes: {e}")),
+            }
+        }
+    })
+    .await
+}
+
+async fn deployment_available(client: &Client, ns: &str, name: &str, timeout: Duration) -> Result<(), WaitError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    until(&format!("Deployment {ns}/{name} available"), timeout, || {
+        let api = api.clone();
+        async move {
+            match api.get(name).await {
+                Ok(d) => {
+                    let available = d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+                    if available >= 1 {
+                        Poll::Done(())
+                    } else {
+                        Poll::Pending(format!("{available} available replicas"))
+                    }
+                }
+                Err(e) => Poll::Pending(format!("get: {e}")),
+            }
+        }
+    })
+    .await
+}
+
+async fn metrics_api(client: &Client, timeout: Duration) -> Result<(), WaitError> {
+    let api: Api<APIService> = Api::all(client.clone());
+    until("APIService v1beta1.metrics.k8s.io Available and node metrics served", timeout, || {
+        let (api, client) = (api.clone(), client.clone());
+        async move {
+            let available = match api.get("v1beta1.metrics.k8s.io").await {
+                Ok(s) => s
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Available" && c.status == "True"),
+                Err(e) => return Poll::Pending(format!("get APIService: {e}")),
+            };
+            if !available {
+                return Poll::Pending("APIService not Available".into());
+            }
+            let request = match http::Request::get("/apis/metrics.k8s.io/v1beta1/nodes").body(Vec::new()) {
+                Ok(r) => r,
+                Err(e) => return Poll::Pending(e.to_string()),
+            };
+            match client.request::<serde_json::Value>(request).await {
+                Ok(v) if v["items"].as_array().is_some_and(|i| !i.is_empty()) => Poll::Done(()),
+                Ok(_) => Poll::Pending("no node metrics yet".into()),
+                Err(e) => Poll::Pending(format!("node metrics: {e}")),
+            }
+        }
+    })
+    .await
+}
+
+async fn ingress_serving(client: &Client, http_port: u16, t: &Timeouts) -> Result<(), WaitError> {
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), "traefik");
+    let http = reqwest::Client::builder().timeout(t.request).build().map_err(|e| WaitError {
+        condition: "an HTTP client".into(),
+        timeout: Duration::ZERO,
+        last: e.to_string(),
+    })?;
+    until(&format!("ingress controller answering on 127.0.0.1:{http_port}"), t.addons_ready, || {
+        let (api, http) = (api.clone(), http.clone());
+        async move {
+            let ready = api.get("traefik").await.ok().and_then(|d| d.status).map_or(0, |s| s.number_ready);
+            if ready < 1 {
+                return Poll::Pending("Traefik DaemonSet has no ready pod".into());
+            }
+            // No Ingress matches `/` on an unknown host: Traefik answers 404 itself.
+            match http.get(format!("http://127.0.0.1:{http_port}/")).send().await {
+                Ok(_) => Poll::Done(()),
+                Err(e) => Poll::Pending(format!("GET: {e}")),
+            }
+        }
+    })
+    .await
+}
+
+async fn default_storage_class(client: &Client, timeout: Duration) -> Result<String, WaitError> {
+    let api: Api<StorageClass> = Api::all(client.clone());
+    until("a default StorageClass", timeout, || {
+        let api = api.clone();
+        async move {
+            match api.list(&ListParams::default()).await {
+                Ok(list) => list
+                    .items
+                    .iter()
+                    .find(|sc| {
+                        sc.metadata
+                            .annotations
+                            .as_ref()
+                            .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
+                            .is_some_and(|v| v == "true")
+                    })
+                    .and_then(|sc| sc.metadata.name.clone())
+                    .map_or_else(|| Poll::Pending(format!("{} classes, none default", list.items.len())), Poll::Done),
+                Err(e) => Poll::Pending(format!("list: {e}")),
+            }
+        }
+    })
+    .await
+}
+
+/// Everything a suite needs, or the first thing that is not there.
+pub async fn gate(client: &Client, expected_nodes: usize, http_port: u16, t: &Timeouts) -> Result<(), WaitError> {
+    nodes_ready(client, expected_nodes, t.nodes_ready).await?;
+    deployment_available(client, "kube-system", "coredns", t.addons_ready).await?;
+    default_storage_class(client, t.addons_ready).await?;
+    metrics_api(client, t.addons_ready).await?;
+    ingress_serving(client, http_port, t).await?;
+    Ok(())
+}

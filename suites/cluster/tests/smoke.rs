@@ -1,0 +1,255 @@
+//! Smoke suite of the kit cluster: it needs a Docker engine and a built kit
+//! (`just smoke` ensures both first) and fails, naming what is missing,
+//! when either is absent: it never passes without a cluster.
+//! One cluster for the whole suite: 1 server + 2 agents, then down.
+
+use std::path::PathBuf;
+
+use cbam_cluster::docker;
+use cbam_cluster::kit;
+use cbam_cluster::provider::{KitCluster, KitOptions};
+use cbam_cluster::readiness;
+use cbam_cluster::timeouts::Timeouts;
+use cbam_cluster::wait::{Poll, until};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::Client;
+use kube::api::{Api, ListParams, LogParams, Patch, PatchParams};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use serde_json::json;
+
+const NS: &str = "smoke";
+const HOST: &str = "smoke.kit.test";
+const MANAGER: &str = "cbam-conformance";
+
+fn app_image() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/image/cbam-api.tar")
+}
+
+async fn apply<K>(client: &Client, ns: Option<&str>, value: serde_json::Value)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let name = value["metadata"]["name"].as_str().expect("named object").to_owned();
+    let api: Api<K> = Api::namespaced(client.clone(), ns.unwrap_or(NS));
+    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&value)).await.expect("server-side apply");
+}
+
+/// A CA for the run and a certificate for HOST signed by it (PEM).
+fn tls_for_host() -> (String, String, String) {
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "cbam smoke CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("leaf key");
+    let leaf = CertificateParams::new(vec![HOST.to_owned()]).expect("leaf params");
+    let cert = leaf.signed_by(&key, &issuer).expect("leaf cert");
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn kit_cluster_smoke() {
+    assert!(docker::engine_reachable().await, "no Docker engine answers: run `just engine` (ci/engine.sh) first");
+    let image = kit::node_image().unwrap_or_else(|e| panic!("{e}"));
+    assert!(docker::image_present(&image).await, "node image {image} is not loaded: run `just kit`");
+    assert!(app_image().is_file(), "{} missing: run `just image`", app_image().display());
+    let before = docker::inventory().await.expect("docker inventory");
+    let t = Timeouts::default();
+    let opts = KitOptions { name: "cbam-smoke".into(), agents: 2, image, timeouts: t };
+
+    let started = std::time::Instant::now();
+    let cluster = KitCluster::up(&opts).await.expect("cluster up");
+    readiness::gate(&cluster.client, 3, cluster.http_port, &t).await.expect("readiness gate");
+    eprintln!("smoke: cluster ready in {:.1} s", started.elapsed().as_secs_f64());
+    let result = exercise(&cluster, &t).await;
+    cluster.down().await.expect("cluster down");
+    let after = docker::inventory().await.expect("docker inventory");
+    result.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(before, after, "cluster down must leave containers, networks and volumes as they were");
+}
+
+async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), String> {
+    let client = &cluster.client;
+    let nodes = readiness::nodes_ready(client, 3, t.nodes_ready).await.map_err(|e| e.to_string())?;
+    cluster.import_image(&app_image()).await.map_err(|e| e.to_string())?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            NS,
+            &PatchParams::apply(MANAGER),
+            &Patch::Apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})),
+        )
+        .await
+        .map_err(|e| format!("create namespace: {e}"))?;
+
+    // A pod runs and a Service answers, through the real ingress over HTTPS with SNI.
+    let (ca_pem, cert_pem, key_pem) = tls_for_host();
+    apply::<Secret>(
+        client,
+        None,
+        json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "smoke-tls"}, "type": "kubernetes.io/tls",
+            "stringData": {"tls.crt": cert_pem, "tls.key": key_pem}
+        }),
+    )
+    .await;
+    apply::<Deployment>(client, None, json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}},
+          "template": {"metadata": {"labels": {"app": "api"}}, "spec": {
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "api"}}}],
+            "containers": [{"name": "api", "image": "ghcr.io/greenlang/cbam-api:v1.0.0", "imagePullPolicy": "Never",
+              "env": [{"name": "DATA_DIR", "value": "/tmp"}, {"name": "LOGS_DIR", "value": "/tmp"}, {"name": "OUTPUT_DIR", "value": "/tmp"},
+                      {"name": "UPLOADS_DIR", "value": "/tmp"}, {"name": "DATABASE_URL", "value": "smoke"}, {"name": "REDIS_URL", "value": "smoke"}],
+              "ports": [{"name": "http", "containerPort": 8000}],
+              "readinessProbe": {"httpGet": {"path": "/health/ready", "port": "http"}, "periodSeconds": 2}}]}}}
+    })).await;
+    apply::<Service>(
+        client,
+        None,
+        json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
+            "spec": {"selector": {"app": "api"}, "ports": [{"name": "http", "port": 8000, "targetPort": "http"}]}
+        }),
+    )
+    .await;
+    apply::<Ingress>(
+        client,
+        None,
+        json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "api"},
+            "spec": {"ingressClassName": "nginx", "tls": [{"hosts": [HOST], "secretName": "smoke-tls"}],
+              "rules": [{"host": HOST, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": "api", "port": {"name": "http"}}}}]}}]}
+        }),
+    )
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    until("Deployment smoke/api: 2 replicas available", t.rollout, || {
+        let api = deployments.clone();
+        async move {
+            match api.get("api").await {
+                Ok(d) => match d.status.and_then(|s| s.available_replicas).unwrap_or(0) {
+                    2 => Poll::Done(()),
+                    n => Poll::Pending(format!("{n} available")),
+                },
+                Err(e) => Poll::Pending(e.to_string()),
+            }
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let on: Vec<String> = pods
+        .list(&ListParams::default().labels("app=api"))
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .collect();
+    if on.iter().collect::<std::collections::BTreeSet<_>>().len() != 2 {
+        return Err(format!("the two replicas must run on two nodes, found {on:?}"));
+    }
+    let https = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).map_err(|e| e.to_string())?])
+        .resolve(HOST, std::net::SocketAddr::from(([127, 0, 0, 1], cluster.https_port)))
+        .timeout(t.request)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = format!("https://{HOST}:{}/health", cluster.https_port);
+    until(&format!("GET {url} (SNI {HOST}, chained to the run's CA) answers 200"), t.rollout, || {
+        let (https, url) = (https.clone(), url.clone());
+        async move {
+            match https.get(&url).send().await {
+                Ok(r) if r.status() == 200 => Poll::Done(()),
+                Ok(r) => Poll::Pending(format!("HTTP {}", r.status())),
+                Err(e) => Poll::Pending(format!("{e:?}")),
+            }
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+
+    // Pod CPU/memory metrics are served for the workload.
+    until("pod metrics for smoke/api", t.addons_ready, || {
+        let client = client.clone();
+        async move {
+            let Ok(request) =
+                http::Request::get(format!("/apis/metrics.k8s.io/v1beta1/namespaces/{NS}/pods")).body(Vec::new())
+            else {
+                return Poll::Pending("request".into());
+            };
+            match client.request::<serde_json::Value>(request).await {
+                Ok(v) => {
+                    let with_usage = v["items"].as_array().map_or(0, |items| {
+                        items
+                            .iter()
+                            .filter(|i| {
+                                i["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("api-"))
+                                    && i["containers"][0]["usage"]["cpu"].is_string()
+                            })
+                            .count()
+                    });
+                    if with_usage >= 2 {
+                        Poll::Done(())
+                    } else {
+                        Poll::Pending(format!("{with_usage} api pods with usage"))
+                    }
+                }
+                Err(e) => Poll::Pending(e.to_string()),
+            }
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+
+    // A ReadWriteMany volume written from pods on different nodes.
+    apply::<PersistentVolumeClaim>(
+        client,
+        None,
+        json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "shared"},
+            "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}
+        }),
+    )
+    .await;
+    apply::<DaemonSet>(client, None, json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "writer"},
+        "spec": {"selector": {"matchLabels": {"app": "writer"}}, "template": {"metadata": {"labels": {"app": "writer"}}, "spec": {
+          "tolerations": [{"operator": "Exists"}],
+          "containers": [{"name": "w", "image": "docker.io/library/busybox:kit", "imagePullPolicy": "Never",
+            "command": ["sh", "-c", "echo $NODE > /data/$NODE; while true; do ls /data; sleep 1; done"],
+            "env": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+            "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
+          "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "shared"}}]}}}
+    })).await;
+    let wanted = nodes.clone();
+    until("every node's file visible on the shared ReadWriteMany volume", t.rollout, || {
+        let (pods, wanted) = (pods.clone(), wanted.clone());
+        async move {
+            let Ok(list) = pods.list(&ListParams::default().labels("app=writer")).await else {
+                return Poll::Pending("list writer pods".into());
+            };
+            let Some(name) = list.items.first().and_then(|p| p.metadata.name.clone()) else {
+                return Poll::Pending("no writer pod".into());
+            };
+            match pods.logs(&name, &LogParams { tail_lines: Some(20), ..LogParams::default() }).await {
+                Ok(log) if wanted.iter().all(|n| log.lines().any(|l| l.trim() == n)) => Poll::Done(()),
+                Ok(log) => Poll::Pending(format!("{name} sees {:?}", log.lines().rev().take(3).collect::<Vec<_>>())),
+                Err(e) => Poll::Pending(format!("logs of {name}: {e}")),
+            }
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
