@@ -51,8 +51,10 @@ image:
 kit:
     bash ci/kit/build.sh
 
-# A kit cluster in Docker: `just cluster up [AGENTS]`, `just cluster status`, `just cluster down`.
+# A kit cluster in Docker: `just cluster up [AGENTS]` (builds or reuses the
+# kit first), `just cluster status`, `just cluster down`.
 cluster ACTION *ARGS:
+    if [ "{{ ACTION }}" = up ]; then just kit >/dev/null; fi
     bash ci/kit/cluster.sh {{ ACTION }} {{ ARGS }}
 
 # Start (or find) the Docker engine.
