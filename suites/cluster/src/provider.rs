@@ -189,9 +189,12 @@ impl KitCluster {
             .collect::<Vec<_>>()
             .join("\n");
         let kubeconfig = Kubeconfig::from_yaml(&kubeconfig_yaml).map_err(ClusterError::Kubeconfig)?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .map_err(ClusterError::Kubeconfig)?;
+        // A conformance harness must see the API server's own answers: kube's
+        // default retry would turn a PDB's 429 into a delayed success.
+        config.default_retry = false;
         let client = Client::try_from(config).map_err(ClusterError::Client)?;
         Ok(KitCluster { name: opts.name.clone(), nodes, client, kubeconfig_yaml, api_port, http_port, https_port })
     }

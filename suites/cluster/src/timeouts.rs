@@ -20,11 +20,14 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
+        // A rollout that cannot succeed (a broken probe path) is waited for
+        // this long; mutation tests shorten it with CBAM_TIMEOUT_ROLLOUT_SECONDS.
+        let rollout = std::env::var("CBAM_TIMEOUT_ROLLOUT_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(120);
         Timeouts {
             node_start: Duration::from_secs(180),
             nodes_ready: Duration::from_secs(120),
             addons_ready: Duration::from_secs(180),
-            rollout: Duration::from_secs(120),
+            rollout: Duration::from_secs(rollout),
             request: Duration::from_secs(5),
         }
     }

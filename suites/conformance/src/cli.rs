@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 
 use crate::environment::Env;
+use crate::live::{self, LiveError, LiveOptions};
 use crate::outcome::Status;
 use crate::render::Kustomize;
-use crate::report::{self, Skipped};
+use crate::report::{self, Evidence, Skipped};
 use crate::static_tier::{self, StaticOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,9 +103,34 @@ pub struct Args {
     /// Kubeconfig for `--cluster existing`.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// Application image archive loaded into the cluster (e.g. the real CBAM API).
+    #[arg(long, default_value = "target/image/cbam-api.tar")]
+    pub app_image: PathBuf,
+    /// Resource scale factor for the test cluster: `auto` or a number.
+    #[arg(long, default_value = "auto", value_parser = parse_fit)]
+    pub fit: Fit,
+    /// Agents beside the server in the kit cluster.
+    #[arg(long, default_value_t = 2)]
+    pub agents: usize,
     /// Print passing facts too.
     #[arg(long, short)]
     pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    Auto,
+    Factor(u32),
+}
+
+fn parse_fit(text: &str) -> Result<Fit, String> {
+    if text == "auto" {
+        return Ok(Fit::Auto);
+    }
+    match text.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(Fit::Factor(n)),
+        _ => Err(format!("expected `auto` or a factor >= 1, found {text:?}")),
+    }
 }
 
 /// "failed to X: Y: Z" from an error and its sources.
@@ -117,8 +143,6 @@ fn chain(err: &dyn Error) -> String {
     }
     text
 }
-
-const LIVE_MISSING: &str = "the live tier (k3s cluster, drains, autoscaling, TLS/CORS through the ingress) is not built yet, so nothing about cluster behaviour was proved";
 
 pub fn run(args: Args) -> u8 {
     let report_dir = args.report.clone().unwrap_or_else(|| PathBuf::from("target/conformance").join(args.env.name()));
@@ -136,48 +160,94 @@ pub fn run(args: Args) -> u8 {
     if let Some(path) = args.kubeconfig.as_ref().filter(|p| !p.is_file()) {
         return fail_input(format!("failed to read kubeconfig {}: no such file", path.display()));
     }
-    let requested = format!("cluster {:?}, profile {:?}", args.cluster, args.profile).to_lowercase();
-    if args.tier == Tier::Live {
-        return fail_input(format!("failed to run --tier live ({requested}): {LIVE_MISSING}"));
-    }
     let kustomize = match Kustomize::locate(args.kustomize.as_deref()) {
         Ok(k) => k,
         Err(err) => return fail_input(chain(&err)),
     };
     let options =
         StaticOptions { envs: args.env.envs(), infra: args.infra.clone(), fixtures: args.fixtures.clone(), kustomize };
-    let run = match static_tier::run(&options) {
+    let static_run = match static_tier::run(&options) {
         Ok(run) => run,
         Err(err) => return fail_input(chain(&err)),
     };
-    for outcome in run.outcomes().filter(|o| args.verbose || o.status == Status::Fail) {
+    for outcome in static_run.outcomes().filter(|o| args.verbose || o.status == Status::Fail) {
         println!("{}", outcome.line());
     }
-    for result in &run.results {
+    for result in &static_run.results {
         if let Some((up, down)) = &result.hpa_timeline {
             println!("predicted HPA timeline [{}]: scale-up {up}", result.env);
             println!("predicted HPA timeline [{}]: scale-down {down}", result.env);
         }
     }
-    let (passed, failed) = report::counts(&run);
-    let envs: Vec<&str> = run.results.iter().map(|r| r.env.as_str()).collect();
+    let envs: Vec<&str> = static_run.results.iter().map(|r| r.env.as_str()).collect();
     println!(
-        "static tier [{}]: {passed} checks passed, {failed} failed ({} facts) in {} ms; kustomize {}",
+        "static tier [{}]: {} facts in {} ms; kustomize {}",
         envs.join(", "),
-        run.outcomes().count(),
-        run.elapsed.as_millis(),
-        run.kustomize
+        static_run.outcomes().count(),
+        static_run.elapsed.as_millis(),
+        static_run.kustomize
     );
     let mut skipped = Vec::new();
-    if args.tier == Tier::All {
-        eprintln!("\n!!! LIVE TIER SKIPPED ({requested}): {LIVE_MISSING}. Skipped is not passed.\n");
-        skipped.push(Skipped { tier: "live", reason: format!("{LIVE_MISSING} (requested: {requested})") });
+    let mut live_run = None;
+    if args.tier != Tier::Static {
+        let requested = format!("cluster {:?}, profile {:?}", args.cluster, args.profile).to_lowercase();
+        let unavailable = match args.cluster {
+            Cluster::K3s => None,
+            Cluster::Kind | Cluster::Existing => Some(format!(
+                "the {} provider is not built yet (the kit's k3s-style provider is)",
+                format!("{:?}", args.cluster).to_lowercase()
+            )),
+        };
+        let outcome = match unavailable {
+            Some(reason) => Err(reason),
+            None => {
+                let opts = LiveOptions {
+                    app_image: args.app_image.clone(),
+                    fit: match args.fit {
+                        Fit::Auto => None,
+                        Fit::Factor(n) => Some(n),
+                    },
+                    agents: args.agents,
+                    report_dir: report_dir.clone(),
+                };
+                let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(err) => return fail_input(format!("failed to start the async runtime: {err}")),
+                };
+                match runtime.block_on(live::run(&static_run, &opts)) {
+                    Ok(run) => Ok(run),
+                    // Only a missing engine may turn into a skip, and only when the live tier was not asked for alone.
+                    Err(LiveError::NoEngine) if args.tier == Tier::All => {
+                        Err("no container engine could be reached (run `just engine`)".to_owned())
+                    }
+                    Err(err) => return fail_input(chain(&err)),
+                }
+            }
+        };
+        match outcome {
+            Ok(run) => {
+                for outcome in run.outcomes.iter().filter(|o| args.verbose || o.status != Status::Pass) {
+                    println!("{}", outcome.line());
+                }
+                for note in &run.notes {
+                    println!("live tier: {note}");
+                }
+                live_run = Some(run);
+            }
+            Err(reason) if args.tier == Tier::All => {
+                eprintln!("\n!!! LIVE TIER SKIPPED ({requested}): {reason}. Skipped is not passed.\n");
+                skipped.push(Skipped { tier: "live", reason: format!("{reason} (requested: {requested})") });
+            }
+            Err(reason) => return fail_input(format!("failed to run --tier live ({requested}): {reason}")),
+        }
     }
-    if let Err(err) = report::write(&report_dir, &run, &skipped) {
+    let evidence = Evidence { run: &static_run, live: live_run.as_ref(), skipped: &skipped };
+    if let Err(err) = report::write(&report_dir, &evidence) {
         eprintln!("error: {}", chain(&err));
         return 2;
     }
+    let (passed, failed, skipped_count) = report::counts(&evidence);
     println!("evidence: {}", report_dir.display());
-    println!("{passed} passed, {failed} failed, {} skipped", skipped.len());
+    println!("{passed} passed, {failed} failed, {skipped_count} skipped");
     u8::from(failed > 0)
 }

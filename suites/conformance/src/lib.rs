@@ -6,6 +6,7 @@ pub mod cli;
 mod context;
 pub mod environment;
 pub mod fixtures;
+pub mod live;
 pub mod manifest;
 pub mod mutation;
 pub mod outcome;

@@ -80,6 +80,19 @@ impl Recorder {
         self.record(object, subject, expected, found, passed);
     }
 
+    /// Records a fact that could not be established here, and why (never a pass).
+    pub(crate) fn skip(&mut self, object: &str, subject: &str, expected: impl Display, reason: impl Display) {
+        self.outcomes.push(Outcome {
+            env: self.env,
+            check: self.check,
+            object: object.to_owned(),
+            subject: subject.to_owned(),
+            expected: expected.to_string(),
+            found: format!("not verified: {reason}"),
+            status: Status::Skip,
+        });
+    }
+
     /// Records an object the check needs but the manifests lack.
     pub(crate) fn missing(&mut self, object: &str, subject: &str) {
         self.record(object, subject, "present", "absent", false);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde_json::json;
 
-use crate::checks::CHECKS;
+use crate::live::LiveRun;
 use crate::outcome::{Outcome, Status};
 use crate::static_tier::StaticRun;
 
@@ -63,32 +63,66 @@ pub fn write_error(dir: &Path, message: &str) -> Result<(), ReportError> {
     write_atomic(&dir.join("error.txt"), &format!("{message}\n"))
 }
 
-fn check_status(outcomes: &[&Outcome]) -> Status {
-    if outcomes.iter().any(|o| o.status == Status::Fail) { Status::Fail } else { Status::Pass }
+/// Everything one run established.
+#[derive(Debug, Clone, Copy)]
+pub struct Evidence<'a> {
+    pub run: &'a StaticRun,
+    pub live: Option<&'a LiveRun>,
+    pub skipped: &'a [Skipped],
 }
 
-/// Outcomes grouped by (environment, check), in report order.
-fn grouped(run: &StaticRun) -> Vec<(String, &'static str, Vec<&Outcome>)> {
-    let mut groups = Vec::new();
-    for result in &run.results {
-        for check in CHECKS {
-            let outcomes: Vec<&Outcome> = result.outcomes.iter().filter(|o| o.check == check.id).collect();
-            if !outcomes.is_empty() {
-                groups.push((result.env.to_string(), check.id, outcomes));
-            }
+impl<'a> Evidence<'a> {
+    fn outcomes(&self) -> impl Iterator<Item = &'a Outcome> {
+        self.run.outcomes().chain(self.live.into_iter().flat_map(|l| l.outcomes.iter()))
+    }
+}
+
+/// A check fails if any fact failed; it is skipped if it established nothing
+/// (every fact skipped); otherwise it passed.
+fn check_status(outcomes: &[&Outcome]) -> Status {
+    if outcomes.iter().any(|o| o.status == Status::Fail) {
+        Status::Fail
+    } else if outcomes.iter().all(|o| o.status == Status::Skip) {
+        Status::Skip
+    } else {
+        Status::Pass
+    }
+}
+
+fn tier_of(check: &str) -> &'static str {
+    if check.starts_with("live-") { "live" } else { "static" }
+}
+
+/// Outcomes grouped by (environment, check), in the order they were found.
+fn grouped<'a>(evidence: &Evidence<'a>) -> Vec<(String, &'static str, Vec<&'a Outcome>)> {
+    let mut groups: Vec<(String, &'static str, Vec<&Outcome>)> = Vec::new();
+    for outcome in evidence.outcomes() {
+        let env = outcome.env.to_string();
+        match groups.iter_mut().find(|(e, c, _)| *e == env && *c == outcome.check) {
+            Some((_, _, list)) => list.push(outcome),
+            None => groups.push((env, outcome.check, vec![outcome])),
         }
     }
     groups
 }
 
-fn summary_json(run: &StaticRun, skipped: &[Skipped]) -> serde_json::Value {
-    let groups = grouped(run);
-    let failed = groups.iter().filter(|(_, _, o)| check_status(o) == Status::Fail).count();
+/// (passed, failed, skipped) checks, each environment x check counted once.
+pub fn counts(evidence: &Evidence<'_>) -> (usize, usize, usize) {
+    let groups = grouped(evidence);
+    let of = |s: Status| groups.iter().filter(|(_, _, o)| check_status(o) == s).count();
+    (of(Status::Pass), of(Status::Fail), of(Status::Skip) + evidence.skipped.len())
+}
+
+fn summary_json(evidence: &Evidence<'_>) -> serde_json::Value {
+    let (run, skipped) = (evidence.run, evidence.skipped);
+    let groups = grouped(evidence);
+    let (passed, failed, skipped_count) = counts(evidence);
     let checks: Vec<_> = groups
         .iter()
         .map(|(env, id, outcomes)| {
             json!({
                 "id": id,
+                "tier": tier_of(id),
                 "env": env,
                 "status": check_status(outcomes),
                 "facts": outcomes.iter().map(|o| json!({
@@ -109,11 +143,21 @@ fn summary_json(run: &StaticRun, skipped: &[Skipped]) -> serde_json::Value {
             })
         })
         .collect();
+    let tier_failed =
+        |tier: &str| groups.iter().any(|(_, id, o)| tier_of(id) == tier && check_status(o) == Status::Fail);
+    let live = evidence.live.map(|l| {
+        json!({
+            "status": if tier_failed("live") { "fail" } else { "pass" },
+            "notes": l.notes,
+            "timings_s": l.timings.iter().map(|(phase, secs)| json!({"phase": phase, "seconds": secs})).collect::<Vec<_>>(),
+        })
+    });
     json!({
         "status": if failed > 0 { "fail" } else { "pass" },
-        "counts": { "passed": groups.len() - failed, "failed": failed, "skipped": skipped.len() },
+        "counts": { "passed": passed, "failed": failed, "skipped": skipped_count },
         "tiers": {
-            "static": { "status": if failed > 0 { "fail" } else { "pass" }, "elapsed_ms": run.elapsed.as_secs_f64() * 1000.0 },
+            "static": { "status": if tier_failed("static") { "fail" } else { "pass" }, "elapsed_ms": run.elapsed.as_secs_f64() * 1000.0 },
+            "live": live,
         },
         "skipped": skipped.iter().map(|s| json!({"tier": s.tier, "reason": s.reason})).collect::<Vec<_>>(),
         "tools": { "kustomize": run.kustomize, "harness": env!("CARGO_PKG_VERSION") },
@@ -122,32 +166,42 @@ fn summary_json(run: &StaticRun, skipped: &[Skipped]) -> serde_json::Value {
     })
 }
 
-fn junit(run: &StaticRun, skipped: &[Skipped]) -> Result<String, ReportError> {
+fn junit(evidence: &Evidence<'_>) -> Result<String, ReportError> {
     let mut report = Report::new("cbam-conformance");
-    for result in &run.results {
-        let mut suite = TestSuite::new(format!("static.{}", result.env));
-        for check in CHECKS {
-            let outcomes: Vec<&Outcome> = result.outcomes.iter().filter(|o| o.check == check.id).collect();
-            if outcomes.is_empty() {
-                continue;
-            }
-            let status = if check_status(&outcomes) == Status::Fail {
+    let mut suites: Vec<TestSuite> = Vec::new();
+    for (env, id, outcomes) in grouped(evidence) {
+        let suite_name = format!("{}.{env}", tier_of(id));
+        let status = match check_status(&outcomes) {
+            Status::Fail => {
                 let failures: Vec<String> =
                     outcomes.iter().filter(|o| o.status == Status::Fail).map(|o| o.line()).collect();
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 status.set_message(failures[0].clone());
                 status.set_description(failures.join("\n"));
                 status
-            } else {
-                TestCaseStatus::success()
-            };
-            let mut case = TestCase::new(check.id, status);
-            case.set_classname(format!("static.{}", result.env));
-            suite.add_test_case(case);
+            }
+            Status::Skip => {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(outcomes.first().map(|o| o.found.clone()).unwrap_or_default());
+                status
+            }
+            Status::Pass => TestCaseStatus::success(),
+        };
+        let mut case = TestCase::new(id, status);
+        case.set_classname(suite_name.clone());
+        match suites.iter_mut().find(|s| s.name.as_str() == suite_name) {
+            Some(suite) => {
+                suite.add_test_case(case);
+            }
+            None => {
+                let mut suite = TestSuite::new(suite_name);
+                suite.add_test_case(case);
+                suites.push(suite);
+            }
         }
-        report.add_test_suite(suite);
     }
-    for skip in skipped {
+    report.add_test_suites(suites);
+    for skip in evidence.skipped {
         let mut suite = TestSuite::new(skip.tier);
         let mut status = TestCaseStatus::skipped();
         status.set_message(skip.reason.clone());
@@ -157,19 +211,30 @@ fn junit(run: &StaticRun, skipped: &[Skipped]) -> Result<String, ReportError> {
     report.to_string().map_err(ReportError::Junit)
 }
 
-fn markdown(run: &StaticRun, skipped: &[Skipped]) -> String {
-    let groups = grouped(run);
+fn markdown(evidence: &Evidence<'_>) -> String {
+    let (run, skipped) = (evidence.run, evidence.skipped);
+    let groups = grouped(evidence);
     let failed: Vec<_> = groups.iter().filter(|(_, _, o)| check_status(o) == Status::Fail).collect();
+    let (passed, failed_count, skipped_count) = counts(evidence);
     let mut md = String::from("# CBAM conformance\n\n");
     md.push_str(&format!(
-        "**{}**: {} checks passed, {} failed, {} tiers skipped (static tier {:.0} ms, kustomize {}).\n\n",
+        "**{}**: {passed} checks passed, {failed_count} failed, {skipped_count} skipped (static tier {:.0} ms, kustomize {}).\n\n",
         if failed.is_empty() { "PASS" } else { "FAIL" },
-        groups.len() - failed.len(),
-        failed.len(),
-        skipped.len(),
         run.elapsed.as_secs_f64() * 1000.0,
         run.kustomize
     ));
+    for (env, id, outcomes) in groups.iter().filter(|(_, _, o)| check_status(o) == Status::Skip) {
+        md.push_str(&format!(
+            "> **{id} [{env}] not verified**: {}\n\n",
+            outcomes.first().map(|o| o.found.as_str()).unwrap_or("")
+        ));
+    }
+    if let Some(live) = evidence.live {
+        for note in &live.notes {
+            md.push_str(&format!("- {note}\n"));
+        }
+        md.push('\n');
+    }
     for skip in skipped {
         md.push_str(&format!("> **{} tier not run**: {}\n\n", skip.tier, skip.reason));
     }
@@ -196,19 +261,12 @@ fn markdown(run: &StaticRun, skipped: &[Skipped]) -> String {
     md
 }
 
-pub fn write(dir: &Path, run: &StaticRun, skipped: &[Skipped]) -> Result<(), ReportError> {
-    for result in &run.results {
+pub fn write(dir: &Path, evidence: &Evidence<'_>) -> Result<(), ReportError> {
+    for result in &evidence.run.results {
         write_atomic(&dir.join("rendered").join(format!("{}.yaml", result.env)), &result.rendered)?;
     }
-    write_atomic(&dir.join("junit.xml"), &junit(run, skipped)?)?;
-    write_atomic(&dir.join("summary.md"), &markdown(run, skipped))?;
+    write_atomic(&dir.join("junit.xml"), &junit(evidence)?)?;
+    write_atomic(&dir.join("summary.md"), &markdown(evidence))?;
     // Last: summary.json is what a gate reads, so it appears only when the rest is there.
-    write_atomic(&dir.join("summary.json"), &format!("{:#}\n", summary_json(run, skipped)))
-}
-
-/// Counts of checks (environment x check id): passed and failed.
-pub fn counts(run: &StaticRun) -> (usize, usize) {
-    let groups = grouped(run);
-    let failed = groups.iter().filter(|(_, _, o)| check_status(o) == Status::Fail).count();
-    (groups.len() - failed, failed)
+    write_atomic(&dir.join("summary.json"), &format!("{:#}\n", summary_json(evidence)))
 }

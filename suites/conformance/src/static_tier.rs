@@ -49,6 +49,8 @@ pub struct EnvResult {
     pub env: Env,
     pub outcomes: Vec<Outcome>,
     pub rendered: String,
+    /// The overlay's objects, typed (what the live tier applies).
+    pub(crate) objects: Vec<Object>,
     pub object_count: usize,
     pub render_time: Duration,
     /// Predicted HPA timelines (scale-up, scale-down), where an HPA governs the environment.
@@ -58,6 +60,9 @@ pub struct EnvResult {
 #[derive(Debug)]
 pub struct StaticRun {
     pub results: Vec<EnvResult>,
+    /// infra/{resourcequota,limitrange,pdb,hpa}.yaml, typed, in apply order.
+    pub(crate) governance: Vec<Object>,
+    pub(crate) expectations: Expectations,
     pub kustomize: String,
     pub elapsed: Duration,
 }
@@ -153,18 +158,20 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
                 let max = spec.map_or(0, |s| s.max_replicas);
                 (describe(min, &up), describe(max, &down))
             });
+            let outcomes = run_checks(&cx);
             results.push(EnvResult {
                 env,
-                outcomes: run_checks(&cx),
+                outcomes,
                 object_count: overlay.len(),
+                objects: overlay,
                 rendered,
                 render_time,
                 hpa_timeline,
             });
         }
         let version = version.join().unwrap_or_else(|_| "unknown".to_owned());
-        Ok::<_, InputError>((results, version))
+        Ok::<_, InputError>((results, version, governance, expectations))
     })?;
-    let (results, kustomize) = version;
-    Ok(StaticRun { results, kustomize, elapsed: started.elapsed() })
+    let (results, kustomize, governance, expectations) = version;
+    Ok(StaticRun { results, governance, expectations, kustomize, elapsed: started.elapsed() })
 }

@@ -62,7 +62,8 @@ fn all_environments_conform_statically() {
 #[test]
 fn skipped_live_tier_is_loud_and_not_counted_as_passed() {
     let report = tempfile::tempdir().expect("temp dir");
-    let out = conformance(&["production"], report.path());
+    // A provider that is not built: the live tier is skipped, loudly.
+    let out = conformance(&["production", "--cluster", "kind"], report.path());
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stderr).contains("LIVE TIER SKIPPED"), "stderr:\n{}", text(&out.stderr));
     let json = summary(report.path());
@@ -94,7 +95,8 @@ fn a_failed_check_exits_1_with_one_line_naming_check_object_expected_found() {
 #[rstest]
 #[case::unknown_env(&["qa", "--tier", "static"], "invalid value 'qa'")]
 #[case::unknown_tier(&["dev", "--tier", "cluster"], "invalid value 'cluster'")]
-#[case::live_not_built(&["dev", "--tier", "live"], "live tier")]
+#[case::live_provider_not_built(&["dev", "--tier", "live", "--cluster", "kind"], "the kind provider is not built yet")]
+#[case::bad_fit(&["dev", "--fit", "0"], "expected `auto` or a factor >= 1")]
 #[case::missing_infra(&["dev", "--tier", "static", "--infra", "/nonexistent/infra"], "/nonexistent/infra: no such directory")]
 fn usage_and_input_errors_exit_2(#[case] args: &[&str], #[case] message: &str) {
     let report = tempfile::tempdir().expect("temp dir");

@@ -1,0 +1,52 @@
+//! What a live check sees: the environment's fixtures, the cluster, and the
+//! ingress as published on 127.0.0.1.
+
+use std::net::SocketAddr;
+
+use cbam_cluster::timeouts::Timeouts;
+use kube::Client;
+
+use crate::environment::Env;
+use crate::fixtures::{Environment, Governance, Workload};
+
+#[derive(Clone)]
+pub(crate) struct LiveContext<'a> {
+    pub(crate) env: Env,
+    pub(crate) fixture: &'a Environment,
+    pub(crate) workload: &'a Workload,
+    pub(crate) governance: &'a Governance,
+    pub(crate) client: Client,
+    pub(crate) http: SocketAddr,
+    pub(crate) https: SocketAddr,
+    /// PEM of the run's CA, the only root the HTTPS checks trust.
+    pub(crate) ca_pem: String,
+    pub(crate) timeouts: Timeouts,
+    /// The ingress controller's image (what serves the annotations).
+    pub(crate) controller: String,
+    /// The resource scale factor applied to this environment.
+    pub(crate) factor: u32,
+}
+
+impl std::fmt::Debug for LiveContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveContext").field("env", &self.env).field("https", &self.https).finish_non_exhaustive()
+    }
+}
+
+impl LiveContext<'_> {
+    pub(crate) fn namespace(&self) -> &str {
+        &self.fixture.namespace
+    }
+
+    pub(crate) fn deployment_label(&self) -> String {
+        format!("Deployment {}/{}", self.fixture.namespace, self.workload.deployment)
+    }
+
+    /// The number of Ready replicas documented at rest.
+    pub(crate) fn replicas_at_rest(&self) -> i32 {
+        match self.fixture.replicas {
+            crate::fixtures::Replicas::Fixed(n) => n,
+            crate::fixtures::Replicas::Hpa { min, .. } => min,
+        }
+    }
+}

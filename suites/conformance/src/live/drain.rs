@@ -1,0 +1,228 @@
+//! The PDB during a drain: cordon a node that hosts an app pod, evict it
+//! through the Eviction API while sampling available replicas; a second
+//! eviction that would break the budget must be refused with 429; the drain
+//! completes once the replacement is Ready on another node.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use cbam_cluster::wait::{Poll, until};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+
+use crate::live::context::LiveContext;
+use crate::live::workload::{app_pods, is_ready, selector};
+use crate::outcome::Recorder;
+
+async fn cordon(cx: &LiveContext<'_>, node: &str, unschedulable: bool) -> Result<(), String> {
+    let nodes: Api<Node> = Api::all(cx.client.clone());
+    nodes
+        .patch(node, &PatchParams::default(), &Patch::Merge(json!({"spec": {"unschedulable": unschedulable}})))
+        .await
+        .map(drop)
+        .map_err(|e| format!("cordon {node}: {e}"))
+}
+
+/// The budget as the disruption controller last computed it.
+async fn pdb_status(cx: &LiveContext<'_>) -> String {
+    let api: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> =
+        Api::namespaced(cx.client.clone(), cx.namespace());
+    match api.get(&cx.governance.pdb.name).await.ok().and_then(|p| p.status) {
+        Some(s) => format!(
+            "disruptionsAllowed {}, currentHealthy {}, desiredHealthy {}, expectedPods {}, disruptedPods {}",
+            s.disruptions_allowed,
+            s.current_healthy,
+            s.desired_healthy,
+            s.expected_pods,
+            s.disrupted_pods.map_or(0, |d| d.len())
+        ),
+        None => "no status".to_owned(),
+    }
+}
+
+/// POST a policy/v1 Eviction (kube-rs 5's `evict` sends a body without
+/// apiVersion/kind, which this API server does not treat as a policy/v1
+/// Eviction). Err carries the HTTP status.
+async fn evict(cx: &LiveContext<'_>, pod: &str) -> Result<(), (u16, String)> {
+    let body =
+        json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": cx.namespace()}});
+    let request = http::Request::post(format!("/api/v1/namespaces/{}/pods/{pod}/eviction", cx.namespace()))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(&body).unwrap_or_default())
+        .map_err(|e| (0, e.to_string()))?;
+    match cx.client.request_text(request).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) => Err((status.code, status.message)),
+        Err(e) => Err((0, e.to_string())),
+    }
+}
+
+pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
+    let object = format!("PodDisruptionBudget {}/{}", cx.namespace(), cx.governance.pdb.name);
+    let min_available = usize::try_from(cx.governance.pdb.min_available).unwrap_or(0);
+    let pods = match app_pods(cx).await {
+        Ok(p) => p,
+        Err(e) => return r.record(&object, "drain", "pods to drain", e, false),
+    };
+    let Some(victim) = pods.iter().find(|p| is_ready(p)).cloned() else {
+        return r.record(&object, "drain", "a Ready pod", "none", false);
+    };
+    let node = victim.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+    let victim_name = victim.metadata.name.clone().unwrap_or_default();
+    let selector = match selector(cx).await {
+        Ok(s) => s,
+        Err(e) => return r.record(&object, "drain", "the Deployment's selector", e, false),
+    };
+    // Sample available (Ready, not terminating) replicas while the drain runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let lowest = Arc::new(AtomicUsize::new(usize::MAX));
+    let sampler = {
+        let (client, ns, stop, lowest) = (cx.client.clone(), cx.namespace().to_owned(), stop.clone(), lowest.clone());
+        tokio::spawn(async move {
+            let pods: Api<Pod> = Api::namespaced(client, &ns);
+            let mut samples = 0usize;
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(list) = pods.list(&kube::api::ListParams::default().labels(&selector)).await {
+                    let available =
+                        list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p)).count();
+                    lowest.fetch_min(available, Ordering::SeqCst);
+                    samples += 1;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            samples
+        })
+    };
+    let started = Instant::now();
+    if let Err(e) = cordon(cx, &node, true).await {
+        stop.store(true, Ordering::SeqCst);
+        return r.record(&object, "cordon", "node cordoned", e, false);
+    }
+    // Drain the node as `kubectl drain` does: evict every app pod on it,
+    // retrying while the budget refuses (429), until none is left.
+    let refused_on_node = Arc::new(AtomicUsize::new(0));
+    let evicted_on_node = Arc::new(AtomicUsize::new(0));
+    let emptied = until(&format!("every app pod on {node} evicted"), cx.timeouts.rollout, || {
+        let (node, refused, evicted) = (node.clone(), refused_on_node.clone(), evicted_on_node.clone());
+        async move {
+            let pods = match app_pods(cx).await {
+                Ok(p) => p,
+                Err(e) => return Poll::Pending(e),
+            };
+            let on_node: Vec<String> = pods
+                .iter()
+                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node.as_str()))
+                .filter_map(|p| p.metadata.name.clone())
+                .collect();
+            if on_node.is_empty() {
+                return Poll::Done(());
+            }
+            for pod in &on_node {
+                match evict(cx, pod).await {
+                    Ok(()) => {
+                        evicted.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err((429, _)) => {
+                        refused.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err((code, message)) => return Poll::Pending(format!("evict {pod}: {code}: {message}")),
+                }
+            }
+            Poll::Pending(format!("{} app pods left on {node}", on_node.len()))
+        }
+    })
+    .await;
+    r.record(
+        &object,
+        &format!("evict the app pods on {node} (first: {victim_name})"),
+        "all evicted, refusals only while the budget is spent",
+        match &emptied {
+            Ok(()) => format!(
+                "{} evicted, {} refusals (429) retried",
+                evicted_on_node.load(Ordering::SeqCst),
+                refused_on_node.load(Ordering::SeqCst)
+            ),
+            Err(e) => e.to_string(),
+        },
+        emptied.is_ok(),
+    );
+    let budget = pdb_status(cx).await;
+    let (mut allowed, mut refusal, mut error) = (0usize, None, None);
+    for _ in 0..16 {
+        let ready: Vec<String> = match app_pods(cx).await {
+            Ok(pods) => pods.iter().filter(|p| is_ready(p)).filter_map(|p| p.metadata.name.clone()).collect(),
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        };
+        let Some(next) = ready.into_iter().find(|p| *p != victim_name) else { break };
+        match evict(cx, &next).await {
+            Ok(()) => allowed += 1,
+            Err((429, _)) => {
+                refusal = Some(next);
+                break;
+            }
+            Err((code, message)) => {
+                error = Some(format!("{code}: {message}"));
+                break;
+            }
+        }
+    }
+    r.record(
+        &object,
+        &format!("further evictions while {victim_name} is replaced"),
+        "one refused with 429 once the budget is spent",
+        match (&refusal, &error) {
+            (Some(pod), _) => format!("{allowed} allowed, then {pod} refused with 429 (PDB before: {budget})"),
+            (None, Some(e)) => format!("{allowed} allowed, then {e} (PDB before: {budget})"),
+            (None, None) => format!("{allowed} allowed, none refused (PDB before: {budget})"),
+        },
+        refusal.is_some(),
+    );
+    let want = usize::try_from(cx.replicas_at_rest()).unwrap_or(0);
+    let drained =
+        until(&format!("node {node} drained and {want} replicas Ready elsewhere"), cx.timeouts.rollout, || async {
+            match app_pods(cx).await {
+                Ok(pods) => {
+                    let on_node = pods
+                        .iter()
+                        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node.as_str()))
+                        .count();
+                    let ready = pods.iter().filter(|p| is_ready(p)).count();
+                    if on_node == 0 && ready >= want {
+                        Poll::Done(())
+                    } else {
+                        Poll::Pending(format!("{on_node} app pods on {node}, {ready} Ready"))
+                    }
+                }
+                Err(e) => Poll::Pending(e),
+            }
+        })
+        .await;
+    stop.store(true, Ordering::SeqCst);
+    let samples = sampler.await.unwrap_or(0);
+    let uncordoned = cordon(cx, &node, false).await;
+    r.record(
+        &object,
+        &format!("drain of {node} completes"),
+        "replacements Ready on other nodes",
+        drained
+            .as_ref()
+            .map_or_else(|e| e.to_string(), |_| format!("done in {:.1} s", started.elapsed().as_secs_f64())),
+        drained.is_ok(),
+    );
+    let lowest = lowest.load(Ordering::SeqCst);
+    r.record(
+        &object,
+        &format!("available replicas during the drain ({samples} samples)"),
+        format!(">= {min_available}"),
+        if lowest == usize::MAX { "no sample".to_owned() } else { format!("lowest {lowest}") },
+        lowest != usize::MAX && lowest >= min_available,
+    );
+    if let Err(e) = uncordoned {
+        r.record(&object, "uncordon", "node schedulable again", e, false);
+    }
+}

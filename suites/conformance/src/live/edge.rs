@@ -1,0 +1,260 @@
+//! Live checks through the real ingress controller, on 127.0.0.1 with the
+//! environment's hostname as SNI and Host: TLS, the HTTP to HTTPS redirect,
+//! security headers, CORS, API docs and the rate limit.
+
+use reqwest::redirect::Policy;
+use reqwest::{Certificate, Client, Method, Response};
+
+use crate::fixtures::CorsPolicy;
+use crate::live::context::LiveContext;
+use crate::outcome::Recorder;
+
+/// An origin no environment allows.
+const FOREIGN_ORIGIN: &str = "https://foreign.conformance.invalid";
+
+fn ingress_label(cx: &LiveContext<'_>) -> String {
+    format!("Ingress {}/{} via https://{}", cx.namespace(), cx.workload.ingress.name, cx.fixture.hostname)
+}
+
+/// Trusts only the run's CA; offers TLS 1.2 and 1.3 only (rustls).
+fn https(cx: &LiveContext<'_>) -> Result<Client, String> {
+    let ca = Certificate::from_pem(cx.ca_pem.as_bytes()).map_err(|e| e.to_string())?;
+    Client::builder()
+        .tls_certs_only([ca])
+        .resolve(&cx.fixture.hostname, cx.https)
+        .redirect(Policy::none())
+        .timeout(cx.timeouts.request)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn url(cx: &LiveContext<'_>, path: &str) -> String {
+    format!("https://{}:{}{path}", cx.fixture.hostname, cx.https.port())
+}
+
+async fn get(cx: &LiveContext<'_>, method: Method, path: &str, headers: &[(&str, &str)]) -> Result<Response, String> {
+    let client = https(cx)?;
+    let mut request = client.request(method, url(cx, path));
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().await.map_err(|e| error_chain(&e))
+}
+
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+fn header(response: &Response, name: &str) -> Option<String> {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+pub(crate) async fn tls(cx: &LiveContext<'_>, r: &mut Recorder) {
+    let found = get(cx, Method::GET, &cx.workload.probes.liveness, &[]).await;
+    r.record(
+        &ingress_label(cx),
+        &format!("TLS {} (SNI), chained to the run's CA, version >= 1.2", cx.fixture.hostname),
+        "handshake and 200",
+        match &found {
+            Ok(resp) => format!("handshake ok, HTTP {}", resp.status().as_u16()),
+            Err(e) => e.clone(),
+        },
+        found.as_ref().is_ok_and(|resp| resp.status().is_success()),
+    );
+}
+
+pub(crate) async fn https_redirect(cx: &LiveContext<'_>, r: &mut Recorder) {
+    let client = Client::builder()
+        .resolve(&cx.fixture.hostname, cx.http)
+        .redirect(Policy::none())
+        .timeout(cx.timeouts.request)
+        .build();
+    let target = format!("http://{}:{}/health", cx.fixture.hostname, cx.http.port());
+    let found = match client {
+        Ok(c) => c.get(&target).send().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let (text, ok) = match &found {
+        Ok(resp) => {
+            let location = header(resp, "location").unwrap_or_default();
+            let ok =
+                resp.status().is_redirection() && location.starts_with(&format!("https://{}", cx.fixture.hostname));
+            (format!("HTTP {} Location {location:?}", resp.status().as_u16()), ok)
+        }
+        Err(e) => (e.clone(), false),
+    };
+    r.record(&ingress_label(cx), &format!("GET {target}"), "a redirect to https://", text, ok);
+}
+
+pub(crate) async fn security_headers(cx: &LiveContext<'_>, r: &mut Recorder) {
+    let object = ingress_label(cx);
+    match get(cx, Method::GET, &cx.workload.probes.liveness, &[]).await {
+        Ok(resp) => {
+            for (name, value) in &cx.workload.security_headers {
+                r.equal(
+                    &object,
+                    &format!("response header {name}"),
+                    value.clone(),
+                    header(&resp, name).unwrap_or_else(|| "absent".into()),
+                );
+            }
+        }
+        Err(e) => r.record(&object, "response headers", "a response", e, false),
+    }
+}
+
+pub(crate) async fn cors(cx: &LiveContext<'_>, r: &mut Recorder) {
+    let object = ingress_label(cx);
+    let policy = &cx.fixture.app.cors;
+    let path = "/api/v1/pipeline/runs";
+    let method = policy.methods.first().map_or("GET", String::as_str);
+    let allowed = match policy.policy {
+        CorsPolicy::Permissive => "https://any-origin.conformance.invalid".to_owned(),
+        _ => policy.origins.first().cloned().unwrap_or_default(),
+    };
+    let expected_origin = if policy.policy == CorsPolicy::Permissive { "*".to_owned() } else { allowed.clone() };
+    // An allowed origin: echoed (or `*`), and its preflight answered.
+    match get(cx, Method::GET, &cx.workload.probes.liveness, &[("Origin", &allowed)]).await {
+        Ok(resp) => r.equal(
+            &object,
+            &format!("Access-Control-Allow-Origin for {allowed}"),
+            expected_origin.clone(),
+            header(&resp, "access-control-allow-origin").unwrap_or_else(|| "absent".into()),
+        ),
+        Err(e) => r.record(&object, "CORS response", "a response", e, false),
+    }
+    let preflight =
+        get(cx, Method::OPTIONS, path, &[("Origin", &allowed), ("Access-Control-Request-Method", method)]).await;
+    let (text, ok) = match &preflight {
+        Ok(resp) => {
+            let acao = header(resp, "access-control-allow-origin");
+            (
+                format!(
+                    "HTTP {}, allow-origin {}",
+                    resp.status().as_u16(),
+                    acao.clone().unwrap_or_else(|| "absent".into())
+                ),
+                resp.status().is_success() && acao.as_deref() == Some(&expected_origin),
+            )
+        }
+        Err(e) => (e.clone(), false),
+    };
+    r.record(
+        &object,
+        &format!("preflight {method} from {allowed}"),
+        format!("2xx, allow-origin {expected_origin}"),
+        text,
+        ok,
+    );
+    // A foreign origin: refused everywhere but the permissive policy.
+    if policy.policy != CorsPolicy::Permissive {
+        match get(cx, Method::GET, &cx.workload.probes.liveness, &[("Origin", FOREIGN_ORIGIN)]).await {
+            Ok(resp) => r.equal(
+                &object,
+                &format!("Access-Control-Allow-Origin for {FOREIGN_ORIGIN}"),
+                "absent".to_owned(),
+                header(&resp, "access-control-allow-origin").unwrap_or_else(|| "absent".into()),
+            ),
+            Err(e) => r.record(&object, "CORS response", "a response", e, false),
+        }
+        let refused =
+            get(cx, Method::OPTIONS, path, &[("Origin", FOREIGN_ORIGIN), ("Access-Control-Request-Method", method)])
+                .await;
+        let (text, ok) = match &refused {
+            Ok(resp) => {
+                let acao = header(resp, "access-control-allow-origin");
+                (
+                    format!(
+                        "HTTP {}, allow-origin {}",
+                        resp.status().as_u16(),
+                        acao.clone().unwrap_or_else(|| "absent".into())
+                    ),
+                    acao.is_none(),
+                )
+            }
+            Err(e) => (e.clone(), false),
+        };
+        r.record(&object, &format!("preflight from {FOREIGN_ORIGIN}"), "refused (no allow-origin)", text, ok);
+    }
+}
+
+pub(crate) async fn api_docs(cx: &LiveContext<'_>, r: &mut Recorder) {
+    let want = if cx.fixture.app.api_docs { 200 } else { 404 };
+    for path in ["/docs", "/openapi.json"] {
+        match get(cx, Method::GET, path, &[]).await {
+            Ok(resp) => r.equal(&ingress_label(cx), &format!("GET {path}"), want, resp.status().as_u16()),
+            Err(e) => r.record(&ingress_label(cx), &format!("GET {path}"), want, e, false),
+        }
+    }
+}
+
+/// Traefik's Kubernetes Ingress NGINX provider before v3.7 does not read
+/// `limit-rpm`; a controller known not to implement it cannot prove it.
+fn controller_lacks_limit_rpm(image: &str) -> bool {
+    let Some(version) = image.rsplit_once(":v").map(|(_, v)| v) else { return false };
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    image.contains("traefik") && matches!((parts.next(), parts.next()), (Some(3), Some(minor)) if minor < 7)
+}
+
+pub(crate) async fn rate_limit(cx: &LiveContext<'_>, r: &mut Recorder) {
+    let object = ingress_label(cx);
+    let limit = cx.workload.ingress.rate_limit_per_minute;
+    let client = match https(cx) {
+        Ok(c) => c,
+        Err(e) => return r.record(&object, "rate limit", "a client", e, false),
+    };
+    // Bounded: at most limit + 10 requests, one client, one minute.
+    let mut first_429 = None;
+    let budget = limit + 10;
+    for n in 1..=budget {
+        match client.get(url(cx, &cx.workload.probes.liveness)).send().await {
+            Ok(resp) if resp.status().as_u16() == 429 => {
+                first_429 = Some(n);
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return r.record(&object, &format!("rate limit, request {n}"), "responses", error_chain(&e), false);
+            }
+        }
+    }
+    let subject = format!("{limit} requests per minute per client");
+    // Earlier checks of this run spent a few requests of the same minute.
+    let ok = first_429.is_some_and(|n| n <= limit + 1 && n + 20 > limit);
+    match first_429 {
+        None if controller_lacks_limit_rpm(&cx.controller) => r.skip(
+            &object,
+            &subject,
+            format!("HTTP 429 after {limit} requests"),
+            format!(
+                "{budget} requests, no 429: the test cluster's controller ({}) does not implement limit-rpm",
+                cx.controller
+            ),
+        ),
+        found => r.record(
+            &object,
+            &subject,
+            format!("HTTP 429 at request {}", limit + 1),
+            found.map_or_else(|| format!("no 429 in {budget} requests"), |n| format!("first 429 at request {n}")),
+            ok,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knows_which_traefik_lacks_limit_rpm() {
+        assert!(controller_lacks_limit_rpm("docker.io/library/traefik:v3.6.12"));
+        assert!(!controller_lacks_limit_rpm("docker.io/library/traefik:v3.7.1"));
+        assert!(!controller_lacks_limit_rpm("registry.k8s.io/ingress-nginx/controller:v1.12.0"));
+    }
+}

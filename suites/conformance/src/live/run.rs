@@ -1,0 +1,415 @@
+//! The live tier's run: cluster up and gated, the application image loaded,
+//! then per environment: fit, apply (server-side, governance first as the
+//! summary's commands do), roll out, check, collect diagnostics on failure,
+//! delete. The cluster goes down at the end, also after an error or Ctrl-C.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cbam_cluster::docker::{self, DockerError};
+use cbam_cluster::kit::{self, KitError};
+use cbam_cluster::provider::{ClusterError, KitCluster, KitOptions};
+use cbam_cluster::readiness;
+use cbam_cluster::timeouts::Timeouts;
+use cbam_cluster::wait::{Poll, WaitError, until};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Secret};
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, LogParams};
+use serde_json::json;
+
+use crate::fixtures::{Environment, Replicas};
+use crate::live::apply::{ApplyError, apply};
+use crate::live::context::LiveContext;
+use crate::live::run_ca::{self, RunCaError};
+use crate::live::{admission, drain, edge, fit, workload};
+use crate::manifest::Object;
+use crate::outcome::{Outcome, Recorder, Status};
+use crate::quantity::Quantity;
+use crate::static_tier::{EnvResult, StaticRun};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("reach a Docker engine (run `just engine`, ci/engine.sh)")]
+    NoEngine,
+    #[error(transparent)]
+    Kit(#[from] KitError),
+    #[error("find the kit's node image {0} in Docker (run `just kit`)")]
+    NodeImageMissing(String),
+    #[error("read the application image {0} (run `just image`, or pass --app-image)")]
+    AppImageMissing(PathBuf),
+    #[error("bring the cluster up")]
+    Cluster(#[source] Box<ClusterError>),
+    #[error("pass the readiness gate")]
+    Gate(#[source] WaitError),
+    #[error("load the application image into the nodes")]
+    Image(#[source] DockerError),
+    #[error(transparent)]
+    Tls(#[from] RunCaError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("read the cluster: {0}")]
+    Read(String),
+    #[error("clean up namespace {namespace}")]
+    Cleanup {
+        namespace: String,
+        #[source]
+        source: WaitError,
+    },
+    #[error("finish: interrupted (Ctrl-C); the cluster was removed")]
+    Interrupted,
+}
+
+impl From<ClusterError> for LiveError {
+    fn from(e: ClusterError) -> Self {
+        LiveError::Cluster(Box::new(e))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    pub app_image: PathBuf,
+    /// None: choose the factor from the node's capacity (`--fit auto`).
+    pub fit: Option<u32>,
+    pub agents: usize,
+    pub report_dir: PathBuf,
+}
+
+#[derive(Debug, Default)]
+pub struct LiveRun {
+    pub outcomes: Vec<Outcome>,
+    /// (phase, seconds)
+    pub timings: Vec<(String, f64)>,
+    /// Facts the report states (scale factor, versions, TLS issuer note).
+    pub notes: Vec<String>,
+}
+
+/// Live check ids and what each proves, in run order.
+pub const LIVE_CHECKS: &[(&str, &str)] = &[
+    ("live-rollout", "the Deployment rolls out to the documented replicas"),
+    ("live-inventory", "the documented objects exist (and PVCs are Bound)"),
+    ("live-replicas", "documented replicas Ready at rest"),
+    ("live-probes", "every pod answers /health, /health/ready and exposes the pipeline metric"),
+    ("live-tls", "HTTPS with SNI, certificate chained to the run's CA, TLS >= 1.2"),
+    ("live-https-redirect", "HTTP is redirected to HTTPS"),
+    ("live-security-headers", "the documented security headers on responses"),
+    ("live-cors", "CORS per environment policy, preflight included"),
+    ("live-api-docs", "API docs reachable only where enabled"),
+    ("live-rate-limit", "the request after 100 in a minute gets 429"),
+    ("live-limit-range-enforced", "a container over the LimitRange maximum is rejected"),
+    ("live-quota-enforced", "a pod over the ResourceQuota is rejected"),
+    ("live-pdb-drain", "a node drain keeps minAvailable; a breaking eviction gets 429"),
+];
+
+fn timed(timings: &mut Vec<(String, f64)>, phase: String, since: Instant) {
+    timings.push((phase, since.elapsed().as_secs_f64()));
+}
+
+/// Peak pods (max replicas + one surge pod) and per-pod requests, from the fixtures.
+fn peak(fixture: &Environment) -> (u32, f64, f64) {
+    let pods = match fixture.replicas {
+        Replicas::Fixed(n) => n,
+        Replicas::Hpa { max, .. } => max,
+    };
+    let q = |k: &str| fixture.resources.requests.get(k).and_then(|v| Quantity::parse(v).ok()).map_or(0.0, |q| q.0);
+    (u32::try_from(pods + 1).unwrap_or(1), q("cpu"), q("memory"))
+}
+
+async fn node_capacity(client: &Client) -> Result<(f64, f64), LiveError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let list = nodes.list(&ListParams::default()).await.map_err(|e| LiveError::Read(e.to_string()))?;
+    let node = list.items.first().ok_or_else(|| LiveError::Read("no node".into()))?;
+    let cap = node.status.as_ref().and_then(|s| s.capacity.clone()).unwrap_or_default();
+    let get = |k: &str| cap.get(k).and_then(|q| Quantity::parse(&q.0).ok()).map_or(1.0, |q| q.0);
+    Ok((get("cpu"), get("memory")))
+}
+
+async fn controller_image(client: &Client) -> String {
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), "traefik");
+    api.get("traefik")
+        .await
+        .ok()
+        .and_then(|d| d.spec?.template.spec?.containers.first()?.image.clone())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn secret(namespace: &str, name: &str, kind: &str, data: serde_json::Value) -> Result<Object, LiveError> {
+    let value = json!({"apiVersion": "v1", "kind": "Secret", "type": kind,
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "cbam-conformance"}},
+        "stringData": data});
+    serde_json::from_value::<Secret>(value)
+        .map(|s| Object::Secret(Box::new(s)))
+        .map_err(|e| LiveError::Read(e.to_string()))
+}
+
+async fn rollout(cx: &LiveContext<'_>, r: &mut Recorder) -> bool {
+    let want = cx.replicas_at_rest();
+    let api: Api<Deployment> = Api::namespaced(cx.client.clone(), cx.namespace());
+    let name = cx.workload.deployment.clone();
+    let result = until(&format!("{}: {want} Ready replicas", cx.deployment_label()), cx.timeouts.rollout, || {
+        let (api, name) = (api.clone(), name.clone());
+        async move {
+            match api.get(&name).await {
+                Ok(d) => {
+                    let status = d.status.unwrap_or_default();
+                    let ready = status.ready_replicas.unwrap_or(0);
+                    if ready >= want {
+                        Poll::Done(ready)
+                    } else {
+                        Poll::Pending(format!(
+                            "{ready} ready, {} updated, {} unavailable",
+                            status.updated_replicas.unwrap_or(0),
+                            status.unavailable_replicas.unwrap_or(0)
+                        ))
+                    }
+                }
+                Err(e) => Poll::Pending(e.to_string()),
+            }
+        }
+    })
+    .await;
+    let ok = result.is_ok();
+    r.record(
+        &cx.deployment_label(),
+        "rollout",
+        format!("{want} Ready replicas"),
+        result.map_or_else(|e| e.to_string(), |n| format!("{n} Ready")),
+        ok,
+    );
+    ok
+}
+
+/// Events, pod states and logs of the namespace, for a failed environment.
+async fn diagnostics(client: &Client, namespace: &str, dir: &Path) {
+    let _ = std::fs::create_dir_all(dir.join("logs"));
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    if let Ok(list) = events.list(&ListParams::default()).await {
+        let lines: Vec<String> = list
+            .items
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {}/{}: {}",
+                    e.type_.clone().unwrap_or_default(),
+                    e.reason.clone().unwrap_or_default(),
+                    e.involved_object.kind.clone().unwrap_or_default(),
+                    e.involved_object.name.clone().unwrap_or_default(),
+                    e.message.clone().unwrap_or_default()
+                )
+            })
+            .collect();
+        let _ = std::fs::write(dir.join("events.txt"), lines.join("\n"));
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    if let Ok(list) = pods.list(&ListParams::default()).await {
+        let _ = std::fs::write(dir.join("pods.json"), serde_json::to_string_pretty(&list.items.iter().map(|p| json!({"name": p.metadata.name, "node": p.spec.as_ref().and_then(|s| s.node_name.clone()), "status": p.status})).collect::<Vec<_>>()).unwrap_or_default());
+        for pod in &list.items {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            if let Ok(log) = pods.logs(&name, &LogParams { tail_lines: Some(200), ..LogParams::default() }).await {
+                let _ = std::fs::write(dir.join("logs").join(format!("{name}.log")), log);
+            }
+        }
+    }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    if let Ok(list) = deployments.list(&ListParams::default()).await {
+        let _ =
+            std::fs::write(dir.join("deployments.json"), serde_json::to_string_pretty(&list.items).unwrap_or_default());
+    }
+}
+
+async fn delete_namespace(client: &Client, namespace: &str, t: &Timeouts) -> Result<(), LiveError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let _ = api.delete(namespace, &DeleteParams::background()).await;
+    until(&format!("namespace {namespace} deleted"), t.rollout, || {
+        let api = api.clone();
+        async move {
+            match api.get_opt(namespace).await {
+                Ok(None) => Poll::Done(()),
+                Ok(Some(ns)) => Poll::Pending(format!("phase {:?}", ns.status.and_then(|s| s.phase))),
+                Err(e) => Poll::Pending(e.to_string()),
+            }
+        }
+    })
+    .await
+    .map_err(|source| LiveError::Cleanup { namespace: namespace.to_owned(), source })
+}
+
+struct Env<'a> {
+    result: &'a EnvResult,
+    fixture: &'a Environment,
+}
+
+#[expect(clippy::too_many_lines, reason = "one environment's sequence reads best in order")]
+async fn environment(
+    run: &StaticRun,
+    env: Env<'_>,
+    cluster: &KitCluster,
+    opts: &LiveOptions,
+    t: &Timeouts,
+    out: &mut LiveRun,
+) -> Result<(), LiveError> {
+    let client = &cluster.client;
+    let fixture = env.fixture;
+    let ns = fixture.namespace.clone();
+    let since = Instant::now();
+    let (node_cpu, node_memory) = node_capacity(client).await?;
+    let (pods, pod_cpu, pod_memory) = peak(fixture);
+    let factor = opts.fit.unwrap_or_else(|| fit::auto_factor(pods, pod_cpu, pod_memory, node_cpu, node_memory));
+    out.notes.push(format!(
+        "{}: resources, quota and limit range divided by {factor} to fit {pods} peak pods on nodes of {node_cpu} CPU (the static tier checks the true values)",
+        env.result.env
+    ));
+    let mut objects = env.result.objects.clone();
+    let mut governance = if fixture.governance { run.governance.clone() } else { Vec::new() };
+    fit::scale(&mut objects, factor);
+    fit::scale(&mut governance, factor);
+    let tls = run_ca::for_host(&fixture.hostname)?;
+    let w = &run.expectations.workload;
+    let secret_values: serde_json::Map<String, serde_json::Value> = w
+        .secret
+        .keys
+        .iter()
+        .map(|k| (k.clone(), json!(format!("conformance-test-value-for-{}", k.to_lowercase()))))
+        .collect();
+    let secrets = [
+        secret(&ns, &w.secret.name, "Opaque", serde_json::Value::Object(secret_values))?,
+        secret(
+            &ns,
+            &w.ingress.tls_secret,
+            "kubernetes.io/tls",
+            json!({"tls.crt": tls.cert_pem, "tls.key": tls.key_pem}),
+        )?,
+    ];
+    // Namespace, then governance (as the summary's commands), secrets, the rest.
+    let (namespaces, rest): (Vec<&Object>, Vec<&Object>) =
+        objects.iter().partition(|o| matches!(o, Object::Namespace(_)));
+    for object in namespaces.into_iter().chain(governance.iter()).chain(secrets.iter()).chain(rest) {
+        apply(client, object).await?;
+    }
+    timed(&mut out.timings, format!("{}: apply", env.result.env), since);
+    let cx = LiveContext {
+        env: env.result.env,
+        fixture,
+        workload: w,
+        governance: &run.expectations.governance,
+        client: client.clone(),
+        http: std::net::SocketAddr::from(([127, 0, 0, 1], cluster.http_port)),
+        https: std::net::SocketAddr::from(([127, 0, 0, 1], cluster.https_port)),
+        ca_pem: tls.ca_pem.clone(),
+        timeouts: *t,
+        controller: controller_image(client).await,
+        factor,
+    };
+    let rolled = {
+        let since = Instant::now();
+        let mut r = Recorder::new(cx.env, "live-rollout");
+        let ok = rollout(&cx, &mut r).await;
+        out.outcomes.append(&mut r.outcomes);
+        timed(&mut out.timings, format!("{}: rollout", cx.env), since);
+        ok
+    };
+    for (id, _) in LIVE_CHECKS.iter().skip(1) {
+        let governed = matches!(*id, "live-limit-range-enforced" | "live-quota-enforced" | "live-pdb-drain");
+        if governed && !fixture.governance {
+            continue;
+        }
+        let mut r = Recorder::new(cx.env, id);
+        let since = Instant::now();
+        if !rolled && *id != "live-inventory" {
+            r.skip(
+                &cx.deployment_label(),
+                "precondition",
+                "a rolled-out Deployment",
+                "the rollout failed (see live-rollout)",
+            );
+        } else {
+            match *id {
+                "live-inventory" => workload::inventory(&cx, &mut r).await,
+                "live-replicas" => workload::replicas(&cx, &mut r).await,
+                "live-probes" => workload::probes(&cx, &mut r).await,
+                "live-tls" => edge::tls(&cx, &mut r).await,
+                "live-https-redirect" => edge::https_redirect(&cx, &mut r).await,
+                "live-security-headers" => edge::security_headers(&cx, &mut r).await,
+                "live-cors" => edge::cors(&cx, &mut r).await,
+                "live-api-docs" => edge::api_docs(&cx, &mut r).await,
+                "live-limit-range-enforced" => admission::limit_range_enforced(&cx, &mut r).await,
+                "live-quota-enforced" => admission::quota_enforced(&cx, &mut r).await,
+                "live-pdb-drain" => drain::pdb_during_drain(&cx, &mut r).await,
+                "live-rate-limit" => edge::rate_limit(&cx, &mut r).await,
+                _ => r.record("harness", "check", "implemented", "unknown id", false),
+            }
+        }
+        if r.outcomes.is_empty() {
+            r.record("harness", "facts compared", "at least one", "none", false);
+        }
+        out.outcomes.append(&mut r.outcomes);
+        timed(&mut out.timings, format!("{}: {id}", cx.env), since);
+    }
+    if out.outcomes.iter().any(|o| o.env == cx.env && o.status == Status::Fail) {
+        diagnostics(client, &ns, &opts.report_dir.join("diagnostics").join(cx.env.as_str())).await;
+    }
+    let since = Instant::now();
+    delete_namespace(client, &ns, t).await?;
+    timed(&mut out.timings, format!("{}: cleanup", cx.env), since);
+    Ok(())
+}
+
+/// The live tier on a cluster the caller owns (tests reuse one cluster for
+/// many runs): gate, image, then every environment of `run`.
+pub async fn run_on(run: &StaticRun, opts: &LiveOptions, cluster: &KitCluster) -> Result<LiveRun, LiveError> {
+    let mut out = LiveRun::default();
+    body(run, opts, cluster, &Timeouts::default(), &mut out).await?;
+    Ok(out)
+}
+
+async fn body(
+    run: &StaticRun,
+    opts: &LiveOptions,
+    cluster: &KitCluster,
+    t: &Timeouts,
+    out: &mut LiveRun,
+) -> Result<(), LiveError> {
+    let since = Instant::now();
+    readiness::gate(&cluster.client, opts.agents + 1, cluster.http_port, t).await.map_err(LiveError::Gate)?;
+    timed(&mut out.timings, "readiness gate".into(), since);
+    let since = Instant::now();
+    cluster.import_image(&opts.app_image).await.map_err(LiveError::Image)?;
+    timed(&mut out.timings, "application image load".into(), since);
+    for result in &run.results {
+        let fixture = &run.expectations.environments[&result.env];
+        environment(run, Env { result, fixture }, cluster, opts, t, out).await?;
+    }
+    Ok(())
+}
+
+pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, LiveError> {
+    if !docker::engine_reachable().await {
+        return Err(LiveError::NoEngine);
+    }
+    let image = kit::node_image()?;
+    if !docker::image_present(&image).await {
+        return Err(LiveError::NodeImageMissing(image));
+    }
+    if !opts.app_image.is_file() {
+        return Err(LiveError::AppImageMissing(opts.app_image.clone()));
+    }
+    let t = Timeouts::default();
+    let mut out = LiveRun::default();
+    out.notes.push(format!("cluster: kit node image {image}, 1 server + {} agents", opts.agents));
+    out.notes.push("TLS: served with a certificate from a CA generated for this run; the cert-manager ClusterIssuer annotations are checked by the static tier (Let's Encrypt is unreachable from a test cluster)".into());
+    let since = Instant::now();
+    let cluster =
+        KitCluster::up(&KitOptions { name: "cbam-conformance".into(), agents: opts.agents, image, timeouts: t })
+            .await?;
+    timed(&mut out.timings, "cluster up".into(), since);
+    let result = tokio::select! {
+        result = body(static_run, opts, &cluster, &t, &mut out) => result,
+        _ = tokio::signal::ctrl_c() => Err(LiveError::Interrupted),
+    };
+    let since = Instant::now();
+    let down = cluster.down().await;
+    timed(&mut out.timings, "cluster down".into(), since);
+    result?;
+    down?;
+    Ok(out)
+}
