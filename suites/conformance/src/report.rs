@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::live::LiveRun;
 use crate::outcome::{Outcome, Status};
@@ -138,6 +139,7 @@ fn summary_json(evidence: &Evidence<'_>) -> serde_json::Value {
         .map(|r| {
             json!({
                 "env": r.env, "objects": r.object_count,
+                "rendered_sha256": format!("{:x}", Sha256::digest(r.rendered.as_bytes())),
                 "render_ms": r.render_time.as_secs_f64() * 1000.0,
                 "hpa_timeline": r.hpa_timeline.as_ref().map(|(up, down)| json!({"scale_up": up, "scale_down": down})),
             })

@@ -44,26 +44,35 @@ fn scaled_millis(value: &str, factor: u32) -> u64 {
     millis
 }
 
-pub(crate) async fn limit_range_enforced(cx: &LiveContext<'_>, r: &mut Recorder) {
-    let object = format!("LimitRange {}/{}", cx.namespace(), cx.governance.limit_range.name);
-    let max = cx.governance.limit_range.container.max.get("cpu").map_or(0, |v| scaled_millis(v, cx.factor));
-    let over = match pod("conformance-over-limit-range", 1, max * 2) {
+/// Submits a probe pod (dry run) and records whether the API server
+/// rejected it with 403 and a message containing `reason`.
+async fn expect_rejection(
+    cx: &LiveContext<'_>,
+    r: &mut Recorder,
+    object: &str,
+    probe: (&str, usize, u64),
+    subject: String,
+    reason: &str,
+) {
+    let (name, containers, cpu_millis) = probe;
+    let pod = match pod(name, containers, cpu_millis) {
         Ok(p) => p,
-        Err(e) => return r.record(&object, "probe pod", "built", e.to_string(), false),
+        Err(e) => return r.record(object, "probe pod", "built", e.to_string(), false),
     };
-    let result = dry_run(cx, &over).await;
+    let result = dry_run(cx, &pod).await;
     let text = match &result {
         Ok(()) => "admitted".to_owned(),
         Err((code, message)) => format!("rejected ({code}): {message}"),
     };
-    let ok = matches!(&result, Err((403, m)) if m.contains("maximum cpu usage"));
-    r.record(
-        &object,
-        &format!("a container with cpu {}m (max {max}m)", max * 2),
-        "rejected: maximum cpu usage",
-        text,
-        ok,
-    );
+    let ok = matches!(&result, Err((403, m)) if m.contains(reason));
+    r.record(object, &subject, format!("rejected: {reason}"), text, ok);
+}
+
+pub(crate) async fn limit_range_enforced(cx: &LiveContext<'_>, r: &mut Recorder) {
+    let object = format!("LimitRange {}/{}", cx.namespace(), cx.governance.limit_range.name);
+    let max = cx.governance.limit_range.container.max.get("cpu").map_or(0, |v| scaled_millis(v, cx.factor));
+    let subject = format!("a container with cpu {}m (max {max}m)", max * 2);
+    expect_rejection(cx, r, &object, ("conformance-over-limit-range", 1, max * 2), subject, "maximum cpu usage").await;
 }
 
 pub(crate) async fn quota_enforced(cx: &LiveContext<'_>, r: &mut Recorder) {
@@ -72,21 +81,6 @@ pub(crate) async fn quota_enforced(cx: &LiveContext<'_>, r: &mut Recorder) {
     let max = cx.governance.limit_range.container.max.get("cpu").map_or(1, |v| scaled_millis(v, cx.factor)).max(1);
     // Containers each within the LimitRange, together beyond the whole quota.
     let count = usize::try_from(hard / max + 2).unwrap_or(2);
-    let over = match pod("conformance-over-quota", count, max) {
-        Ok(p) => p,
-        Err(e) => return r.record(&object, "probe pod", "built", e.to_string(), false),
-    };
-    let result = dry_run(cx, &over).await;
-    let text = match &result {
-        Ok(()) => "admitted".to_owned(),
-        Err((code, message)) => format!("rejected ({code}): {message}"),
-    };
-    let ok = matches!(&result, Err((403, m)) if m.contains("exceeded quota"));
-    r.record(
-        &object,
-        &format!("a pod requesting {}m cpu (quota {hard}m)", max * count as u64),
-        "rejected: exceeded quota",
-        text,
-        ok,
-    );
+    let subject = format!("a pod requesting {}m cpu (quota {hard}m)", max * count as u64);
+    expect_rejection(cx, r, &object, ("conformance-over-quota", count, max), subject, "exceeded quota").await;
 }

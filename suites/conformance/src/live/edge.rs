@@ -109,78 +109,53 @@ pub(crate) async fn security_headers(cx: &LiveContext<'_>, r: &mut Recorder) {
     }
 }
 
+/// The Access-Control-Allow-Origin answered to a GET from `origin`.
+async fn allowed_origin(cx: &LiveContext<'_>, origin: &str) -> Result<String, String> {
+    let resp = get(cx, Method::GET, &cx.workload.probes.liveness, &[("Origin", origin)]).await?;
+    Ok(header(&resp, "access-control-allow-origin").unwrap_or_else(|| "absent".into()))
+}
+
+/// A preflight from `origin`: (status, allow-origin).
+async fn preflight(cx: &LiveContext<'_>, origin: &str, method: &str) -> Result<(u16, Option<String>), String> {
+    let headers = [("Origin", origin), ("Access-Control-Request-Method", method)];
+    let resp = get(cx, Method::OPTIONS, "/api/v1/pipeline/runs", &headers).await?;
+    Ok((resp.status().as_u16(), header(&resp, "access-control-allow-origin")))
+}
+
 pub(crate) async fn cors(cx: &LiveContext<'_>, r: &mut Recorder) {
     let object = ingress_label(cx);
     let policy = &cx.fixture.app.cors;
-    let path = "/api/v1/pipeline/runs";
     let method = policy.methods.first().map_or("GET", String::as_str);
     let allowed = match policy.policy {
         CorsPolicy::Permissive => "https://any-origin.conformance.invalid".to_owned(),
         _ => policy.origins.first().cloned().unwrap_or_default(),
     };
-    let expected_origin = if policy.policy == CorsPolicy::Permissive { "*".to_owned() } else { allowed.clone() };
-    // An allowed origin: echoed (or `*`), and its preflight answered.
-    match get(cx, Method::GET, &cx.workload.probes.liveness, &[("Origin", &allowed)]).await {
-        Ok(resp) => r.equal(
-            &object,
-            &format!("Access-Control-Allow-Origin for {allowed}"),
-            expected_origin.clone(),
-            header(&resp, "access-control-allow-origin").unwrap_or_else(|| "absent".into()),
-        ),
-        Err(e) => r.record(&object, "CORS response", "a response", e, false),
-    }
-    let preflight =
-        get(cx, Method::OPTIONS, path, &[("Origin", &allowed), ("Access-Control-Request-Method", method)]).await;
-    let (text, ok) = match &preflight {
-        Ok(resp) => {
-            let acao = header(resp, "access-control-allow-origin");
-            (
-                format!(
-                    "HTTP {}, allow-origin {}",
-                    resp.status().as_u16(),
-                    acao.clone().unwrap_or_else(|| "absent".into())
-                ),
-                resp.status().is_success() && acao.as_deref() == Some(&expected_origin),
-            )
-        }
-        Err(e) => (e.clone(), false),
-    };
-    r.record(
-        &object,
-        &format!("preflight {method} from {allowed}"),
-        format!("2xx, allow-origin {expected_origin}"),
-        text,
-        ok,
-    );
-    // A foreign origin: refused everywhere but the permissive policy.
+    let expected = if policy.policy == CorsPolicy::Permissive { "*".to_owned() } else { allowed.clone() };
+    // Origins to try: the allowed one (echoed or `*`, preflight answered), and
+    // a foreign one (refused) everywhere but under the permissive policy.
+    let mut cases = vec![(allowed.clone(), Some(expected))];
     if policy.policy != CorsPolicy::Permissive {
-        match get(cx, Method::GET, &cx.workload.probes.liveness, &[("Origin", FOREIGN_ORIGIN)]).await {
-            Ok(resp) => r.equal(
-                &object,
-                &format!("Access-Control-Allow-Origin for {FOREIGN_ORIGIN}"),
-                "absent".to_owned(),
-                header(&resp, "access-control-allow-origin").unwrap_or_else(|| "absent".into()),
-            ),
-            Err(e) => r.record(&object, "CORS response", "a response", e, false),
+        cases.push((FOREIGN_ORIGIN.to_owned(), None));
+    }
+    for (origin, want) in cases {
+        let shown = want.clone().unwrap_or_else(|| "absent".into());
+        match allowed_origin(cx, &origin).await {
+            Ok(found) => r.equal(&object, &format!("Access-Control-Allow-Origin for {origin}"), shown.clone(), found),
+            Err(e) => r.record(&object, &format!("GET with Origin {origin}"), "a response", e, false),
         }
-        let refused =
-            get(cx, Method::OPTIONS, path, &[("Origin", FOREIGN_ORIGIN), ("Access-Control-Request-Method", method)])
-                .await;
-        let (text, ok) = match &refused {
-            Ok(resp) => {
-                let acao = header(resp, "access-control-allow-origin");
-                (
-                    format!(
-                        "HTTP {}, allow-origin {}",
-                        resp.status().as_u16(),
-                        acao.clone().unwrap_or_else(|| "absent".into())
-                    ),
-                    acao.is_none(),
-                )
+        let (text, ok) = match preflight(cx, &origin, method).await {
+            Ok((status, acao)) => {
+                let ok = match &want {
+                    Some(w) => (200..300).contains(&status) && acao.as_deref() == Some(w.as_str()),
+                    None => acao.is_none(),
+                };
+                (format!("HTTP {status}, allow-origin {}", acao.unwrap_or_else(|| "absent".into())), ok)
             }
-            Err(e) => (e.clone(), false),
+            Err(e) => (e, false),
         };
-        r.record(&object, &format!("preflight from {FOREIGN_ORIGIN}"), "refused (no allow-origin)", text, ok);
+        let expectation =
+            if want.is_some() { format!("2xx, allow-origin {shown}") } else { "refused (no allow-origin)".to_owned() };
+        r.record(&object, &format!("preflight {method} from {origin}"), expectation, text, ok);
     }
 }
 
