@@ -372,6 +372,10 @@ async fn body(
     let since = Instant::now();
     readiness::gate(&cluster.client, opts.agents + 1, cluster.http_port, t).await.map_err(LiveError::Gate)?;
     timed(&mut out.timings, "readiness gate".into(), since);
+    out.notes.push(match cluster.client.apiserver_version().await {
+        Ok(v) => format!("Kubernetes {} ({})", v.git_version, v.platform),
+        Err(e) => format!("Kubernetes version unknown: {e}"),
+    });
     let since = Instant::now();
     cluster.import_image(&opts.app_image).await.map_err(LiveError::Image)?;
     timed(&mut out.timings, "application image load".into(), since);
