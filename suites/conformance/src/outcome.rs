@@ -54,6 +54,19 @@ impl Recorder {
         Recorder { env, check, outcomes: Vec::new() }
     }
 
+    fn push(&mut self, object: &str, subject: &str, expected: String, found: String, status: Status) {
+        let (env, check) = (self.env, self.check);
+        self.outcomes.push(Outcome {
+            env,
+            check,
+            object: object.to_owned(),
+            subject: subject.to_owned(),
+            expected,
+            found,
+            status,
+        });
+    }
+
     /// Records a fact; it passes when `passed` is true.
     pub(crate) fn record(
         &mut self,
@@ -63,15 +76,8 @@ impl Recorder {
         found: impl Display,
         passed: bool,
     ) {
-        self.outcomes.push(Outcome {
-            env: self.env,
-            check: self.check,
-            object: object.to_owned(),
-            subject: subject.to_owned(),
-            expected: expected.to_string(),
-            found: found.to_string(),
-            status: if passed { Status::Pass } else { Status::Fail },
-        });
+        let status = if passed { Status::Pass } else { Status::Fail };
+        self.push(object, subject, expected.to_string(), found.to_string(), status);
     }
 
     /// Records a fact that passes when expected and found are equal.
@@ -82,15 +88,7 @@ impl Recorder {
 
     /// Records a fact that could not be established here, and why (never a pass).
     pub(crate) fn skip(&mut self, object: &str, subject: &str, expected: impl Display, reason: impl Display) {
-        self.outcomes.push(Outcome {
-            env: self.env,
-            check: self.check,
-            object: object.to_owned(),
-            subject: subject.to_owned(),
-            expected: expected.to_string(),
-            found: format!("not verified: {reason}"),
-            status: Status::Skip,
-        });
+        self.push(object, subject, expected.to_string(), format!("not verified: {reason}"), Status::Skip);
     }
 
     /// Records an object the check needs but the manifests lack.
