@@ -18,7 +18,10 @@ PORT=$port LISTEN_HOST=127.0.0.1 LOG_LEVEL=INFO DATA_DIR="$work" LOGS_DIR="$work
   taskset -c 0 "$bin" >"$work/log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.05; done
+# Wait (at most 5 s) for the double to answer /health before measuring.
+ready=""
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && { ready=1; break; }; sleep 0.05; done
+[ -n "$ready" ] || { echo "bench-app: the double did not answer /health on 127.0.0.1:$port within 5 s" >&2; cat "$work/log" >&2; exit 2; }
 rss() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status"; }
 rest=$(rss)
 cat >"$work/post.lua" <<'LUA'
