@@ -4,7 +4,7 @@
 # ~/.cache/cbam-conformance/kit), each part cached by its pinned version:
 # Kubernetes binaries, etcd, containerd + ctr, CNI plugins, the addon images
 # (pause, CoreDNS, metrics-server, local-path-provisioner + busybox helper,
-# Traefik) and finally the node image `cbam-kit/node:TAG` in Docker.
+# Traefik, Prometheus, prometheus-adapter) and finally the node image `cbam-kit/node:TAG` in Docker.
 # Prints the node image reference as its last line.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,7 +15,7 @@ kit="${CBAM_KIT:-$HOME/.cache/cbam-conformance/kit}"
 export CBAM_KIT="$kit"
 mkdir -p "$kit/images"
 timings="$kit/timings.log"
-total=12 n=0
+total=14 n=0
 
 step() { # step TITLE COMMAND...: numbered, timed progress
   local title="$1" started; shift
@@ -55,6 +55,10 @@ build_images() {
   oci local-path-provisioner "$kit/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION/bin/local-path-provisioner" \
     /usr/local/bin/local-path-provisioner 0 "docker.io/rancher/local-path-provisioner:$LOCAL_PATH_PROVISIONER_VERSION"
   oci traefik "$kit/traefik-$TRAEFIK_VERSION/bin/traefik" /traefik 65532 "docker.io/library/traefik:$TRAEFIK_VERSION"
+  oci prometheus "$kit/prometheus-$PROMETHEUS_VERSION/bin/prometheus" /bin/prometheus 65534 \
+    "quay.io/prometheus/prometheus:$PROMETHEUS_VERSION"
+  oci prometheus-adapter "$kit/prometheus-adapter-$PROMETHEUS_ADAPTER_VERSION/bin/adapter" /adapter 65534 \
+    "registry.k8s.io/prometheus-adapter/prometheus-adapter:$PROMETHEUS_ADAPTER_VERSION"
   local links=() applet
   for applet in sh mkdir rm ls cat echo sleep chmod; do links+=(--link "/bin/$applet:/bin/busybox"); done
   oci busybox "$bb" /bin/busybox 0 "docker.io/library/busybox:kit" "${links[@]}"
@@ -84,6 +88,7 @@ build_node() {
   for addon in "$here"/node/addons/*.yaml; do
     sed -e "s/__COREDNS_VERSION__/$COREDNS_VERSION/" -e "s/__METRICS_SERVER_VERSION__/$METRICS_SERVER_VERSION/" \
       -e "s/__LOCAL_PATH_PROVISIONER_VERSION__/$LOCAL_PATH_PROVISIONER_VERSION/" -e "s/__TRAEFIK_VERSION__/$TRAEFIK_VERSION/" \
+      -e "s/__PROMETHEUS_VERSION__/$PROMETHEUS_VERSION/" -e "s/__PROMETHEUS_ADAPTER_VERSION__/$PROMETHEUS_ADAPTER_VERSION/" \
       "$addon" >"$dir/etc/cbam/addons/$(basename "$addon")"
   done
   cp "$kit"/images/*.tar "$dir/var/lib/cbam/images/"
@@ -118,6 +123,11 @@ step "local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION" go_build local-pat
   local-path-provisioner=github.com/rancher/local-path-provisioner
 step "traefik $TRAEFIK_VERSION" go_build traefik github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" \
   traefik=github.com/traefik/traefik/v3/cmd/traefik
+# Kubernetes service discovery only: the other discovery plugins are not needed.
+step "prometheus $PROMETHEUS_VERSION" env GO_TAGS="remove_all_sd enable_kubernetes_sd" bash "$here/go-build.sh" prometheus \
+  github.com/prometheus/prometheus "$PROMETHEUS_VERSION" prometheus=github.com/prometheus/prometheus/cmd/prometheus
+step "prometheus-adapter $PROMETHEUS_ADAPTER_VERSION" go_build prometheus-adapter sigs.k8s.io/prometheus-adapter \
+  "$PROMETHEUS_ADAPTER_VERSION" adapter=sigs.k8s.io/prometheus-adapter/cmd/adapter
 step "pause $PAUSE_VERSION" build_pause
 step "node rootfs (Debian $DEBIAN_SUITE)" bash "$here/build-rootfs.sh"
 step "addon images" build_images

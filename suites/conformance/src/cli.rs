@@ -112,9 +112,21 @@ pub struct Args {
     /// Agents beside the server in the kit cluster.
     #[arg(long, default_value_t = 2)]
     pub agents: usize,
+    /// A live check not to run (repeatable); reported as not verified, never as passed.
+    #[arg(long = "skip-check", value_name = "CHECK", value_parser = parse_live_check)]
+    pub skip_checks: Vec<String>,
     /// Print passing facts too.
     #[arg(long, short)]
     pub verbose: bool,
+}
+
+fn parse_live_check(text: &str) -> Result<String, String> {
+    if crate::live::LIVE_CHECKS.iter().any(|(id, _)| *id == text) {
+        Ok(text.to_owned())
+    } else {
+        let ids: Vec<&str> = crate::live::LIVE_CHECKS.iter().map(|(id, _)| *id).collect();
+        Err(format!("not a live check id: {text:?} (one of {})", ids.join(", ")))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +221,11 @@ pub fn run(args: Args) -> u8 {
                     },
                     agents: args.agents,
                     report_dir: report_dir.clone(),
+                    profile: match args.profile {
+                        Profile::Quick => live::Profile::Quick,
+                        Profile::Nightly => live::Profile::Nightly,
+                    },
+                    skip_checks: args.skip_checks.clone(),
                 };
                 let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
                     Ok(rt) => rt,

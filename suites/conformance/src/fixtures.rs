@@ -23,6 +23,23 @@ pub enum FixtureError {
     },
     #[error("use fixture {path}: it describes environment {found}, not {expected}")]
     WrongEnvironment { path: PathBuf, expected: Env, found: Env },
+    #[error("use fixture {path}: scenario {scenario}: {reason}")]
+    Scenario { path: PathBuf, scenario: String, reason: String },
+}
+
+/// What makes a scenario unusable against the documented HPA, if anything.
+fn scenario_problem(s: &Scenario, hpa: &Hpa) -> Option<String> {
+    let metrics = ["resource/cpu".to_owned(), "resource/memory".to_owned(), format!("pods/{}", hpa.pods_metric.name)];
+    if !metrics.contains(&s.metric) {
+        return Some(format!("metric {} is not one of the HPA's ({})", s.metric, metrics.join(", ")));
+    }
+    if !(hpa.min_replicas < s.reach && s.reach <= hpa.max_replicas) {
+        return Some(format!("reach {} is not in ({}, {}]", s.reach, hpa.min_replicas, hpa.max_replicas));
+    }
+    if !(0.0..=1.0).contains(&s.load.cpu) || s.load.run_seconds <= 0.0 || s.load.max_seconds == 0 {
+        return Some("load needs cpu in [0, 1], run_seconds > 0 and max_seconds > 0".to_owned());
+    }
+    None
 }
 
 #[derive(Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Clone)]
@@ -330,12 +347,58 @@ pub(crate) struct Governance {
     pub(crate) limit_range: LimitRange,
 }
 
+/// An open-loop pipeline-run load (fixtures/autoscaling.yaml).
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Load {
+    /// Runs started at once when the load begins.
+    pub(crate) burst: u32,
+    pub(crate) arrivals_per_minute: f64,
+    pub(crate) run_seconds: f64,
+    /// Share of one core each run burns.
+    pub(crate) cpu: f64,
+    pub(crate) memory_mib: u64,
+    /// The load stops by itself after this long.
+    pub(crate) max_seconds: u64,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ProfileName {
+    Quick,
+    Nightly,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Scenario {
+    pub(crate) name: String,
+    /// The HPA metric meant to drive this scenario on its own:
+    /// `pods/<name>` or `resource/<cpu|memory>`.
+    pub(crate) metric: String,
+    pub(crate) profiles: Vec<ProfileName>,
+    /// Replicas the scenario must reach on the predicted timeline.
+    pub(crate) reach: i32,
+    pub(crate) load: Load,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Autoscaling {
+    pub(crate) sample_interval_seconds: u64,
+    pub(crate) metric_latency_budget_seconds: u64,
+    pub(crate) step_late_tolerance_seconds: u64,
+    pub(crate) ready_budget_seconds: u64,
+    pub(crate) scenarios: Vec<Scenario>,
+}
+
 /// Everything the static tier compares against.
 #[derive(Debug)]
 pub struct Expectations {
     pub(crate) environments: BTreeMap<Env, Environment>,
     pub(crate) workload: Workload,
     pub(crate) governance: Governance,
+    pub(crate) autoscaling: Autoscaling,
 }
 
 fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, FixtureError> {
@@ -354,10 +417,14 @@ impl Expectations {
             }
             environments.insert(env, fixture);
         }
-        Ok(Expectations {
-            environments,
-            workload: load(&dir.join("workload.yaml"))?,
-            governance: load(&dir.join("governance.yaml"))?,
-        })
+        let governance: Governance = load(&dir.join("governance.yaml"))?;
+        let path = dir.join("autoscaling.yaml");
+        let autoscaling: Autoscaling = load(&path)?;
+        for s in &autoscaling.scenarios {
+            if let Some(reason) = scenario_problem(s, &governance.hpa) {
+                return Err(FixtureError::Scenario { path, scenario: s.name.clone(), reason });
+            }
+        }
+        Ok(Expectations { environments, workload: load(&dir.join("workload.yaml"))?, governance, autoscaling })
     }
 }

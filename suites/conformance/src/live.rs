@@ -1,15 +1,23 @@
 //! The live tier: each overlay applied to a real cluster and its documented
 //! behaviour observed (probes, ingress TLS/CORS/headers/docs/rate limit,
-//! governance enforcement, the PDB during a drain).
+//! governance enforcement, the PDB during a drain, autoscaling under load).
 
 mod admission;
 mod apply;
+mod autoscaling;
 mod context;
 mod drain;
 mod edge;
 mod fit;
+mod hpa_reading;
+mod load;
+mod metrics_pipeline;
 mod run;
 mod run_ca;
+mod scale_down;
+mod scaling_timeline;
+mod timeline_plot;
 mod workload;
 
+pub use autoscaling::Profile;
 pub use run::{LIVE_CHECKS, LiveError, LiveOptions, LiveRun, run, run_on};

@@ -236,6 +236,10 @@ fn markdown(evidence: &Evidence<'_>) -> String {
             md.push_str(&format!("- {note}\n"));
         }
         md.push('\n');
+        for section in &live.sections {
+            md.push_str(section);
+            md.push('\n');
+        }
     }
     for skip in skipped {
         md.push_str(&format!("> **{} tier not run**: {}\n\n", skip.tier, skip.reason));

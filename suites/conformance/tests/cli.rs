@@ -97,6 +97,7 @@ fn a_failed_check_exits_1_with_one_line_naming_check_object_expected_found() {
 #[case::unknown_tier(&["dev", "--tier", "cluster"], "invalid value 'cluster'")]
 #[case::live_provider_not_built(&["dev", "--tier", "live", "--cluster", "kind"], "the kind provider is not built yet")]
 #[case::bad_fit(&["dev", "--fit", "0"], "expected `auto` or a factor >= 1")]
+#[case::unknown_live_check(&["production", "--skip-check", "live-nothing"], "not a live check id: \"live-nothing\"")]
 #[case::missing_infra(&["dev", "--tier", "static", "--infra", "/nonexistent/infra"], "/nonexistent/infra: no such directory")]
 fn usage_and_input_errors_exit_2(#[case] args: &[&str], #[case] message: &str) {
     let report = tempfile::tempdir().expect("temp dir");
@@ -150,6 +151,24 @@ fn bad_input_exits_2_naming_the_file_and_reason(
     assert!(stderr.contains(message), "expected {message:?} in:\n{stderr}");
     assert_eq!(summary(report.path())["status"], "error");
     assert!(!report.path().join("junit.xml").exists());
+}
+
+#[test]
+fn a_scenario_on_a_metric_the_hpa_lacks_exits_2_naming_the_fixture() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fixtures = dir.path().join("fixtures");
+    copy_tree(&root().join("fixtures"), &fixtures).expect("copy fixtures");
+    let path = fixtures.join("autoscaling.yaml");
+    let yaml = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, yaml.replacen("metric: resource/cpu", "metric: resource/gpu", 1)).expect("write");
+    let report = tempfile::tempdir().expect("temp dir");
+    let out = conformance(
+        &["production", "--tier", "static", "--fixtures", fixtures.to_str().expect("utf-8")],
+        report.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "stdout:\n{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("autoscaling.yaml: scenario cpu: metric resource/gpu is not one of the HPA's"), "{stderr}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use cbam_cluster::timeouts::Timeouts;
 use kube::Client;
 
 use crate::environment::Env;
-use crate::fixtures::{Environment, Governance, Workload};
+use crate::fixtures::{Autoscaling, Environment, Governance, Workload};
 
 #[derive(Clone)]
 pub(crate) struct LiveContext<'a> {
@@ -15,6 +15,7 @@ pub(crate) struct LiveContext<'a> {
     pub(crate) fixture: &'a Environment,
     pub(crate) workload: &'a Workload,
     pub(crate) governance: &'a Governance,
+    pub(crate) autoscaling: &'a Autoscaling,
     pub(crate) client: Client,
     pub(crate) http: SocketAddr,
     pub(crate) https: SocketAddr,

@@ -17,7 +17,7 @@ fn ingress_label(cx: &LiveContext<'_>) -> String {
 }
 
 /// Trusts only the run's CA; offers TLS 1.2 and 1.3 only (rustls).
-fn https(cx: &LiveContext<'_>) -> Result<Client, String> {
+pub(crate) fn https(cx: &LiveContext<'_>) -> Result<Client, String> {
     let ca = Certificate::from_pem(cx.ca_pem.as_bytes()).map_err(|e| e.to_string())?;
     Client::builder()
         .tls_certs_only([ca])
@@ -28,7 +28,7 @@ fn https(cx: &LiveContext<'_>) -> Result<Client, String> {
         .map_err(|e| e.to_string())
 }
 
-fn url(cx: &LiveContext<'_>, path: &str) -> String {
+pub(crate) fn url(cx: &LiveContext<'_>, path: &str) -> String {
     format!("https://{}:{}{path}", cx.fixture.hostname, cx.https.port())
 }
 

@@ -20,6 +20,7 @@ use serde_json::json;
 
 use crate::fixtures::{Environment, Replicas};
 use crate::live::apply::{ApplyError, apply};
+use crate::live::autoscaling::{self, Profile};
 use crate::live::context::LiveContext;
 use crate::live::run_ca::{self, RunCaError};
 use crate::live::{admission, drain, edge, fit, workload};
@@ -73,6 +74,9 @@ pub struct LiveOptions {
     pub fit: Option<u32>,
     pub agents: usize,
     pub report_dir: PathBuf,
+    pub profile: Profile,
+    /// Checks not run (`--skip-check`), each reported as not verified.
+    pub skip_checks: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -82,6 +86,8 @@ pub struct LiveRun {
     pub timings: Vec<(String, f64)>,
     /// Facts the report states (scale factor, versions, TLS issuer note).
     pub notes: Vec<String>,
+    /// Markdown sections for the report (autoscaling step tables).
+    pub sections: Vec<String>,
 }
 
 /// Live check ids and what each proves, in run order.
@@ -99,6 +105,7 @@ pub const LIVE_CHECKS: &[(&str, &str)] = &[
     ("live-limit-range-enforced", "a container over the LimitRange maximum is rejected"),
     ("live-quota-enforced", "a pod over the ResourceQuota is rejected"),
     ("live-pdb-drain", "a node drain keeps minAvailable; a breaking eviction gets 429"),
+    ("live-autoscaling", "under generated load the HPA follows the documented timeline to its maximum"),
 ];
 
 fn timed(timings: &mut Vec<(String, f64)>, phase: String, since: Instant) {
@@ -292,6 +299,7 @@ async fn environment(
         fixture,
         workload: w,
         governance: &run.expectations.governance,
+        autoscaling: &run.expectations.autoscaling,
         client: client.clone(),
         http: std::net::SocketAddr::from(([127, 0, 0, 1], cluster.http_port)),
         https: std::net::SocketAddr::from(([127, 0, 0, 1], cluster.https_port)),
@@ -309,13 +317,16 @@ async fn environment(
         ok
     };
     for (id, _) in LIVE_CHECKS.iter().skip(1) {
-        let governed = matches!(*id, "live-limit-range-enforced" | "live-quota-enforced" | "live-pdb-drain");
+        let governed =
+            matches!(*id, "live-limit-range-enforced" | "live-quota-enforced" | "live-pdb-drain" | "live-autoscaling");
         if governed && !fixture.governance {
             continue;
         }
         let mut r = Recorder::new(cx.env, id);
         let since = Instant::now();
-        if !rolled && *id != "live-inventory" {
+        if opts.skip_checks.iter().any(|s| s == id) {
+            r.skip(&cx.deployment_label(), "selection", "the check run", format!("--skip-check {id}"));
+        } else if !rolled && *id != "live-inventory" {
             r.skip(
                 &cx.deployment_label(),
                 "precondition",
@@ -336,6 +347,10 @@ async fn environment(
                 "live-quota-enforced" => admission::quota_enforced(&cx, &mut r).await,
                 "live-pdb-drain" => drain::pdb_during_drain(&cx, &mut r).await,
                 "live-rate-limit" => edge::rate_limit(&cx, &mut r).await,
+                "live-autoscaling" => {
+                    let sections = autoscaling::autoscaling(&cx, opts.profile, &opts.report_dir, &mut r).await;
+                    out.sections.extend(sections);
+                }
                 _ => r.record("harness", "check", "implemented", "unknown id", false),
             }
         }

@@ -1,0 +1,421 @@
+//! Autoscaling under generated load (production): for each scenario of the
+//! profile, gate on the custom-metrics pipeline, start an open-loop load
+//! through the ingress, sample the HPA, the Deployment and Ready pods, and
+//! judge the scale-up against the documented timeline and policies; the
+//! nightly profile also judges the scale-down once the load has stopped.
+//! Evidence per scenario: samples (JSON), a step table and an SVG plot.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cbam_cluster::wait::{Poll, until};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
+use serde_json::json;
+
+use crate::fixtures::{ProfileName, Scenario};
+use crate::live::context::LiveContext;
+use crate::live::hpa_reading::{self, Proposal};
+use crate::live::load::{Generator, LoadStats};
+use crate::live::scale_down::{self, DownClaim};
+use crate::live::scaling_timeline::{self, Claim, Sample, Verdict};
+use crate::live::workload::{app_pods, is_ready};
+use crate::live::{edge, metrics_pipeline, timeline_plot};
+use crate::outcome::Recorder;
+
+/// How deep the autoscaling check goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Scale-up of the quick scenarios only (`.ci/run`, pull requests).
+    Quick,
+    /// Every scenario, and the scale-down after the first (the nightly job).
+    Nightly,
+}
+
+impl Profile {
+    fn runs(self, scenario: &Scenario) -> bool {
+        let name = match self {
+            Profile::Quick => ProfileName::Quick,
+            Profile::Nightly => ProfileName::Nightly,
+        };
+        scenario.profiles.contains(&name)
+    }
+}
+
+/// The custom metric pipeline gets this long to serve every pod (adapter
+/// relist 10 s, Prometheus scrape 5 s, pod discovery).
+const PIPELINE_READY: Duration = Duration::from_secs(120);
+
+/// One sampled moment: the judged numbers plus each metric's proposal.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Observation {
+    #[serde(flatten)]
+    sample: Sample,
+    proposals: Vec<Proposal>,
+}
+
+struct Sampler<'c, 'a> {
+    cx: &'c LiveContext<'a>,
+    hpas: Api<HorizontalPodAutoscaler>,
+    deployments: Api<Deployment>,
+    started: Instant,
+    last_hpa: Option<HorizontalPodAutoscaler>,
+}
+
+impl<'c, 'a> Sampler<'c, 'a> {
+    fn new(cx: &'c LiveContext<'a>) -> Self {
+        Sampler {
+            cx,
+            hpas: Api::namespaced(cx.client.clone(), cx.namespace()),
+            deployments: Api::namespaced(cx.client.clone(), cx.namespace()),
+            started: Instant::now(),
+            last_hpa: None,
+        }
+    }
+
+    async fn observe(&mut self) -> Result<Observation, String> {
+        let hpa = self.hpas.get(&self.cx.governance.hpa.name).await.map_err(|e| format!("read the HPA: {e}"))?;
+        let deployment = self
+            .deployments
+            .get(&self.cx.workload.deployment)
+            .await
+            .map_err(|e| format!("read the Deployment: {e}"))?;
+        let status = hpa.status.clone().unwrap_or_default();
+        let observation = Observation {
+            sample: Sample {
+                at: self.started.elapsed().as_secs_f64(),
+                desired: status.desired_replicas,
+                ready: deployment.status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            },
+            proposals: hpa_reading::proposals(&hpa),
+        };
+        self.last_hpa = Some(hpa);
+        Ok(observation)
+    }
+
+    /// Why the HPA is where it is: its conditions and spec differences.
+    fn explain(&self) -> String {
+        let Some(hpa) = &self.last_hpa else { return String::new() };
+        let mut parts = Vec::new();
+        let differences = hpa_reading::differences(hpa, &self.cx.governance.hpa);
+        if !differences.is_empty() {
+            parts.push(format!("HPA differs from the documentation: {}", differences.join("; ")));
+        }
+        let conditions = hpa_reading::troubled_conditions(hpa);
+        if !conditions.is_empty() {
+            parts.push(format!("HPA conditions: {}", conditions.join("; ")));
+        }
+        let proposals: Vec<String> = hpa_reading::proposals(hpa)
+            .iter()
+            .map(|p| format!("{} {}/{} -> {}", p.metric, p.current, p.target, p.replicas))
+            .collect();
+        parts.push(format!(
+            "metrics: {}",
+            if proposals.is_empty() { "none readable".into() } else { proposals.join(", ") }
+        ));
+        parts.join("; ")
+    }
+}
+
+fn claim(cx: &LiveContext<'_>, scenario: &Scenario) -> Claim {
+    let a = &cx.autoscaling;
+    let hpa = &cx.governance.hpa;
+    #[expect(clippy::cast_precision_loss, reason = "small second counts")]
+    let secs = |s: u64| s as f64;
+    Claim {
+        min: hpa.min_replicas,
+        max: hpa.max_replicas,
+        reach: scenario.reach.min(hpa.max_replicas),
+        predicted: hpa.predicted.scale_up.clone(),
+        scale_up: hpa.scale_up.clone(),
+        latency_budget: secs(a.metric_latency_budget_seconds),
+        late_tolerance: secs(a.step_late_tolerance_seconds),
+        ready_budget: secs(a.ready_budget_seconds),
+        interval: secs(a.sample_interval_seconds),
+    }
+}
+
+/// Steps at which a metric other than the scenario's proposed at least the
+/// new desired replicas (the scenario's metric must drive on its own).
+fn other_drivers(scenario: &Scenario, observations: &[Observation]) -> Vec<String> {
+    let mut previous = None;
+    let mut found = Vec::new();
+    for o in observations {
+        if previous.is_some_and(|p| o.sample.desired > p) {
+            // The proposals that led to this step are those of the sample before.
+            let before = observations.iter().take_while(|x| x.sample.at < o.sample.at).last();
+            for p in before.map(|b| b.proposals.as_slice()).unwrap_or_default() {
+                if p.metric != scenario.metric && p.replicas >= o.sample.desired {
+                    found.push(format!("{} proposed {} at {:.0} s", p.metric, p.replicas, o.sample.at));
+                }
+            }
+        }
+        previous = Some(o.sample.desired);
+    }
+    found
+}
+
+/// Waits for the HPA to rest at minReplicas with that many pods Ready and
+/// its last rescale at least one scale-up period ago (the prediction starts
+/// from rest: the HPA's own 1 -> 3 at creation still counts against the
+/// policies for a period). The start of every scenario; after a previous
+/// one this is its scale-down.
+async fn at_rest(cx: &LiveContext<'_>, timeout: Duration) -> Result<(), String> {
+    let min = cx.governance.hpa.min_replicas;
+    let period = cx.governance.hpa.scale_up.policies.iter().map(|p| i64::from(p.period_seconds)).max().unwrap_or(0);
+    let sampler = Sampler::new(cx);
+    let (hpas, deployments) = (&sampler.hpas, &sampler.deployments);
+    let (hpa, deployment) = (&cx.governance.hpa.name, &cx.workload.deployment);
+    until(&format!("HPA {hpa} at {min} replicas, {min} Ready"), timeout, || async move {
+        let (desired, since_rescale) = match hpas.get(hpa).await {
+            Ok(h) => {
+                let status = h.status.unwrap_or_default();
+                let since = status.last_scale_time.map(|t| Timestamp::now().as_second() - t.0.as_second());
+                (status.desired_replicas, since)
+            }
+            Err(e) => return Poll::Pending(e.to_string()),
+        };
+        let ready = match deployments.get(deployment).await {
+            Ok(d) => d.status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            Err(e) => return Poll::Pending(e.to_string()),
+        };
+        let settled = since_rescale.is_none_or(|s| s >= period);
+        if desired == min && ready >= min && settled {
+            Poll::Done(())
+        } else {
+            Poll::Pending(format!("desired {desired}, Ready {ready}, last rescale {since_rescale:?} s ago"))
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+struct ScenarioRun {
+    observations: Vec<Observation>,
+    verdict: Verdict,
+    explanation: String,
+    stats: LoadStats,
+    stopped_at: f64,
+}
+
+async fn scale_up(cx: &LiveContext<'_>, scenario: &Scenario, claim: &Claim) -> Result<ScenarioRun, String> {
+    let client = edge::https(cx)?;
+    let mut sampler = Sampler::new(cx);
+    let generator = Generator::start(client, edge::url(cx, "/api/v1/pipeline/runs"), scenario.load);
+    let mut ticker = tokio::time::interval(Duration::from_secs(cx.autoscaling.sample_interval_seconds.max(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut observations = Vec::new();
+    let verdict = loop {
+        ticker.tick().await;
+        match sampler.observe().await {
+            Ok(o) => observations.push(o),
+            // A failed read is retried at the next tick; the judge's deadlines still apply.
+            Err(e) => eprintln!("live-autoscaling: {e}"),
+        }
+        let samples: Vec<Sample> = observations.iter().map(|o| o.sample).collect();
+        let verdict = scaling_timeline::judge(claim, &samples, sampler.started.elapsed().as_secs_f64());
+        if verdict != Verdict::Pending {
+            break verdict;
+        }
+    };
+    let explanation = sampler.explain();
+    let stopped_at = sampler.started.elapsed().as_secs_f64();
+    let stats = generator.stop().await;
+    Ok(ScenarioRun { observations, verdict, explanation, stats, stopped_at })
+}
+
+/// Nightly: after the load stops, the HPA must hold for its stabilization
+/// window and come down no faster than the documented policies, to min.
+async fn scale_down_after(cx: &LiveContext<'_>, scenario: &Scenario, from: i32, r: &mut Recorder, object: &str) {
+    let hpa = &cx.governance.hpa;
+    #[expect(clippy::cast_precision_loss, reason = "small second counts")]
+    let claim = DownClaim {
+        min: hpa.min_replicas,
+        from,
+        rules: hpa.scale_down.clone(),
+        // Demand lasts until the last run ends.
+        demand_ends: scenario.load.run_seconds,
+        late_tolerance: cx.autoscaling.step_late_tolerance_seconds as f64,
+        interval: cx.autoscaling.sample_interval_seconds as f64,
+    };
+    let mut sampler = Sampler::new(cx);
+    let mut ticker = tokio::time::interval(Duration::from_secs(cx.autoscaling.sample_interval_seconds.max(1)));
+    let mut samples = Vec::new();
+    let verdict = loop {
+        ticker.tick().await;
+        if let Ok(o) = sampler.observe().await {
+            samples.push(o.sample);
+        }
+        let v = scale_down::judge(&claim, &samples, sampler.started.elapsed().as_secs_f64());
+        if v != Verdict::Pending {
+            break v;
+        }
+    };
+    let expected = format!(
+        "hold {} s after demand ends, then at most the documented rate down to {}",
+        hpa.scale_down.stabilization_window_seconds, hpa.min_replicas
+    );
+    match verdict {
+        Verdict::Reached { latency, ready_at } => r.record(
+            object,
+            &format!("{}: scale-down", scenario.name),
+            expected,
+            format!("first step down {latency:.0} s after the load stopped, {} at {ready_at:.0} s", hpa.min_replicas),
+            true,
+        ),
+        Verdict::Failed(why) => r.record(
+            object,
+            &format!("{}: scale-down", scenario.name),
+            expected,
+            format!("{why}; {}", sampler.explain()),
+            false,
+        ),
+        Verdict::Pending => {}
+    }
+}
+
+fn write_evidence(dir: &Path, scenario: &Scenario, claim: &Claim, run: &ScenarioRun, latency: Option<f64>) -> String {
+    let samples: Vec<Sample> = run.observations.iter().map(|o| o.sample).collect();
+    let rows = scaling_timeline::table(claim, &samples);
+    let _ = std::fs::create_dir_all(dir);
+    let doc = json!({
+        "scenario": scenario.name, "metric": scenario.metric, "load": {
+            "burst": scenario.load.burst, "arrivals_per_minute": scenario.load.arrivals_per_minute,
+            "run_seconds": scenario.load.run_seconds, "cpu": scenario.load.cpu, "memory_mib": scenario.load.memory_mib,
+            "max_seconds": scenario.load.max_seconds, "stats": run.stats },
+        "verdict": format!("{:?}", run.verdict), "metric_latency_seconds": latency,
+        "steps": rows, "samples": run.observations,
+    });
+    let _ = std::fs::write(
+        dir.join(format!("{}.json", scenario.name)),
+        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    );
+    let title = format!("{}: {} (load start = 0 s)", scenario.name, scenario.metric);
+    let _ = std::fs::write(
+        dir.join(format!("{}.svg", scenario.name)),
+        timeline_plot::svg(&title, claim.min, &claim.predicted, &samples, latency),
+    );
+    format!(
+        "### Autoscaling `{}` ({})\n\nLoad: {}. Metric latency (load start to first scale-up): {}. Plot: `autoscaling/{}.svg`.\n\n{}\n",
+        scenario.name,
+        scenario.metric,
+        run.stats,
+        latency.map_or_else(|| "none".to_owned(), |l| format!("{l:.0} s")),
+        scenario.name,
+        scaling_timeline::markdown(&rows)
+    )
+}
+
+/// Runs the profile's scenarios; returns Markdown sections for the report.
+pub(crate) async fn autoscaling(
+    cx: &LiveContext<'_>,
+    profile: Profile,
+    report_dir: &Path,
+    r: &mut Recorder,
+) -> Vec<String> {
+    let object = format!("HorizontalPodAutoscaler {}/{}", cx.namespace(), cx.governance.hpa.name);
+    let documented = &cx.governance.hpa;
+    let mut sections = Vec::new();
+    for (k, scenario) in cx.autoscaling.scenarios.iter().filter(|s| profile.runs(s)).enumerate() {
+        let subject = format!("{}: scale-up", scenario.name);
+        let claim = claim(cx, scenario);
+        // Back at rest: a previous scenario's scale-down can take its window
+        // plus one period per replica.
+        let rest = Duration::from_secs(
+            120 + u64::try_from(documented.scale_down.stabilization_window_seconds).unwrap_or(0)
+                + 60 * u64::try_from(documented.max_replicas).unwrap_or(0)
+                + if k > 0 { scenario.load.run_seconds as u64 } else { 0 },
+        );
+        if let Err(e) = at_rest(cx, rest).await {
+            r.record(
+                &object,
+                &subject,
+                format!("{} replicas at rest before the load", documented.min_replicas),
+                e,
+                false,
+            );
+            continue;
+        }
+        let pods: Vec<String> = match app_pods(cx).await {
+            Ok(p) => p.iter().filter(|p| is_ready(p)).filter_map(|p| p.metadata.name.clone()).collect(),
+            Err(e) => return vec![e],
+        };
+        if let Err(e) =
+            metrics_pipeline::ready(&cx.client, cx.namespace(), &documented.pods_metric.name, &pods, PIPELINE_READY)
+                .await
+        {
+            r.record(
+                &object,
+                "custom metrics pipeline",
+                format!("{} served for every pod", documented.pods_metric.name),
+                e,
+                false,
+            );
+            return sections;
+        }
+        let run = match scale_up(cx, scenario, &claim).await {
+            Ok(run) => run,
+            Err(e) => {
+                r.record(&object, &subject, "an HTTPS client for the ingress", e, false);
+                continue;
+            }
+        };
+        let expected = format!(
+            "{} -> {} on the documented timeline ({}), first step within {:.0} s, steps at most {:.0} s late, {} Ready",
+            claim.min,
+            claim.reach,
+            claim.predicted.iter().map(|s| format!("{} @{}s", s.replicas, s.at)).collect::<Vec<_>>().join(", "),
+            claim.latency_budget,
+            claim.late_tolerance,
+            claim.reach
+        );
+        let latency = match &run.verdict {
+            Verdict::Reached { latency, ready_at } => {
+                let floor = claim.predicted.iter().take_while(|s| s.replicas < claim.reach).last().map_or(0, |s| s.at);
+                let last_step = claim.predicted.iter().find(|s| s.replicas >= claim.reach).map_or(floor, |s| s.at);
+                r.record(
+                    &object,
+                    &subject,
+                    &expected,
+                    format!(
+                        "first scale-up {latency:.0} s after load start (metric latency), {} Ready at {ready_at:.0} s; the HPA's own timeline is {last_step} s, the rest ({:.0} s) is metric latency, pod start and sampling; {}",
+                        claim.reach,
+                        ready_at - f64::from(last_step),
+                        run.stats
+                    ),
+                    true,
+                );
+                let others = other_drivers(scenario, &run.observations);
+                r.record(
+                    &object,
+                    &format!("{}: driven by {} alone", scenario.name, scenario.metric),
+                    "no other metric proposes the new replica count at a step",
+                    if others.is_empty() { "none did".to_owned() } else { others.join("; ") },
+                    others.is_empty(),
+                );
+                Some(*latency)
+            }
+            Verdict::Failed(why) => {
+                r.record(&object, &subject, &expected, format!("{why}; {}; {}", run.explanation, run.stats), false);
+                run.observations.iter().find(|o| o.sample.desired > claim.min).map(|o| o.sample.at)
+            }
+            Verdict::Pending => None,
+        };
+        sections.push(write_evidence(&report_dir.join("autoscaling"), scenario, &claim, &run, latency));
+        eprintln!("live-autoscaling: {} finished after {:.0} s ({})", scenario.name, run.stopped_at, run.stats);
+        if profile == Profile::Nightly && k == 0 && matches!(run.verdict, Verdict::Reached { .. }) {
+            scale_down_after(cx, scenario, claim.reach, r, &object).await;
+        }
+    }
+    if sections.is_empty() && r.outcomes.is_empty() {
+        r.skip(
+            &object,
+            "scenarios",
+            format!("{profile:?} scenarios"),
+            "fixtures/autoscaling.yaml has none for this profile",
+        );
+    }
+    sections
+}

@@ -1,0 +1,191 @@
+//! An open-loop pipeline-run load through the real ingress on 127.0.0.1:
+//! runs are started on a fixed schedule whatever the responses (a burst,
+//! then `arrivals_per_minute`), so the demand does not adapt to the system
+//! under test. Bounded in time and in requests; stops by itself or when told.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::Client;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::fixtures::Load;
+
+/// Requests sent and how they were answered.
+#[derive(Debug, Default)]
+struct Counters {
+    sent: AtomicU64,
+    accepted: AtomicU64,
+    /// 429 from the pod (pipeline busy or out of memory budget) or the ingress.
+    refused: AtomicU64,
+    /// Other statuses, timeouts and connection errors.
+    failed: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub(crate) struct LoadStats {
+    pub(crate) sent: u64,
+    pub(crate) accepted: u64,
+    pub(crate) refused: u64,
+    pub(crate) failed: u64,
+}
+
+impl std::fmt::Display for LoadStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} runs requested: {} accepted, {} refused (429), {} failed",
+            self.sent, self.accepted, self.refused, self.failed
+        )
+    }
+}
+
+/// The most requests a load may send: its burst plus its arrivals over its
+/// whole duration (the bound that makes it stop even if the clock misbehaves).
+pub(crate) fn request_bound(load: &Load) -> u64 {
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "small positive counts")]
+    let arrivals = (load.arrivals_per_minute * load.max_seconds as f64 / 60.0).ceil() as u64;
+    u64::from(load.burst) + arrivals
+}
+
+/// The gap between two scheduled arrivals.
+pub(crate) fn interarrival(load: &Load) -> Option<Duration> {
+    (load.arrivals_per_minute > 0.0).then(|| Duration::from_secs_f64(60.0 / load.arrivals_per_minute))
+}
+
+/// A running load; dropping it does not stop it, `stop` does.
+pub(crate) struct Generator {
+    counters: Arc<Counters>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Generator {
+    /// Starts the load against `url` (POST), with `client` resolving the
+    /// environment's host to the ingress on 127.0.0.1.
+    pub(crate) fn start(client: Client, url: String, load: Load) -> Self {
+        let counters = Arc::new(Counters::default());
+        let (stop, mut stopped) = watch::channel(false);
+        let body =
+            json!({"duration_seconds": load.run_seconds, "cpu": load.cpu, "memory_mib": load.memory_mib}).to_string();
+        let task = {
+            let counters = counters.clone();
+            tokio::spawn(async move {
+                let bound = request_bound(&load);
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(load.max_seconds);
+                let mut ticker = interarrival(&load).map(|gap| {
+                    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + gap, gap);
+                    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    t
+                });
+                let mut burst = load.burst;
+                loop {
+                    if counters.sent.load(Ordering::SeqCst) >= bound || *stopped.borrow() {
+                        break;
+                    }
+                    if burst == 0 {
+                        let Some(ticker) = ticker.as_mut() else { break };
+                        tokio::select! {
+                            _ = ticker.tick() => {}
+                            _ = tokio::time::sleep_until(deadline) => break,
+                            _ = stopped.changed() => break,
+                        }
+                    } else {
+                        burst -= 1;
+                    }
+                    counters.sent.fetch_add(1, Ordering::SeqCst);
+                    // Open loop: the response is not awaited before the next arrival.
+                    let (client, url, body, counters) = (client.clone(), url.clone(), body.clone(), counters.clone());
+                    tokio::spawn(async move {
+                        let counter = match client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .body(body)
+                            .send()
+                            .await
+                        {
+                            Ok(r) if r.status().is_success() => &counters.accepted,
+                            Ok(r) if r.status().as_u16() == 429 => &counters.refused,
+                            _ => &counters.failed,
+                        };
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    });
+                }
+            })
+        };
+        Generator { counters, stop, task }
+    }
+
+    pub(crate) fn stats(&self) -> LoadStats {
+        let c = &self.counters;
+        LoadStats {
+            sent: c.sent.load(Ordering::SeqCst),
+            accepted: c.accepted.load(Ordering::SeqCst),
+            refused: c.refused.load(Ordering::SeqCst),
+            failed: c.failed.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Stops starting runs (runs already started finish on their own).
+    pub(crate) async fn stop(self) -> LoadStats {
+        let _ = self.stop.send(true);
+        let stats = self.stats();
+        let _ = self.task.await;
+        // Requests still in flight are counted by `stats` before the join.
+        LoadStats { sent: self.counters.sent.load(Ordering::SeqCst), ..stats }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cbam_cluster::wait::{Poll, until};
+
+    fn load(burst: u32, per_minute: f64, max_seconds: u64) -> Load {
+        Load { burst, arrivals_per_minute: per_minute, run_seconds: 10.0, cpu: 0.0, memory_mib: 0, max_seconds }
+    }
+
+    #[test]
+    fn bounds_requests_by_burst_and_duration() {
+        assert_eq!(request_bound(&load(12, 20.0, 330)), 12 + 110);
+        assert_eq!(request_bound(&load(4, 0.0, 60)), 4);
+        assert_eq!(interarrival(&load(0, 30.0, 60)), Some(Duration::from_secs(2)));
+        assert_eq!(interarrival(&load(3, 0.0, 60)), None);
+    }
+
+    /// A local listener stands in for the ingress: the schedule is our logic.
+    #[tokio::test]
+    async fn sends_the_burst_then_stops_by_itself() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    let _ = sock.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").await;
+                });
+            }
+        });
+        let generator = Generator::start(Client::new(), format!("http://{addr}/runs"), load(3, 0.0, 5));
+        let done = until("every request answered", Duration::from_secs(5), || {
+            let s = generator.stats();
+            async move {
+                if s.sent > 0 && s.accepted + s.refused + s.failed == s.sent {
+                    Poll::Done(s)
+                } else {
+                    Poll::Pending(s.to_string())
+                }
+            }
+        })
+        .await
+        .expect("answers");
+        assert_eq!(done, LoadStats { sent: 3, accepted: 3, refused: 0, failed: 0 });
+        assert_eq!(generator.stop().await.sent, 3);
+    }
+}

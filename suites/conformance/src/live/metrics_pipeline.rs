@@ -1,0 +1,71 @@
+//! The autoscaling precondition: the custom-metrics pipeline serves the
+//! documented Pods metric for every Ready pod of the workload (APIService
+//! Available, then the metric listed through custom.metrics.k8s.io).
+
+use std::time::Duration;
+
+use cbam_cluster::wait::{Poll, WaitError, until};
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use kube::Api;
+use kube::Client;
+
+/// The custom metrics API version the HPA controller prefers.
+const API_SERVICE: &str = "v1beta2.custom.metrics.k8s.io";
+
+async fn api_service_available(client: &Client) -> Poll<()> {
+    let api: Api<APIService> = Api::all(client.clone());
+    match api.get(API_SERVICE).await {
+        Ok(s) => {
+            let conditions = s.status.and_then(|s| s.conditions).unwrap_or_default();
+            match conditions.iter().find(|c| c.type_ == "Available") {
+                Some(c) if c.status == "True" => Poll::Done(()),
+                Some(c) => Poll::Pending(format!(
+                    "APIService {API_SERVICE} Available={} ({})",
+                    c.status,
+                    c.message.clone().unwrap_or_default()
+                )),
+                None => Poll::Pending(format!("APIService {API_SERVICE} has no Available condition")),
+            }
+        }
+        Err(e) => Poll::Pending(format!("APIService {API_SERVICE}: {e}")),
+    }
+}
+
+/// Pods for which the metric is served, by name.
+async fn served_pods(client: &Client, namespace: &str, metric: &str) -> Result<Vec<String>, String> {
+    let path = format!("/apis/custom.metrics.k8s.io/v1beta2/namespaces/{namespace}/pods/*/{metric}");
+    let request = http::Request::get(path).body(Vec::new()).map_err(|e| e.to_string())?;
+    let list: serde_json::Value = client.request(request).await.map_err(|e| e.to_string())?;
+    Ok(list["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|i| i["describedObject"]["name"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default())
+}
+
+/// Waits until the APIService is Available and `metric` is served for
+/// every pod in `pods`.
+pub(crate) async fn ready(
+    client: &Client,
+    namespace: &str,
+    metric: &str,
+    pods: &[String],
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    until(&format!("custom metric {metric} served for {} pods of {namespace}", pods.len()), timeout, || async {
+        if let Poll::Pending(seen) = api_service_available(client).await {
+            return Poll::Pending(seen);
+        }
+        match served_pods(client, namespace, metric).await {
+            Ok(served) => {
+                let missing: Vec<&String> = pods.iter().filter(|p| !served.contains(p)).collect();
+                if missing.is_empty() {
+                    Poll::Done(())
+                } else {
+                    Poll::Pending(format!("served for {served:?}; missing {missing:?}"))
+                }
+            }
+            Err(e) => Poll::Pending(e),
+        }
+    })
+    .await
+}

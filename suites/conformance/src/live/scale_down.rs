@@ -1,0 +1,159 @@
+//! Judges the scale-down after the load stopped (t = 0): the HPA must hold
+//! through its stabilization window, step down no faster than the
+//! documented policies, and reach minReplicas by the time the window plus
+//! one period per replica has passed after the demand ended.
+
+use crate::fixtures::{PolicyType, ScalingRules, SelectPolicy};
+use crate::live::scaling_timeline::{Sample, Verdict};
+
+#[derive(Debug, Clone)]
+pub(crate) struct DownClaim {
+    pub(crate) min: i32,
+    pub(crate) from: i32,
+    pub(crate) rules: ScalingRules,
+    /// Seconds after the load stopped when the last run ends.
+    pub(crate) demand_ends: f64,
+    pub(crate) late_tolerance: f64,
+    pub(crate) interval: f64,
+}
+
+impl DownClaim {
+    /// The fewest replicas the documented policies allow from `base`.
+    pub(crate) fn allowed_from(&self, base: i32) -> i32 {
+        let proposals = self.rules.policies.iter().map(|p| match p.type_ {
+            PolicyType::Pods => base - p.value,
+            PolicyType::Percent => {
+                #[expect(clippy::cast_possible_truncation, reason = "replica counts are small")]
+                let kept = (f64::from(base) * (1.0 - f64::from(p.value) / 100.0)) as i32;
+                kept
+            }
+        });
+        // Min selects the policy with the smallest change: the most replicas kept.
+        let bound = match self.rules.select_policy {
+            SelectPolicy::Min => proposals.max(),
+            SelectPolicy::Max => proposals.min(),
+            SelectPolicy::Disabled => Some(base),
+        };
+        bound.unwrap_or(base).max(self.min)
+    }
+
+    fn period(&self) -> f64 {
+        self.rules.policies.iter().map(|p| f64::from(p.period_seconds)).fold(0.0, f64::max)
+    }
+
+    fn window(&self) -> f64 {
+        f64::from(self.rules.stabilization_window_seconds)
+    }
+
+    /// By then the HPA must be at min.
+    pub(crate) fn deadline(&self) -> f64 {
+        self.demand_ends + self.window() + f64::from(self.from - self.min) * self.period() + 2.0 * self.late_tolerance
+    }
+}
+
+pub(crate) fn judge(claim: &DownClaim, samples: &[Sample], now: f64) -> Verdict {
+    let mut previous = claim.from;
+    for s in samples {
+        if s.desired < previous {
+            if s.at < claim.window() - claim.interval {
+                return Verdict::Failed(format!(
+                    "scaled {previous} -> {} at {:.0} s after the load stopped, inside the {:.0} s stabilization window",
+                    s.desired,
+                    s.at,
+                    claim.window()
+                ));
+            }
+            let base = samples
+                .iter()
+                .take_while(|x| x.at <= s.at - claim.period() + claim.interval)
+                .last()
+                .map_or(claim.from, |x| x.desired);
+            let allowed = claim.allowed_from(base);
+            if s.desired < allowed {
+                return Verdict::Failed(format!(
+                    "scaled {previous} -> {} at {:.0} s; the documented policies keep at least {allowed} from {base} within {:.0} s",
+                    s.desired,
+                    s.at,
+                    claim.period()
+                ));
+            }
+        }
+        previous = s.desired;
+    }
+    let first = samples.iter().find(|s| s.desired < claim.from).map(|s| s.at);
+    match (first, samples.iter().find(|s| s.desired <= claim.min)) {
+        (Some(first), Some(done)) => Verdict::Reached { latency: first, ready_at: done.at },
+        _ if now > claim.deadline() => Verdict::Failed(format!(
+            "not at {} replicas {:.0} s after the load stopped: desired {}",
+            claim.min,
+            claim.deadline(),
+            samples.last().map_or(claim.from, |s| s.desired)
+        )),
+        _ => Verdict::Pending,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::ScalingPolicy;
+
+    fn documented() -> DownClaim {
+        DownClaim {
+            min: 3,
+            from: 15,
+            rules: ScalingRules {
+                stabilization_window_seconds: 300,
+                select_policy: SelectPolicy::Min,
+                policies: vec![
+                    ScalingPolicy { type_: PolicyType::Percent, value: 25, period_seconds: 60 },
+                    ScalingPolicy { type_: PolicyType::Pods, value: 1, period_seconds: 60 },
+                ],
+            },
+            demand_ends: 240.0,
+            late_tolerance: 30.0,
+            interval: 2.0,
+        }
+    }
+
+    fn samples(until: u32, steps: &[(u32, i32)]) -> Vec<Sample> {
+        (0..=until / 2)
+            .map(|k| {
+                let at = k * 2;
+                let desired = steps.iter().rev().find(|(from, _)| *from <= at).map_or(15, |s| s.1);
+                Sample { at: f64::from(at), desired, ready: desired }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_pod_a_minute_after_the_window_reaches_min() {
+        let steps: Vec<(u32, i32)> = (0..12).map(|k| (460 + 60 * k, 14 - i32::try_from(k).unwrap_or(0))).collect();
+        let s = samples(1200, &steps);
+        assert_eq!(judge(&documented(), &s, 1200.0), Verdict::Reached { latency: 460.0, ready_at: 1120.0 });
+        assert_eq!(documented().allowed_from(15), 14);
+    }
+
+    #[test]
+    fn a_step_inside_the_window_fails() {
+        let s = samples(200, &[(120, 14)]);
+        assert!(
+            matches!(judge(&documented(), &s, 200.0), Verdict::Failed(w) if w.contains("inside the 300 s stabilization window"))
+        );
+    }
+
+    #[test]
+    fn two_pods_within_a_period_fails() {
+        let s = samples(520, &[(460, 14), (490, 13)]);
+        assert!(
+            matches!(judge(&documented(), &s, 520.0), Verdict::Failed(w) if w.contains("keep at least 14 from 15"))
+        );
+    }
+
+    #[test]
+    fn not_down_by_the_deadline_fails() {
+        let d = documented().deadline();
+        assert!(matches!(judge(&documented(), &samples(1400, &[(460, 14)]), d + 1.0), Verdict::Failed(_)));
+        assert_eq!(judge(&documented(), &samples(400, &[]), 400.0), Verdict::Pending);
+    }
+}
