@@ -3,6 +3,7 @@
 # Rust providers do the same through testcontainers):
 #   cluster.sh up [AGENTS]   one server + AGENTS agents (default 2); prints the kubeconfig path
 #   cluster.sh status        nodes and system pods
+#   cluster.sh load ARCHIVE  imports an OCI image archive into every node's containerd
 #   cluster.sh down          removes every container, volume and network it made
 # Env: CBAM_CLUSTER (name, default cbam-kit), CBAM_NODE_IMAGE (default: the kit's).
 set -euo pipefail
@@ -64,6 +65,17 @@ status() {
   [ -f "$kubeconfig" ] && kubectl --kubeconfig "$kubeconfig" get nodes -o wide >&2 && kubectl --kubeconfig "$kubeconfig" get pods -A -o wide >&2 || true
 }
 
+load() { # load ARCHIVE: e.g. the application image, for `--cluster existing` runs against this cluster
+  local archive="${1:?usage: cluster.sh load ARCHIVE}" node
+  [ -f "$archive" ] || { say "no such archive: $archive"; exit 2; }
+  for node in $(docker ps -q --filter "label=$label"); do
+    docker cp "$archive" "$node:/root/import.tar"
+    docker exec "$node" ctr --address /run/containerd/containerd.sock -n k8s.io images import /root/import.tar >/dev/null
+    docker exec "$node" rm -f /root/import.tar
+  done
+  say "loaded $archive into $(docker ps -q --filter "label=$label" | wc -l) nodes"
+}
+
 down() {
   local ids
   ids="$(docker ps -aq --filter "label=$label")"
@@ -77,6 +89,7 @@ down() {
 case "${1:-}" in
   up) shift; up "$@" ;;
   status) status ;;
+  load) shift; load "$@" ;;
   down) down ;;
-  *) echo "usage: cluster.sh up [AGENTS] | status | down" >&2; exit 2 ;;
+  *) echo "usage: cluster.sh up [AGENTS] | status | load ARCHIVE | down" >&2; exit 2 ;;
 esac

@@ -16,6 +16,10 @@ pub fn dir() -> PathBuf {
     })
 }
 
+/// A busybox image every kit node has (ci/kit/build.sh), for tool
+/// containers such as the harness's ephemeral ones.
+pub const TOOL_IMAGE: &str = "docker.io/library/busybox:kit";
+
 /// The node image reference `just kit` recorded.
 pub fn node_image() -> Result<String, KitError> {
     let path = dir().join("node-image");

@@ -3,6 +3,7 @@
 //! readiness gate, and the one waiting primitive with its timeouts.
 
 pub mod docker;
+pub mod existing;
 pub mod kit;
 pub mod provider;
 pub mod readiness;

@@ -153,3 +153,29 @@ pub async fn gate(client: &Client, expected_nodes: usize, http_port: u16, t: &Ti
     ingress_serving(client, http_port, t).await?;
     Ok(())
 }
+
+/// The gate on a cluster the harness did not create: every node it has
+/// Ready, a default StorageClass, the metrics API, and the forwarded
+/// ingress port answering (DNS is the cluster's own business).
+pub async fn gate_existing(client: &Client, http_port: u16, t: &Timeouts) -> Result<(), WaitError> {
+    let api: Api<Node> = Api::all(client.clone());
+    let count = api.list(&ListParams::default()).await.map_or(0, |l| l.items.len()).max(1);
+    nodes_ready(client, count, t.nodes_ready).await?;
+    default_storage_class(client, t.addons_ready).await?;
+    metrics_api(client, t.addons_ready).await?;
+    let http = reqwest::Client::builder().timeout(t.request).build().map_err(|e| WaitError {
+        condition: "an HTTP client".into(),
+        timeout: Duration::ZERO,
+        last: e.to_string(),
+    })?;
+    until(&format!("ingress controller answering on 127.0.0.1:{http_port} (port-forward)"), t.addons_ready, || {
+        let http = http.clone();
+        async move {
+            match http.get(format!("http://127.0.0.1:{http_port}/")).send().await {
+                Ok(_) => Poll::Done(()),
+                Err(e) => Poll::Pending(format!("GET: {e}")),
+            }
+        }
+    })
+    .await
+}

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 
 use crate::environment::Env;
+use cbam_cluster::existing::ExistingOptions;
+
 use crate::live::{self, LiveError, LiveOptions};
 use crate::outcome::Status;
 use crate::render::Kustomize;
@@ -100,9 +102,16 @@ pub struct Args {
     /// Live tier cluster provider.
     #[arg(long, value_enum, default_value = "k3s")]
     pub cluster: Cluster,
-    /// Kubeconfig for `--cluster existing`.
+    /// Kubeconfig for `--cluster existing` [default: $KUBECONFIG or ~/.kube/config].
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// Context for `--cluster existing` [default: the kubeconfig's current one].
+    #[arg(long)]
+    pub context: Option<String>,
+    /// The ingress controller's Service for `--cluster existing`, as
+    /// NAMESPACE/NAME [default: ingress-nginx/ingress-nginx-controller, then traefik].
+    #[arg(long)]
+    pub ingress_service: Option<String>,
     /// Application image archive loaded into the cluster (e.g. the real CBAM API).
     #[arg(long, default_value = "target/image/cbam-api.tar")]
     pub app_image: PathBuf,
@@ -205,7 +214,8 @@ pub fn run(args: Args) -> u8 {
         let requested = format!("cluster {:?}, profile {:?}", args.cluster, args.profile).to_lowercase();
         let unavailable = match args.cluster {
             Cluster::K3s => None,
-            Cluster::Kind | Cluster::Existing => Some(format!(
+            Cluster::Existing => None,
+            Cluster::Kind => Some(format!(
                 "the {} provider is not built yet (the kit's k3s-style provider is)",
                 format!("{:?}", args.cluster).to_lowercase()
             )),
@@ -226,6 +236,14 @@ pub fn run(args: Args) -> u8 {
                         Profile::Nightly => live::Profile::Nightly,
                     },
                     skip_checks: args.skip_checks.clone(),
+                    provider: match args.cluster {
+                        Cluster::Existing => live::Provider::Existing(ExistingOptions {
+                            kubeconfig: args.kubeconfig.clone(),
+                            context: args.context.clone(),
+                            ingress_service: args.ingress_service.clone(),
+                        }),
+                        _ => live::Provider::Kit,
+                    },
                 };
                 let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
                     Ok(rt) => rt,

@@ -17,7 +17,8 @@ mod run_ca;
 mod scale_down;
 mod scaling_timeline;
 mod timeline_plot;
+mod unready;
 mod workload;
 
 pub use autoscaling::Profile;
-pub use run::{LIVE_CHECKS, LiveError, LiveOptions, LiveRun, run, run_on};
+pub use run::{LIVE_CHECKS, LiveError, LiveOptions, LiveRun, Provider, Target, run, run_on};

@@ -11,7 +11,7 @@ use cbam_cluster::docker;
 use cbam_cluster::kit;
 use cbam_cluster::provider::{KitCluster, KitOptions};
 use cbam_cluster::timeouts::Timeouts;
-use cbam_conformance::live::{LIVE_CHECKS, LiveOptions, Profile, run_on};
+use cbam_conformance::live::{LIVE_CHECKS, LiveOptions, Profile, Provider, run_on};
 use cbam_conformance::mutation::{self, Mutation};
 use cbam_conformance::outcome::Status;
 use cbam_conformance::render::Kustomize;
@@ -44,6 +44,7 @@ async fn failing_live_checks(m: &Mutation, cluster: &KitCluster, report: &Path) 
         agents: 2,
         report_dir: report.join(&m.name),
         profile: Profile::Quick,
+        provider: Provider::Kit,
         // The autoscaling scenario takes minutes: only mutations that name it run it.
         skip_checks: if m.fails.iter().any(|f| f == AUTOSCALING) { Vec::new() } else { vec![AUTOSCALING.to_owned()] },
     };

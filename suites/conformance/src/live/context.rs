@@ -24,6 +24,8 @@ pub(crate) struct LiveContext<'a> {
     pub(crate) timeouts: Timeouts,
     /// The ingress controller's image (what serves the annotations).
     pub(crate) controller: String,
+    /// An image with busybox the cluster can run (ephemeral tool containers).
+    pub(crate) tool_image: String,
     /// The resource scale factor applied to this environment.
     pub(crate) factor: u32,
 }

@@ -195,6 +195,25 @@ status:
     }
 
     #[test]
+    fn names_each_difference_from_the_documented_hpa() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        let documented = crate::fixtures::Expectations::load(&fixtures, &[]).expect("fixtures").governance.hpa;
+        let found = differences(&hpa(SPEC), &documented);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("metric `resource/memory target 80` missing"), "{found:?}");
+        assert!(found[1].starts_with("scaleUp policies [] (documented [Percent 50/60s, Pods 2/60s])"), "{found:?}");
+        let lower = hpa(&SPEC
+            .replace("maxReplicas: 15", "maxReplicas: 10")
+            .replace("active_runs}, target", "runs_active}, target"));
+        let found = differences(&lower, &documented);
+        assert!(found.contains(&"maxReplicas 10 (documented 15)".to_owned()), "{found:?}");
+        assert!(
+            found.iter().any(|d| d.starts_with("metric `pods/cbam_pipeline_active_runs target 2` missing")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
     fn names_conditions_that_are_not_true() {
         assert_eq!(troubled_conditions(&hpa(SPEC)), ["ScalingActive=False FailedGetPodsMetric: no metric"]);
     }

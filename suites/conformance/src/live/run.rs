@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cbam_cluster::docker::{self, DockerError};
+use cbam_cluster::existing::{ExistingCluster, ExistingError, ExistingOptions};
 use cbam_cluster::kit::{self, KitError};
 use cbam_cluster::provider::{ClusterError, KitCluster, KitOptions};
 use cbam_cluster::readiness;
@@ -23,7 +24,7 @@ use crate::live::apply::{ApplyError, apply};
 use crate::live::autoscaling::{self, Profile};
 use crate::live::context::LiveContext;
 use crate::live::run_ca::{self, RunCaError};
-use crate::live::{admission, drain, edge, fit, workload};
+use crate::live::{admission, drain, edge, fit, unready, workload};
 use crate::manifest::Object;
 use crate::outcome::{Outcome, Recorder, Status};
 use crate::quantity::Quantity;
@@ -57,7 +58,13 @@ pub enum LiveError {
         #[source]
         source: WaitError,
     },
-    #[error("finish: interrupted (Ctrl-C); the cluster was removed")]
+    #[error(transparent)]
+    Existing(#[from] ExistingError),
+    #[error(
+        "use namespace {0} on the existing cluster: it already exists (the harness only runs in namespaces it creates, and removes them; use a dedicated cluster or delete it)"
+    )]
+    NamespaceExists(String),
+    #[error("finish: interrupted (Ctrl-C or SIGTERM); the cluster was removed")]
     Interrupted,
 }
 
@@ -75,8 +82,60 @@ pub struct LiveOptions {
     pub agents: usize,
     pub report_dir: PathBuf,
     pub profile: Profile,
+    /// Where to run: a kit cluster the harness creates, or an existing one.
+    pub provider: Provider,
     /// Checks not run (`--skip-check`), each reported as not verified.
     pub skip_checks: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Provider {
+    /// A kit cluster (1 server + `agents`), created and removed by the run.
+    Kit,
+    /// A cluster from a kubeconfig; left as found.
+    Existing(ExistingOptions),
+}
+
+/// The cluster a run talks to, whoever made it.
+pub struct Target<'c> {
+    pub client: Client,
+    pub http_port: u16,
+    pub https_port: u16,
+    /// Set when the harness owns the cluster (image loading, node count).
+    kit: Option<&'c KitCluster>,
+    tool_image: String,
+}
+
+impl std::fmt::Debug for Target<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("https_port", &self.https_port)
+            .field("kit", &self.kit.map(|k| k.name.clone()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'c> Target<'c> {
+    pub fn kit(cluster: &'c KitCluster) -> Self {
+        Target {
+            client: cluster.client.clone(),
+            http_port: cluster.http_port,
+            https_port: cluster.https_port,
+            kit: Some(cluster),
+            tool_image: kit::TOOL_IMAGE.to_owned(),
+        }
+    }
+
+    fn existing(cluster: &ExistingCluster) -> Self {
+        Target {
+            client: cluster.client.clone(),
+            http_port: cluster.http_port,
+            https_port: cluster.https_port,
+            kit: None,
+            // Pulled by the cluster itself (the harness reaches no registry).
+            tool_image: "docker.io/library/busybox:1.37".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -96,6 +155,7 @@ pub const LIVE_CHECKS: &[(&str, &str)] = &[
     ("live-inventory", "the documented objects exist (and PVCs are Bound)"),
     ("live-replicas", "documented replicas Ready at rest"),
     ("live-probes", "every pod answers /health, /health/ready and exposes the pipeline metric"),
+    ("live-unready-endpoints", "a pod made unready leaves the Service endpoints, and returns once Ready"),
     ("live-tls", "HTTPS with SNI, certificate chained to the run's CA, TLS >= 1.2"),
     ("live-https-redirect", "HTTP is redirected to HTTPS"),
     ("live-security-headers", "the documented security headers on responses"),
@@ -250,12 +310,20 @@ struct Env<'a> {
 async fn environment(
     run: &StaticRun,
     env: Env<'_>,
-    cluster: &KitCluster,
+    cluster: &Target<'_>,
     opts: &LiveOptions,
     t: &Timeouts,
     out: &mut LiveRun,
 ) -> Result<(), LiveError> {
     let client = &cluster.client;
+    if cluster.kit.is_none() {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        match namespaces.get_opt(&env.fixture.namespace).await {
+            Ok(None) => {}
+            Ok(Some(_)) => return Err(LiveError::NamespaceExists(env.fixture.namespace.clone())),
+            Err(e) => return Err(LiveError::Read(e.to_string())),
+        }
+    }
     let fixture = env.fixture;
     let ns = fixture.namespace.clone();
     let since = Instant::now();
@@ -306,6 +374,7 @@ async fn environment(
         ca_pem: tls.ca_pem.clone(),
         timeouts: *t,
         controller: controller_image(client).await,
+        tool_image: cluster.tool_image.clone(),
         factor,
     };
     let rolled = {
@@ -338,6 +407,7 @@ async fn environment(
                 "live-inventory" => workload::inventory(&cx, &mut r).await,
                 "live-replicas" => workload::replicas(&cx, &mut r).await,
                 "live-probes" => workload::probes(&cx, &mut r).await,
+                "live-unready-endpoints" => unready::unready_leaves_endpoints(&cx, &mut r).await,
                 "live-tls" => edge::tls(&cx, &mut r).await,
                 "live-https-redirect" => edge::https_redirect(&cx, &mut r).await,
                 "live-security-headers" => edge::security_headers(&cx, &mut r).await,
@@ -373,27 +443,38 @@ async fn environment(
 /// many runs): gate, image, then every environment of `run`.
 pub async fn run_on(run: &StaticRun, opts: &LiveOptions, cluster: &KitCluster) -> Result<LiveRun, LiveError> {
     let mut out = LiveRun::default();
-    body(run, opts, cluster, &Timeouts::default(), &mut out).await?;
+    body(run, opts, &Target::kit(cluster), &Timeouts::default(), &mut out).await?;
     Ok(out)
 }
 
 async fn body(
     run: &StaticRun,
     opts: &LiveOptions,
-    cluster: &KitCluster,
+    cluster: &Target<'_>,
     t: &Timeouts,
     out: &mut LiveRun,
 ) -> Result<(), LiveError> {
     let since = Instant::now();
-    readiness::gate(&cluster.client, opts.agents + 1, cluster.http_port, t).await.map_err(LiveError::Gate)?;
+    match cluster.kit {
+        Some(_) => readiness::gate(&cluster.client, opts.agents + 1, cluster.http_port, t).await,
+        None => readiness::gate_existing(&cluster.client, cluster.http_port, t).await,
+    }
+    .map_err(LiveError::Gate)?;
     timed(&mut out.timings, "readiness gate".into(), since);
     out.notes.push(match cluster.client.apiserver_version().await {
         Ok(v) => format!("Kubernetes {} ({})", v.git_version, v.platform),
         Err(e) => format!("Kubernetes version unknown: {e}"),
     });
-    let since = Instant::now();
-    cluster.import_image(&opts.app_image).await.map_err(LiveError::Image)?;
-    timed(&mut out.timings, "application image load".into(), since);
+    if let Some(kit) = cluster.kit {
+        let since = Instant::now();
+        kit.import_image(&opts.app_image).await.map_err(LiveError::Image)?;
+        timed(&mut out.timings, "application image load".into(), since);
+    } else {
+        out.notes.push(
+            "application image: the overlay's own reference, pulled by the cluster (--app-image is for kit clusters)"
+                .into(),
+        );
+    }
     for result in &run.results {
         let fixture = &run.expectations.environments[&result.env];
         environment(run, Env { result, fixture }, cluster, opts, t, out).await?;
@@ -401,7 +482,52 @@ async fn body(
     Ok(())
 }
 
+/// Ctrl-C, or SIGTERM (a CI runner cancelling the job).
+async fn interrupted() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+/// The live tier on an existing cluster: nothing is created outside the
+/// environments' namespaces, which must not exist before the run.
+async fn run_existing(
+    static_run: &StaticRun,
+    opts: &LiveOptions,
+    existing: &ExistingOptions,
+) -> Result<LiveRun, LiveError> {
+    let t = Timeouts::default();
+    let mut out = LiveRun::default();
+    let since = Instant::now();
+    let cluster = ExistingCluster::connect(existing).await?;
+    out.notes.push(format!(
+        "cluster: existing, context {}, ingress {} through a port-forward on 127.0.0.1",
+        cluster.context, cluster.ingress
+    ));
+    timed(&mut out.timings, "connect".into(), since);
+    let target = Target::existing(&cluster);
+    let result = tokio::select! {
+        result = body(static_run, opts, &target, &t, &mut out) => result,
+        () = interrupted() => Err(LiveError::Interrupted),
+    };
+    cluster.close();
+    result?;
+    Ok(out)
+}
+
 pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, LiveError> {
+    if let Provider::Existing(existing) = &opts.provider {
+        return run_existing(static_run, opts, existing).await;
+    }
     if !docker::engine_reachable().await {
         return Err(LiveError::NoEngine);
     }
@@ -421,9 +547,10 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
         KitCluster::up(&KitOptions { name: "cbam-conformance".into(), agents: opts.agents, image, timeouts: t })
             .await?;
     timed(&mut out.timings, "cluster up".into(), since);
+    let target = Target::kit(&cluster);
     let result = tokio::select! {
-        result = body(static_run, opts, &cluster, &t, &mut out) => result,
-        _ = tokio::signal::ctrl_c() => Err(LiveError::Interrupted),
+        result = body(static_run, opts, &target, &t, &mut out) => result,
+        () = interrupted() => Err(LiveError::Interrupted),
     };
     let since = Instant::now();
     let down = cluster.down().await;

@@ -1,0 +1,130 @@
+//! A pod made unready leaves the Service's endpoints, and comes back once
+//! Ready again. The pod is made unready the way a process is: an ephemeral
+//! container (the cluster's tool image, in the app's PID namespace and
+//! user) sends SIGTERM to the app, which answers `/health/ready` with 503
+//! while it drains and then exits; the kubelet restarts it in the same pod.
+//! The pod is never deleted, so only its readiness can move its endpoint.
+
+use cbam_cluster::wait::{Poll, until};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::json;
+
+use crate::live::context::LiveContext;
+use crate::live::workload::{app_pods, is_ready};
+use crate::outcome::Recorder;
+
+/// The pod's endpoint in the Service's EndpointSlices: Some(ready) or None
+/// when it is not listed at all.
+async fn endpoint_ready(cx: &LiveContext<'_>, pod: &str) -> Result<Option<bool>, String> {
+    let api: Api<EndpointSlice> = Api::namespaced(cx.client.clone(), cx.namespace());
+    let selector = format!("kubernetes.io/service-name={}", cx.workload.service.name);
+    let slices =
+        api.list(&ListParams::default().labels(&selector)).await.map_err(|e| format!("list EndpointSlices: {e}"))?;
+    Ok(slices
+        .items
+        .iter()
+        .flat_map(|s| s.endpoints.iter())
+        .find(|e| e.target_ref.as_ref().and_then(|t| t.name.as_deref()) == Some(pod))
+        .map(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false)))
+}
+
+fn shown(state: Option<bool>) -> &'static str {
+    match state {
+        Some(true) => "listed ready",
+        Some(false) => "listed not ready",
+        None => "not listed",
+    }
+}
+
+/// SIGTERM to the app container's process from an ephemeral container.
+async fn terminate_app(cx: &LiveContext<'_>, pod: &str) -> Result<(), String> {
+    let pods: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
+    let patch = json!({"spec": {"ephemeralContainers": [{
+        "name": "cbam-conformance-sigterm",
+        "image": cx.tool_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/bin/busybox", "kill", "-TERM", "1"],
+        "targetContainerName": cx.workload.container,
+        // The namespace enforces the restricted Pod Security Standard.
+        "securityContext": {
+            "allowPrivilegeEscalation": false,
+            "runAsNonRoot": true,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"}
+        }
+    }]}});
+    pods.patch_ephemeral_containers(pod, &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .map(drop)
+        .map_err(|e| format!("add an ephemeral container to {pod}: {e}"))
+}
+
+pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recorder) {
+    let object = format!("Service {}/{}", cx.namespace(), cx.workload.service.name);
+    let pods = match app_pods(cx).await {
+        Ok(p) => p,
+        Err(e) => return r.record(&object, "endpoints", "a Ready pod", e, false),
+    };
+    let Some(pod) = pods.iter().find(|p| is_ready(p)) else {
+        return r.record(&object, "endpoints", "a Ready pod", "none", false);
+    };
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let uid = pod.metadata.uid.clone();
+    let before = endpoint_ready(cx, &name).await;
+    r.record(
+        &object,
+        &format!("endpoint of Ready pod {name}"),
+        "listed ready",
+        before.as_ref().map_or_else(Clone::clone, |s| shown(*s).to_owned()),
+        matches!(before, Ok(Some(true))),
+    );
+    if !matches!(before, Ok(Some(true))) {
+        return;
+    }
+    if let Err(e) = terminate_app(cx, &name).await {
+        return r.record(&object, "make a pod unready", "SIGTERM delivered", e, false);
+    }
+    let t = cx.timeouts.rollout;
+    let left = until(&format!("pod {name}'s endpoint not ready"), t, || async {
+        match endpoint_ready(cx, &name).await {
+            Ok(Some(true)) => Poll::Pending("still listed ready".into()),
+            Ok(state) => Poll::Done(shown(state)),
+            Err(e) => Poll::Pending(e),
+        }
+    })
+    .await;
+    let ok = left.is_ok();
+    r.record(
+        &object,
+        &format!("endpoint of unready pod {name}"),
+        "not listed ready",
+        left.map_or_else(|e| e.to_string(), str::to_owned),
+        ok,
+    );
+    if !ok {
+        return;
+    }
+    // Back: the same pod (not a replacement) Ready and listed again.
+    let pods_api: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
+    let back = until(&format!("pod {name} Ready and listed again"), t, || async {
+        let same = match pods_api.get_opt(&name).await {
+            Ok(Some(p)) if p.metadata.uid == uid => p,
+            Ok(_) => return Poll::Done(Err("the pod was replaced, not restarted".to_owned())),
+            Err(e) => return Poll::Pending(e.to_string()),
+        };
+        match endpoint_ready(cx, &name).await {
+            Ok(Some(true)) if is_ready(&same) => Poll::Done(Ok("listed ready")),
+            Ok(state) => Poll::Pending(format!("pod Ready {}, endpoint {}", is_ready(&same), shown(state))),
+            Err(e) => Poll::Pending(e),
+        }
+    })
+    .await;
+    let (found, ok) = match back {
+        Ok(Ok(s)) => (s.to_owned(), true),
+        Ok(Err(e)) => (e, false),
+        Err(e) => (e.to_string(), false),
+    };
+    r.record(&object, &format!("endpoint of pod {name} once Ready again"), "listed ready", found, ok);
+}
