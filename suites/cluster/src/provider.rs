@@ -56,6 +56,16 @@ pub struct KitOptions {
     /// The node image (`just kit` prints it).
     pub image: String,
     pub timeouts: Timeouts,
+    /// Keep the cluster after the run and attach to it on the next one
+    /// (the name then comes from `reuse_name`).
+    pub reuse: bool,
+}
+
+/// The name of a reusable cluster, keyed by its configuration: the node
+/// image's content tag and the number of agents.
+pub fn reuse_name(image: &str, agents: usize) -> String {
+    let key = image.rsplit(['-', ':']).next().unwrap_or(image);
+    format!("cbam-reuse-{key}-{agents}")
 }
 
 #[derive(Debug)]
@@ -64,7 +74,8 @@ pub struct Node {
     pub name: String,
     /// Docker container name.
     pub container: String,
-    handle: ContainerAsync<GenericImage>,
+    /// None for a node the run attached to (or keeps for reuse).
+    handle: Option<ContainerAsync<GenericImage>>,
 }
 
 pub struct KitCluster {
@@ -141,10 +152,97 @@ impl KitCluster {
             .with_env_var("CBAM_SERVER", server_container)
             .with_startup_timeout(opts.timeouts.node_start);
         let handle = request.start().await.map_err(|source| ClusterError::Start { node: node.to_owned(), source })?;
-        Ok(Node { name: node.to_owned(), container, handle })
+        Ok(Node { name: node.to_owned(), container, handle: Some(handle) })
+    }
+
+    /// The running cluster `opts.name` with all its nodes, if there is one.
+    async fn attach(opts: &KitOptions) -> Result<Option<KitCluster>, ClusterError> {
+        let filter = format!("label={LABEL}={}", opts.name);
+        let running = docker::docker(&["ps", "-q", "--filter", &filter, "--filter", "status=running"]).await?;
+        if running.lines().count() != opts.agents + 1 {
+            return Ok(None);
+        }
+        let server = format!("{}-server", opts.name);
+        let port = |p: u16| {
+            let server = server.clone();
+            async move {
+                let out = docker::docker(&["port", &server, &format!("{p}/tcp")]).await?;
+                Ok::<u16, ClusterError>(
+                    out.lines().find_map(|l| l.rsplit(':').next()?.trim().parse().ok()).unwrap_or_default(),
+                )
+            }
+        };
+        let (api_port, http_port, https_port) = (port(6443).await?, port(80).await?, port(443).await?);
+        let mut nodes = vec![Node { name: "server".into(), container: server.clone(), handle: None }];
+        nodes.extend((1..=opts.agents).map(|i| Node {
+            name: format!("agent{i}"),
+            container: format!("{}-agent{i}", opts.name),
+            handle: None,
+        }));
+        let (kubeconfig_yaml, client) = Self::connect(&server, api_port).await?;
+        Ok(Some(KitCluster {
+            name: opts.name.clone(),
+            nodes,
+            client,
+            kubeconfig_yaml,
+            api_port,
+            http_port,
+            https_port,
+        }))
+    }
+
+    /// Other reusable clusters (another kit or agent count) are stale: removed.
+    async fn sweep_stale_reuse(keep: &str) -> Result<(), DockerError> {
+        let names = docker::docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label={LABEL}"),
+            "--format",
+            &format!("{{{{.Label \"{LABEL}\"}}}}"),
+        ])
+        .await?;
+        let mut stale: Vec<&str> = names.lines().filter(|n| n.starts_with("cbam-reuse-") && *n != keep).collect();
+        stale.sort_unstable();
+        stale.dedup();
+        for name in stale {
+            Self::sweep(name).await?;
+        }
+        Ok(())
+    }
+
+    /// The kubeconfig (server rewritten to the published API port) and a client.
+    async fn connect(server: &str, api_port: u16) -> Result<(String, Client), ClusterError> {
+        let raw = docker::docker(&["exec", server, "cat", "/var/lib/cbam/shared/kubeconfig/super-admin.conf"]).await?;
+        let kubeconfig_yaml = raw
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("server: ") {
+                    format!("    server: https://127.0.0.1:{api_port}")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let kubeconfig = Kubeconfig::from_yaml(&kubeconfig_yaml).map_err(ClusterError::Kubeconfig)?;
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(ClusterError::Kubeconfig)?;
+        // A conformance harness must see the API server's own answers: kube's
+        // default retry would turn a PDB's 429 into a delayed success.
+        config.default_retry = false;
+        let client = Client::try_from(config).map_err(ClusterError::Client)?;
+        Ok((kubeconfig_yaml, client))
     }
 
     pub async fn up(opts: &KitOptions) -> Result<KitCluster, ClusterError> {
+        if opts.reuse {
+            Self::sweep_stale_reuse(&opts.name).await?;
+            if let Some(cluster) = Self::attach(opts).await? {
+                return Ok(cluster);
+            }
+        }
         Self::sweep(&opts.name).await?;
         let label = format!("{LABEL}={}", opts.name);
         docker::docker(&["network", "create", "--label", &label, &opts.name]).await?;
@@ -167,35 +265,23 @@ impl KitCluster {
         nodes.extend(joined);
         let server = &nodes[0];
         let port = |p: u16| async move {
-            server.handle.get_host_port_ipv4(p.tcp()).await.map_err(|source| ClusterError::Port {
+            let handle = server.handle.as_ref().ok_or_else(|| ClusterError::Join("no server handle".into()))?;
+            handle.get_host_port_ipv4(p.tcp()).await.map_err(|source| ClusterError::Port {
                 node: server.name.clone(),
                 port: p,
                 source,
             })
         };
         let (api_port, http_port, https_port) = (port(6443).await?, port(80).await?, port(443).await?);
-        let raw =
-            docker::docker(&["exec", &server.container, "cat", "/var/lib/cbam/shared/kubeconfig/super-admin.conf"])
-                .await?;
-        let kubeconfig_yaml = raw
-            .lines()
-            .map(|l| {
-                if l.trim_start().starts_with("server: ") {
-                    format!("    server: https://127.0.0.1:{api_port}")
-                } else {
-                    l.to_owned()
+        let (kubeconfig_yaml, client) = Self::connect(&server.container, api_port).await?;
+        if opts.reuse {
+            // Kept after the run: dropping a testcontainers handle removes its container.
+            for node in &mut nodes {
+                if let Some(handle) = node.handle.take() {
+                    std::mem::forget(handle);
                 }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let kubeconfig = Kubeconfig::from_yaml(&kubeconfig_yaml).map_err(ClusterError::Kubeconfig)?;
-        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .map_err(ClusterError::Kubeconfig)?;
-        // A conformance harness must see the API server's own answers: kube's
-        // default retry would turn a PDB's 429 into a delayed success.
-        config.default_retry = false;
-        let client = Client::try_from(config).map_err(ClusterError::Client)?;
+            }
+        }
         Ok(KitCluster { name: opts.name.clone(), nodes, client, kubeconfig_yaml, api_port, http_port, https_port })
     }
 
@@ -207,13 +293,39 @@ impl KitCluster {
         Ok(())
     }
 
-    /// Removes the nodes in reverse creation order, then the volumes and the network.
+    /// Whether `down` keeps the cluster for the next run.
+    pub fn kept(&self) -> bool {
+        self.nodes.iter().all(|n| n.handle.is_none())
+    }
+
+    /// Removes the nodes in reverse creation order, then the volumes and the
+    /// network; a cluster kept for reuse stays up.
     pub async fn down(mut self) -> Result<(), ClusterError> {
+        if self.kept() {
+            return Ok(());
+        }
         while let Some(node) = self.nodes.pop() {
             let name = node.name.clone();
-            node.handle.rm().await.map_err(|source| ClusterError::Remove { node: name, source })?;
+            if let Some(handle) = node.handle {
+                handle.rm().await.map_err(|source| ClusterError::Remove { node: name, source })?;
+            }
         }
         Self::sweep(&self.name).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reusable_cluster_is_named_by_its_configuration() {
+        assert_eq!(reuse_name("cbam-kit/node:v1.34.4-fb285fccc70e", 2), "cbam-reuse-fb285fccc70e-2");
+        assert_ne!(
+            reuse_name("cbam-kit/node:v1.34.4-fb285fccc70e", 3),
+            reuse_name("cbam-kit/node:v1.34.4-0123456789ab", 3)
+        );
+        assert_eq!(split_reference("cbam-kit/node:v1.34.4-x"), ("cbam-kit/node", "v1.34.4-x"));
     }
 }

@@ -63,7 +63,7 @@ async fn kit_cluster_smoke() {
     assert!(app_image().is_file(), "{} missing: run `just image`", app_image().display());
     let before = docker::inventory().await.expect("docker inventory");
     let t = Timeouts::default();
-    let opts = KitOptions { name: "cbam-smoke".into(), agents: 2, image, timeouts: t };
+    let opts = KitOptions { name: "cbam-smoke".into(), agents: 2, image, timeouts: t, reuse: false };
 
     let started = std::time::Instant::now();
     let cluster = KitCluster::up(&opts).await.expect("cluster up");

@@ -118,6 +118,14 @@ pub struct Args {
     /// Resource scale factor for the test cluster: `auto` or a number.
     #[arg(long, default_value = "auto", value_parser = parse_fit)]
     pub fit: Fit,
+    /// Image with busybox the cluster can run, for the harness's ephemeral
+    /// tool container [default: the kit's; busybox:1.37 on an existing cluster].
+    #[arg(long)]
+    pub tool_image: Option<String>,
+    /// Keep the kit cluster warm after the run and attach to it on the next
+    /// (keyed by node image and agents; stale ones are removed).
+    #[arg(long)]
+    pub reuse: bool,
     /// Agents beside the server in the kit cluster.
     #[arg(long, default_value_t = 2)]
     pub agents: usize,
@@ -236,13 +244,14 @@ pub fn run(args: Args) -> u8 {
                         Profile::Nightly => live::Profile::Nightly,
                     },
                     skip_checks: args.skip_checks.clone(),
+                    tool_image: args.tool_image.clone(),
                     provider: match args.cluster {
                         Cluster::Existing => live::Provider::Existing(ExistingOptions {
                             kubeconfig: args.kubeconfig.clone(),
                             context: args.context.clone(),
                             ingress_service: args.ingress_service.clone(),
                         }),
-                        _ => live::Provider::Kit,
+                        _ => live::Provider::Kit { reuse: args.reuse },
                     },
                 };
                 let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

@@ -44,7 +44,8 @@ async fn failing_live_checks(m: &Mutation, cluster: &KitCluster, report: &Path) 
         agents: 2,
         report_dir: report.join(&m.name),
         profile: Profile::Quick,
-        provider: Provider::Kit,
+        provider: Provider::Kit { reuse: false },
+        tool_image: None,
         // The autoscaling scenario takes minutes: only mutations that name it run it.
         skip_checks: if m.fails.iter().any(|f| f == AUTOSCALING) { Vec::new() } else { vec![AUTOSCALING.to_owned()] },
     };
@@ -69,10 +70,15 @@ async fn every_live_check_fails_on_its_mutation() {
     assert!(docker::engine_reachable().await, "no Docker engine answers: run `just engine`");
     let image = kit::node_image().unwrap_or_else(|e| panic!("{e}"));
     assert!(docker::image_present(&image).await, "node image {image} is not loaded: run `just kit`");
-    let cluster =
-        KitCluster::up(&KitOptions { name: "cbam-live-test".into(), agents: 2, image, timeouts: Timeouts::default() })
-            .await
-            .expect("cluster up");
+    let cluster = KitCluster::up(&KitOptions {
+        name: "cbam-live-test".into(),
+        agents: 2,
+        image,
+        timeouts: Timeouts::default(),
+        reuse: false,
+    })
+    .await
+    .expect("cluster up");
     let report = root().join("target/live-mutations");
     let mut mismatches = Vec::new();
     for m in &mutations {

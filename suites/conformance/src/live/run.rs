@@ -9,7 +9,7 @@ use std::time::Instant;
 use cbam_cluster::docker::{self, DockerError};
 use cbam_cluster::existing::{ExistingCluster, ExistingError, ExistingOptions};
 use cbam_cluster::kit::{self, KitError};
-use cbam_cluster::provider::{ClusterError, KitCluster, KitOptions};
+use cbam_cluster::provider::{ClusterError, KitCluster, KitOptions, reuse_name};
 use cbam_cluster::readiness;
 use cbam_cluster::timeouts::Timeouts;
 use cbam_cluster::wait::{Poll, WaitError, until};
@@ -84,14 +84,18 @@ pub struct LiveOptions {
     pub profile: Profile,
     /// Where to run: a kit cluster the harness creates, or an existing one.
     pub provider: Provider,
+    /// Image with busybox for tool containers; None: the kit's, or
+    /// busybox:1.37 pulled by an existing cluster.
+    pub tool_image: Option<String>,
     /// Checks not run (`--skip-check`), each reported as not verified.
     pub skip_checks: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
 pub enum Provider {
-    /// A kit cluster (1 server + `agents`), created and removed by the run.
-    Kit,
+    /// A kit cluster (1 server + `agents`), created and removed by the run,
+    /// or with `reuse` kept warm and attached to by the next run.
+    Kit { reuse: bool },
     /// A cluster from a kubeconfig; left as found.
     Existing(ExistingOptions),
 }
@@ -104,6 +108,8 @@ pub struct Target<'c> {
     /// Set when the harness owns the cluster (image loading, node count).
     kit: Option<&'c KitCluster>,
     tool_image: String,
+    /// Wait for each namespace to be gone (not when the cluster goes next).
+    wait_cleanup: bool,
 }
 
 impl std::fmt::Debug for Target<'_> {
@@ -123,6 +129,7 @@ impl<'c> Target<'c> {
             https_port: cluster.https_port,
             kit: Some(cluster),
             tool_image: kit::TOOL_IMAGE.to_owned(),
+            wait_cleanup: true,
         }
     }
 
@@ -134,6 +141,7 @@ impl<'c> Target<'c> {
             kit: None,
             // Pulled by the cluster itself (the harness reaches no registry).
             tool_image: "docker.io/library/busybox:1.37".to_owned(),
+            wait_cleanup: true,
         }
     }
 }
@@ -284,9 +292,17 @@ async fn diagnostics(client: &Client, namespace: &str, dir: &Path) {
     }
 }
 
-async fn delete_namespace(client: &Client, namespace: &str, t: &Timeouts) -> Result<(), LiveError> {
+/// Deletes the namespace; waits for it to be gone only when the cluster
+/// outlives the run (reused, a test's, or an existing one).
+async fn delete_namespace(client: &Client, namespace: &str, t: &Timeouts, wait: bool) -> Result<(), LiveError> {
+    // The app's graceful drain was observed by the checks; cleanup need not wait for it.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let _ = pods.delete_collection(&DeleteParams::background().grace_period(0), &ListParams::default()).await;
     let api: Api<Namespace> = Api::all(client.clone());
     let _ = api.delete(namespace, &DeleteParams::background()).await;
+    if !wait {
+        return Ok(());
+    }
     until(&format!("namespace {namespace} deleted"), t.rollout, || {
         let api = api.clone();
         async move {
@@ -374,7 +390,7 @@ async fn environment(
         ca_pem: tls.ca_pem.clone(),
         timeouts: *t,
         controller: controller_image(client).await,
-        tool_image: cluster.tool_image.clone(),
+        tool_image: opts.tool_image.clone().unwrap_or_else(|| cluster.tool_image.clone()),
         factor,
     };
     let rolled = {
@@ -434,7 +450,7 @@ async fn environment(
         diagnostics(client, &ns, &opts.report_dir.join("diagnostics").join(cx.env.as_str())).await;
     }
     let since = Instant::now();
-    delete_namespace(client, &ns, t).await?;
+    delete_namespace(client, &ns, t, cluster.wait_cleanup).await?;
     timed(&mut out.timings, format!("{}: cleanup", cx.env), since);
     Ok(())
 }
@@ -543,15 +559,22 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
     out.notes.push(format!("cluster: kit node image {image}, 1 server + {} agents", opts.agents));
     out.notes.push("TLS: served with a certificate from a CA generated for this run; the cert-manager ClusterIssuer annotations are checked by the static tier (Let's Encrypt is unreachable from a test cluster)".into());
     let since = Instant::now();
-    let cluster =
-        KitCluster::up(&KitOptions { name: "cbam-conformance".into(), agents: opts.agents, image, timeouts: t })
-            .await?;
+    let reuse = matches!(opts.provider, Provider::Kit { reuse: true });
+    let name = if reuse { reuse_name(&image, opts.agents) } else { "cbam-conformance".to_owned() };
+    let cluster = KitCluster::up(&KitOptions { name, agents: opts.agents, image, timeouts: t, reuse }).await?;
     timed(&mut out.timings, "cluster up".into(), since);
-    let target = Target::kit(&cluster);
+    // A cluster removed right after the run need not wait for its namespaces.
+    let target = Target { wait_cleanup: cluster.kept(), ..Target::kit(&cluster) };
     let result = tokio::select! {
         result = body(static_run, opts, &target, &t, &mut out) => result,
         () = interrupted() => Err(LiveError::Interrupted),
     };
+    if cluster.kept() {
+        out.notes.push(format!(
+            "cluster {} kept for reuse (--reuse); remove it with `CBAM_CLUSTER={} just cluster down`",
+            cluster.name, cluster.name
+        ));
+    }
     let since = Instant::now();
     let down = cluster.down().await;
     timed(&mut out.timings, "cluster down".into(), since);

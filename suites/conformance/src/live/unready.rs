@@ -38,6 +38,23 @@ fn shown(state: Option<bool>) -> &'static str {
     }
 }
 
+/// What the ephemeral container is doing (an unpullable tool image shows here).
+async fn tool_state(pods: &Api<Pod>, pod: &str) -> String {
+    let Ok(p) = pods.get(pod).await else { return "pod unreadable".into() };
+    let status = p.status.and_then(|s| s.ephemeral_container_statuses).unwrap_or_default();
+    match status.first().and_then(|s| s.state.clone()) {
+        Some(state) => match (state.waiting, state.running, state.terminated) {
+            (Some(w), _, _) => {
+                format!("tool container waiting: {} {}", w.reason.unwrap_or_default(), w.message.unwrap_or_default())
+            }
+            (_, Some(_), _) => "tool container running".into(),
+            (_, _, Some(t)) => format!("tool container exited {} {}", t.exit_code, t.reason.unwrap_or_default()),
+            _ => "tool container state unknown".into(),
+        },
+        None => "tool container not started".into(),
+    }
+}
+
 /// SIGTERM to the app container's process from an ephemeral container.
 async fn terminate_app(cx: &LiveContext<'_>, pod: &str) -> Result<(), String> {
     let pods: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
@@ -87,9 +104,10 @@ pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recor
         return r.record(&object, "make a pod unready", "SIGTERM delivered", e, false);
     }
     let t = cx.timeouts.rollout;
+    let pods_api: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
     let left = until(&format!("pod {name}'s endpoint not ready"), t, || async {
         match endpoint_ready(cx, &name).await {
-            Ok(Some(true)) => Poll::Pending("still listed ready".into()),
+            Ok(Some(true)) => Poll::Pending(format!("still listed ready; {}", tool_state(&pods_api, &name).await)),
             Ok(state) => Poll::Done(shown(state)),
             Err(e) => Poll::Pending(e),
         }
@@ -107,7 +125,6 @@ pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recor
         return;
     }
     // Back: the same pod (not a replacement) Ready and listed again.
-    let pods_api: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
     let back = until(&format!("pod {name} Ready and listed again"), t, || async {
         let same = match pods_api.get_opt(&name).await {
             Ok(Some(p)) if p.metadata.uid == uid => p,
