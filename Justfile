@@ -50,7 +50,7 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-# Benchmarks: `just bench static`.
+# Benchmarks: `just bench static|app|cluster|autoscaling` (ci/bench-TARGET.sh).
 bench TARGET:
     bash ci/bench-{{ TARGET }}.sh
 

@@ -419,3 +419,45 @@ pub(crate) async fn autoscaling(
     }
     sections
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::Load;
+
+    fn scenario(metric: &str, profiles: Vec<ProfileName>) -> Scenario {
+        let load =
+            Load { burst: 1, arrivals_per_minute: 1.0, run_seconds: 1.0, cpu: 0.0, memory_mib: 0, max_seconds: 1 };
+        Scenario { name: "s".into(), metric: metric.into(), profiles, reach: 15, load }
+    }
+
+    fn observation(at: f64, desired: i32, proposals: &[(&str, i32)]) -> Observation {
+        Observation {
+            sample: Sample { at, desired, ready: desired },
+            proposals: proposals
+                .iter()
+                .map(|(m, r)| Proposal { metric: (*m).into(), current: 0.0, target: 1.0, replicas: *r })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn profiles_select_their_scenarios() {
+        let quick = scenario("pods/x", vec![ProfileName::Quick, ProfileName::Nightly]);
+        let nightly = scenario("resource/cpu", vec![ProfileName::Nightly]);
+        assert!(Profile::Quick.runs(&quick) && !Profile::Quick.runs(&nightly));
+        assert!(Profile::Nightly.runs(&quick) && Profile::Nightly.runs(&nightly));
+    }
+
+    #[test]
+    fn names_another_metric_that_could_have_made_a_step() {
+        let s = scenario("pods/x", vec![ProfileName::Quick]);
+        let alone = [
+            observation(0.0, 3, &[("pods/x", 9), ("resource/cpu", 1)]),
+            observation(2.0, 5, &[("pods/x", 9), ("resource/cpu", 1)]),
+        ];
+        assert!(other_drivers(&s, &alone).is_empty());
+        let shared = [observation(0.0, 3, &[("pods/x", 9), ("resource/cpu", 6)]), observation(2.0, 5, &[])];
+        assert_eq!(other_drivers(&s, &shared), ["resource/cpu proposed 6 at 2 s"]);
+    }
+}
