@@ -76,7 +76,7 @@ pub(crate) fn svg(title: &str, start: i32, predicted: &[Step], samples: &[Sample
         let points: Vec<_> = points.into_iter().filter(|(t, _)| *t <= t_end).collect();
         let _ = writeln!(
             svg,
-            "<polyline fill=\"none\" stroke=\"#999\" stroke-dasharray=\"6 4\" stroke-width=\"2\" points=\"{}\"/>",
+            "<polyline fill=\"none\" stroke=\"#bbb\" stroke-dasharray=\"8 4\" stroke-width=\"7\" points=\"{}\"/>",
             f.steps(&points)
         );
     }
@@ -92,7 +92,7 @@ pub(crate) fn svg(title: &str, start: i32, predicted: &[Step], samples: &[Sample
         "<polyline fill=\"none\" stroke=\"#2ca02c\" stroke-width=\"1.5\" points=\"{}\"/>",
         f.steps(&ready)
     );
-    let legend = [("#999", "predicted (from first scale-up)"), ("#1f77b4", "HPA desired"), ("#2ca02c", "Ready pods")];
+    let legend = [("#bbb", "predicted (from first scale-up)"), ("#1f77b4", "HPA desired"), ("#2ca02c", "Ready pods")];
     for (k, (color, label)) in legend.iter().enumerate() {
         #[expect(clippy::cast_precision_loss, reason = "three legend rows")]
         let y = 34.0 + 14.0 * k as f64;
