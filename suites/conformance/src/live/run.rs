@@ -64,7 +64,7 @@ pub enum LiveError {
         "use namespace {0} on the existing cluster: it already exists (the harness only runs in namespaces it creates, and removes them; use a dedicated cluster or delete it)"
     )]
     NamespaceExists(String),
-    #[error("finish: interrupted (Ctrl-C or SIGTERM); the cluster was removed")]
+    #[error("finish: interrupted (Ctrl-C or SIGTERM); what the run created was removed (a --reuse cluster is kept)")]
     Interrupted,
 }
 
