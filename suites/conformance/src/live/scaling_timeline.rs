@@ -198,7 +198,8 @@ pub(crate) fn table(claim: &Claim, samples: &[Sample]) -> Vec<StepRow> {
 pub(crate) fn markdown(rows: &[StepRow]) -> String {
     let mut md = String::from("| replicas | predicted (s) | observed (s) | delta (s) |\n|---|---|---|---|\n");
     for r in rows {
-        let shown = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
+        // Rounded first: -0.4 s shows as 0, not -0.
+        let shown = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{:.0}", v.round() + 0.0));
         let delta = r.predicted_at.zip(r.observed_at).map(|(p, o)| o - f64::from(p));
         md.push_str(&format!(
             "| {} | {} | {} | {} |\n",
@@ -273,6 +274,8 @@ mod tests {
             [Some(0.0), Some(62.0), Some(122.0), Some(182.0)]
         );
         assert!(markdown(&rows).contains("| 15 | 180 | 182 | 2 |"));
+        let early = [StepRow { replicas: 8, predicted_at: Some(60), observed_at: Some(59.6) }];
+        assert!(markdown(&early).contains("| 8 | 60 | 60 | 0 |"), "{}", markdown(&early));
     }
 
     #[test]
