@@ -64,22 +64,33 @@ async fn deployment_available(client: &Client, ns: &str, name: &str, timeout: Du
     .await
 }
 
-async fn metrics_api(client: &Client, timeout: Duration) -> Result<(), WaitError> {
+/// One poll of an aggregated API: Done when its APIService is Available,
+/// else what its Available condition says.
+pub async fn api_service_available(client: &Client, name: &str) -> Poll<()> {
     let api: Api<APIService> = Api::all(client.clone());
+    match api.get(name).await {
+        Ok(s) => {
+            let conditions = s.status.and_then(|s| s.conditions).unwrap_or_default();
+            match conditions.iter().find(|c| c.type_ == "Available") {
+                Some(c) if c.status == "True" => Poll::Done(()),
+                Some(c) => Poll::Pending(format!(
+                    "APIService {name} Available={} ({})",
+                    c.status,
+                    c.message.clone().unwrap_or_default()
+                )),
+                None => Poll::Pending(format!("APIService {name} has no Available condition")),
+            }
+        }
+        Err(e) => Poll::Pending(format!("get APIService {name}: {e}")),
+    }
+}
+
+async fn metrics_api(client: &Client, timeout: Duration) -> Result<(), WaitError> {
     until("APIService v1beta1.metrics.k8s.io Available and node metrics served", timeout, || {
-        let (api, client) = (api.clone(), client.clone());
+        let client = client.clone();
         async move {
-            let available = match api.get("v1beta1.metrics.k8s.io").await {
-                Ok(s) => s
-                    .status
-                    .and_then(|s| s.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Available" && c.status == "True"),
-                Err(e) => return Poll::Pending(format!("get APIService: {e}")),
-            };
-            if !available {
-                return Poll::Pending("APIService not Available".into());
+            if let Poll::Pending(seen) = api_service_available(&client, "v1beta1.metrics.k8s.io").await {
+                return Poll::Pending(seen);
             }
             let request = match http::Request::get("/apis/metrics.k8s.io/v1beta1/nodes").body(Vec::new()) {
                 Ok(r) => r,
@@ -95,7 +106,9 @@ async fn metrics_api(client: &Client, timeout: Duration) -> Result<(), WaitError
     .await
 }
 
-async fn ingress_serving(client: &Client, http_port: u16, t: &Timeouts) -> Result<(), WaitError> {
+/// `kit`: also require the kit's Traefik DaemonSet Ready (an existing
+/// cluster's controller is reached through a port-forward instead).
+async fn ingress_serving(client: &Client, http_port: u16, t: &Timeouts, kit: bool) -> Result<(), WaitError> {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), "traefik");
     let http = reqwest::Client::builder().timeout(t.request).build().map_err(|e| WaitError {
         condition: "an HTTP client".into(),
@@ -106,7 +119,7 @@ async fn ingress_serving(client: &Client, http_port: u16, t: &Timeouts) -> Resul
         let (api, http) = (api.clone(), http.clone());
         async move {
             let ready = api.get("traefik").await.ok().and_then(|d| d.status).map_or(0, |s| s.number_ready);
-            if ready < 1 {
+            if kit && ready < 1 {
                 return Poll::Pending("Traefik DaemonSet has no ready pod".into());
             }
             // No Ingress matches `/` on an unknown host: Traefik answers 404 itself.
@@ -150,7 +163,7 @@ pub async fn gate(client: &Client, expected_nodes: usize, http_port: u16, t: &Ti
     deployment_available(client, "kube-system", "coredns", t.addons_ready).await?;
     default_storage_class(client, t.addons_ready).await?;
     metrics_api(client, t.addons_ready).await?;
-    ingress_serving(client, http_port, t).await?;
+    ingress_serving(client, http_port, t, true).await?;
     Ok(())
 }
 
@@ -163,19 +176,5 @@ pub async fn gate_existing(client: &Client, http_port: u16, t: &Timeouts) -> Res
     nodes_ready(client, count, t.nodes_ready).await?;
     default_storage_class(client, t.addons_ready).await?;
     metrics_api(client, t.addons_ready).await?;
-    let http = reqwest::Client::builder().timeout(t.request).build().map_err(|e| WaitError {
-        condition: "an HTTP client".into(),
-        timeout: Duration::ZERO,
-        last: e.to_string(),
-    })?;
-    until(&format!("ingress controller answering on 127.0.0.1:{http_port} (port-forward)"), t.addons_ready, || {
-        let http = http.clone();
-        async move {
-            match http.get(format!("http://127.0.0.1:{http_port}/")).send().await {
-                Ok(_) => Poll::Done(()),
-                Err(e) => Poll::Pending(format!("GET: {e}")),
-            }
-        }
-    })
-    .await
+    ingress_serving(client, http_port, t, false).await
 }

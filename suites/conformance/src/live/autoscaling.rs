@@ -318,16 +318,18 @@ pub(crate) async fn autoscaling(
     let object = format!("HorizontalPodAutoscaler {}/{}", cx.namespace(), cx.governance.hpa.name);
     let documented = &cx.governance.hpa;
     let mut sections = Vec::new();
+    // Seconds the previous scenario's last runs keep its demand up after its load stops.
+    let mut previous_runs = 0.0_f64;
     for (k, scenario) in cx.autoscaling.scenarios.iter().filter(|s| profile.runs(s)).enumerate() {
         let subject = format!("{}: scale-up", scenario.name);
         let claim = claim(cx, scenario);
-        // Back at rest: a previous scenario's scale-down can take its window
-        // plus one period per replica.
+        // Back at rest: a previous scenario's scale-down can take its runs,
+        // the window and one period per replica.
         let rest = Duration::from_secs(
             120 + u64::try_from(documented.scale_down.stabilization_window_seconds).unwrap_or(0)
-                + 60 * u64::try_from(documented.max_replicas).unwrap_or(0)
-                + if k > 0 { scenario.load.run_seconds as u64 } else { 0 },
-        );
+                + 60 * u64::try_from(documented.max_replicas).unwrap_or(0),
+        ) + Duration::from_secs_f64(previous_runs);
+        previous_runs = scenario.load.run_seconds;
         if let Err(e) = at_rest(cx, rest).await {
             r.record(
                 &object,
@@ -340,7 +342,10 @@ pub(crate) async fn autoscaling(
         }
         let pods: Vec<String> = match app_pods(cx).await {
             Ok(p) => p.iter().filter(|p| is_ready(p)).filter_map(|p| p.metadata.name.clone()).collect(),
-            Err(e) => return vec![e],
+            Err(e) => {
+                r.record(&object, &subject, "the Deployment's Ready pods", e, false);
+                return sections;
+            }
         };
         if let Err(e) =
             metrics_pipeline::ready(&cx.client, cx.namespace(), &documented.pods_metric.name, &pods, PIPELINE_READY)

@@ -120,23 +120,30 @@ impl Generator {
         Generator { counters, stop, task }
     }
 
-    pub(crate) fn stats(&self) -> LoadStats {
-        let c = &self.counters;
+    /// Counts so far, while the load runs.
+    #[cfg(test)]
+    fn stats(&self) -> LoadStats {
+        self.counters.snapshot()
+    }
+
+    /// Stops starting runs (runs already started finish on their own).
+    pub(crate) async fn stop(self) -> LoadStats {
+        let Generator { counters, stop, task } = self;
+        let _ = stop.send(true);
+        let _ = task.await;
+        counters.snapshot()
+    }
+}
+
+impl Counters {
+    fn snapshot(&self) -> LoadStats {
+        let c = self;
         LoadStats {
             sent: c.sent.load(Ordering::SeqCst),
             accepted: c.accepted.load(Ordering::SeqCst),
             refused: c.refused.load(Ordering::SeqCst),
             failed: c.failed.load(Ordering::SeqCst),
         }
-    }
-
-    /// Stops starting runs (runs already started finish on their own).
-    pub(crate) async fn stop(self) -> LoadStats {
-        let _ = self.stop.send(true);
-        let stats = self.stats();
-        let _ = self.task.await;
-        // Requests still in flight are counted by `stats` before the join.
-        LoadStats { sent: self.counters.sent.load(Ordering::SeqCst), ..stats }
     }
 }
 

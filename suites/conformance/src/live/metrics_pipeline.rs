@@ -4,32 +4,12 @@
 
 use std::time::Duration;
 
+use cbam_cluster::readiness;
 use cbam_cluster::wait::{Poll, WaitError, until};
-use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
-use kube::Api;
 use kube::Client;
 
 /// The custom metrics API version the HPA controller prefers.
 const API_SERVICE: &str = "v1beta2.custom.metrics.k8s.io";
-
-async fn api_service_available(client: &Client) -> Poll<()> {
-    let api: Api<APIService> = Api::all(client.clone());
-    match api.get(API_SERVICE).await {
-        Ok(s) => {
-            let conditions = s.status.and_then(|s| s.conditions).unwrap_or_default();
-            match conditions.iter().find(|c| c.type_ == "Available") {
-                Some(c) if c.status == "True" => Poll::Done(()),
-                Some(c) => Poll::Pending(format!(
-                    "APIService {API_SERVICE} Available={} ({})",
-                    c.status,
-                    c.message.clone().unwrap_or_default()
-                )),
-                None => Poll::Pending(format!("APIService {API_SERVICE} has no Available condition")),
-            }
-        }
-        Err(e) => Poll::Pending(format!("APIService {API_SERVICE}: {e}")),
-    }
-}
 
 /// Pods for which the metric is served, by name.
 async fn served_pods(client: &Client, namespace: &str, metric: &str) -> Result<Vec<String>, String> {
@@ -52,7 +32,7 @@ pub(crate) async fn ready(
     timeout: Duration,
 ) -> Result<(), WaitError> {
     until(&format!("custom metric {metric} served for {} pods of {namespace}", pods.len()), timeout, || async {
-        if let Poll::Pending(seen) = api_service_available(client).await {
+        if let Poll::Pending(seen) = readiness::api_service_available(client, API_SERVICE).await {
             return Poll::Pending(seen);
         }
         match served_pods(client, namespace, metric).await {

@@ -4,7 +4,7 @@
 //! one period per replica has passed after the demand ended.
 
 use crate::fixtures::{PolicyType, ScalingRules, SelectPolicy};
-use crate::live::scaling_timeline::{Sample, Verdict};
+use crate::live::scaling_timeline::{self, Sample, Verdict};
 
 #[derive(Debug, Clone)]
 pub(crate) struct DownClaim {
@@ -38,7 +38,7 @@ impl DownClaim {
     }
 
     fn period(&self) -> f64 {
-        self.rules.policies.iter().map(|p| f64::from(p.period_seconds)).fold(0.0, f64::max)
+        scaling_timeline::period(&self.rules)
     }
 
     fn window(&self) -> f64 {
@@ -63,11 +63,7 @@ pub(crate) fn judge(claim: &DownClaim, samples: &[Sample], now: f64) -> Verdict 
                     claim.window()
                 ));
             }
-            let base = samples
-                .iter()
-                .take_while(|x| x.at <= s.at - claim.period() + claim.interval)
-                .last()
-                .map_or(claim.from, |x| x.desired);
+            let base = scaling_timeline::desired_at(samples, s.at - claim.period() + claim.interval, claim.from);
             let allowed = claim.allowed_from(base);
             if s.desired < allowed {
                 return Verdict::Failed(format!(

@@ -89,12 +89,13 @@ impl Claim {
     }
 }
 
-fn period(rules: &ScalingRules) -> f64 {
+/// The longest policy period: the window a step's base is taken from.
+pub(crate) fn period(rules: &ScalingRules) -> f64 {
     rules.policies.iter().map(|p| f64::from(p.period_seconds)).fold(0.0, f64::max)
 }
 
 /// Desired replicas in effect at time `t` (the last sample at or before it).
-fn desired_at(samples: &[Sample], t: f64, start: i32) -> i32 {
+pub(crate) fn desired_at(samples: &[Sample], t: f64, start: i32) -> i32 {
     samples.iter().take_while(|s| s.at <= t).last().map_or(start, |s| s.desired)
 }
 
