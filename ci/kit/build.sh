@@ -121,8 +121,7 @@ step "metrics-server $METRICS_SERVER_VERSION" go_build metrics-server sigs.k8s.i
 step "local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION" go_build local-path-provisioner \
   github.com/rancher/local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" \
   local-path-provisioner=github.com/rancher/local-path-provisioner
-step "traefik $TRAEFIK_VERSION" go_build traefik github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" \
-  traefik=github.com/traefik/traefik/v3/cmd/traefik
+step "traefik $TRAEFIK_VERSION" bash "$here/build-traefik.sh"
 # Kubernetes service discovery only: the other discovery plugins are not needed.
 step "prometheus $PROMETHEUS_VERSION" env GO_TAGS="remove_all_sd enable_kubernetes_sd" bash "$here/go-build.sh" prometheus \
   github.com/prometheus/prometheus "$PROMETHEUS_VERSION" prometheus=github.com/prometheus/prometheus/cmd/prometheus

@@ -4,7 +4,8 @@
 #   go-build.sh NAME MODULE VERSION BIN=PACKAGE [BIN=PACKAGE ...]
 # A wrapper module requires MODULE@VERSION and repeats its module-to-module
 # replace directives (`go install pkg@version` refuses modules that have
-# any). Env: GO_TAGS (build tags), CGO (default 0), LDFLAGS_EXTRA.
+# any). Env: GO_TAGS (build tags), CGO (default 0), LDFLAGS_EXTRA,
+# GO_REPLACE ("old=new ..." replace directives that win over the module's own).
 # Output: $CBAM_KIT/NAME-VERSION/bin/BIN, skipped when already complete.
 set -euo pipefail
 [ $# -ge 4 ] || { echo "usage: go-build.sh NAME MODULE VERSION BIN=PACKAGE..." >&2; exit 2; }
@@ -27,6 +28,7 @@ awk -v dir="$moddir" '
   block && /^\)/ { block = ""; next }
   block { line = block " " $0 } !block && /^(replace|exclude) / { line = $0 }
   line { sub(/=>[ \t]*\.\//, "=> " dir "/", line); print line; line = "" }' "$upstream" >>go.mod
+for spec in ${GO_REPLACE:-}; do go mod edit -replace "$spec"; done
 {
   echo '//go:build tools'; echo; echo 'package tools'; echo; echo 'import ('
   for spec in "$@"; do echo "	_ \"${spec#*=}\""; done

@@ -53,7 +53,7 @@ checks! {
     "tls", Every, ingress::tls, "TLS block for the hostname with its secret";
     "tls-issuer", Every, ingress::tls_issuer, "cert-manager ClusterIssuer per environment";
     "https-redirect", Every, ingress::https_redirect, "HTTP redirected to HTTPS";
-    "rate-limit", Every, ingress::rate_limit, "100 requests per minute per client";
+    "rate-limit", Every, ingress::rate_limit, "100 requests per minute per client, no larger burst";
     "ingress-class", Every, ingress::class, "the ingress controller class";
     "api-docs", Every, app_config::api_docs, "API docs on or off";
     "log-level", Every, app_config::log_level, "log level";

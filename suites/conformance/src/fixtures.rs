@@ -212,6 +212,7 @@ pub(crate) struct Ingress {
     pub(crate) tls_secret: String,
     pub(crate) ssl_redirect: bool,
     pub(crate) rate_limit_per_minute: u32,
+    pub(crate) rate_limit_burst_multiplier: u32,
 }
 
 /// fixtures/workload.yaml

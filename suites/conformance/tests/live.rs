@@ -17,9 +17,6 @@ use cbam_conformance::outcome::Status;
 use cbam_conformance::render::Kustomize;
 use cbam_conformance::static_tier::{self, StaticOptions};
 
-/// Checks no mutation can break on the kit, and why.
-const EXEMPT: &[(&str, &str)] = &[("live-rate-limit", "the kit's Traefik v3.6 does not implement limit-rpm")];
-
 const AUTOSCALING: &str = "live-autoscaling";
 
 fn root() -> PathBuf {
@@ -63,7 +60,7 @@ async fn every_live_check_fails_on_its_mutation() {
     let uncovered: Vec<&str> = LIVE_CHECKS
         .iter()
         .map(|(id, _)| *id)
-        .filter(|id| !broken.contains(id) && !EXEMPT.iter().any(|(e, _)| e == id))
+        .filter(|id| !broken.contains(id))
         .collect();
     assert!(uncovered.is_empty(), "live checks no mutation breaks: {uncovered:?}");
 

@@ -10,6 +10,7 @@ const ISSUER: &str = "cert-manager.io/cluster-issuer";
 const SSL_REDIRECT: &str = "nginx.ingress.kubernetes.io/ssl-redirect";
 const FORCE_SSL_REDIRECT: &str = "nginx.ingress.kubernetes.io/force-ssl-redirect";
 const LIMIT_RPM: &str = "nginx.ingress.kubernetes.io/limit-rpm";
+const LIMIT_BURST_MULTIPLIER: &str = "nginx.ingress.kubernetes.io/limit-burst-multiplier";
 
 fn with_ingress(cx: &Context, r: &mut Recorder, check: impl FnOnce(&Ingress, &str, &mut Recorder)) {
     let object = cx.label_of("Ingress", &cx.workload.ingress.name);
@@ -71,6 +72,9 @@ pub(crate) fn rate_limit(cx: &Context, r: &mut Recorder) {
     with_ingress(cx, r, |ingress, object, r| {
         let want = cx.workload.ingress.rate_limit_per_minute.to_string();
         r.equal(object, LIMIT_RPM, want, shown(annotation(ingress, LIMIT_RPM)));
+        // Absent means ingress-nginx's default of 5: a burst of 5x the limit.
+        let burst = cx.workload.ingress.rate_limit_burst_multiplier.to_string();
+        r.equal(object, LIMIT_BURST_MULTIPLIER, burst, shown(annotation(ingress, LIMIT_BURST_MULTIPLIER)));
     });
 }
 
