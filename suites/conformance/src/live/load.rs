@@ -20,8 +20,11 @@ use crate::fixtures::Load;
 struct Counters {
     sent: AtomicU64,
     accepted: AtomicU64,
-    /// 429 from the pod (pipeline busy or out of memory budget) or the ingress.
-    refused: AtomicU64,
+    /// 429 from the pod: pipeline busy or out of memory budget (a JSON body).
+    busy: AtomicU64,
+    /// 429 from the ingress' rate limit (any other body): the load is sized
+    /// to stay under it, so a count here means the scenario was distorted.
+    rate_limited: AtomicU64,
     /// Other statuses, timeouts and connection errors.
     failed: AtomicU64,
 }
@@ -30,7 +33,8 @@ struct Counters {
 pub(crate) struct LoadStats {
     pub(crate) sent: u64,
     pub(crate) accepted: u64,
-    pub(crate) refused: u64,
+    pub(crate) busy: u64,
+    pub(crate) rate_limited: u64,
     pub(crate) failed: u64,
 }
 
@@ -38,8 +42,8 @@ impl std::fmt::Display for LoadStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} runs requested: {} accepted, {} refused (429), {} failed",
-            self.sent, self.accepted, self.refused, self.failed
+            "{} runs requested: {} accepted, {} refused by a busy pod (429), {} refused by the ingress rate limit, {} failed",
+            self.sent, self.accepted, self.busy, self.rate_limited, self.failed
         )
     }
 }
@@ -109,7 +113,13 @@ impl Generator {
                             .await
                         {
                             Ok(r) if r.status().is_success() => &counters.accepted,
-                            Ok(r) if r.status().as_u16() == 429 => &counters.refused,
+                            Ok(r) if r.status().as_u16() == 429 => {
+                                let json = r
+                                    .headers()
+                                    .get("content-type")
+                                    .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+                                if json { &counters.busy } else { &counters.rate_limited }
+                            }
                             _ => &counters.failed,
                         };
                         counter.fetch_add(1, Ordering::SeqCst);
@@ -141,7 +151,8 @@ impl Counters {
         LoadStats {
             sent: c.sent.load(Ordering::SeqCst),
             accepted: c.accepted.load(Ordering::SeqCst),
-            refused: c.refused.load(Ordering::SeqCst),
+            busy: c.busy.load(Ordering::SeqCst),
+            rate_limited: c.rate_limited.load(Ordering::SeqCst),
             failed: c.failed.load(Ordering::SeqCst),
         }
     }
@@ -183,7 +194,7 @@ mod tests {
         let done = until("every request answered", Duration::from_secs(5), || {
             let s = generator.stats();
             async move {
-                if s.sent > 0 && s.accepted + s.refused + s.failed == s.sent {
+                if s.sent > 0 && s.accepted + s.busy + s.rate_limited + s.failed == s.sent {
                     Poll::Done(s)
                 } else {
                     Poll::Pending(s.to_string())
@@ -192,7 +203,7 @@ mod tests {
         })
         .await
         .expect("answers");
-        assert_eq!(done, LoadStats { sent: 3, accepted: 3, refused: 0, failed: 0 });
+        assert_eq!(done, LoadStats { sent: 3, accepted: 3, busy: 0, rate_limited: 0, failed: 0 });
         assert_eq!(generator.stop().await.sent, 3);
     }
 }
