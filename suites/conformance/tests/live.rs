@@ -57,11 +57,7 @@ async fn failing_live_checks(m: &Mutation, cluster: &KitCluster, report: &Path) 
 async fn every_live_check_fails_on_its_mutation() {
     let mutations = mutation::load(&root().join("fixtures/mutations/live.yaml")).expect("live mutations");
     let broken: BTreeSet<&str> = mutations.iter().flat_map(|m| m.fails.iter().map(String::as_str)).collect();
-    let uncovered: Vec<&str> = LIVE_CHECKS
-        .iter()
-        .map(|(id, _)| *id)
-        .filter(|id| !broken.contains(id))
-        .collect();
+    let uncovered: Vec<&str> = LIVE_CHECKS.iter().map(|(id, _)| *id).filter(|id| !broken.contains(id)).collect();
     assert!(uncovered.is_empty(), "live checks no mutation breaks: {uncovered:?}");
 
     assert!(docker::engine_reachable().await, "no Docker engine answers: run `just engine`");

@@ -240,7 +240,10 @@ impl RateVerdict {
         let expected = if refilled == 0 {
             format!("HTTP 429 at request {latest}")
         } else {
-            format!("HTTP 429 by request {latest} ({limit} + 1 + {refilled} refilled in {:.1} s)", elapsed.as_secs_f64())
+            format!(
+                "HTTP 429 by request {latest} ({limit} + 1 + {refilled} refilled in {:.1} s)",
+                elapsed.as_secs_f64()
+            )
         };
         let (found, ok) = match first_429 {
             None => (format!("no 429: {sent} requests answered in {:.1} s", elapsed.as_secs_f64()), false),

@@ -201,13 +201,21 @@ async fn node_capacity(client: &Client) -> Result<(f64, f64), LiveError> {
     Ok((get("cpu"), get("memory")))
 }
 
+/// The ingress controller's image: the kit's and k3s' Traefik, or
+/// ingress-nginx's controller (what `--cluster existing` autodetects).
 async fn controller_image(client: &Client) -> String {
-    let api: Api<DaemonSet> = Api::namespaced(client.clone(), "traefik");
-    api.get("traefik")
-        .await
-        .ok()
-        .and_then(|d| d.spec?.template.spec?.containers.first()?.image.clone())
-        .unwrap_or_else(|| "unknown".into())
+    let first_image = |spec: Option<k8s_openapi::api::core::v1::PodSpec>| spec?.containers.first()?.image.clone();
+    let daemonset: Api<DaemonSet> = Api::namespaced(client.clone(), "traefik");
+    if let Ok(d) = daemonset.get("traefik").await {
+        return first_image(d.spec.and_then(|s| s.template.spec)).unwrap_or_else(|| "unknown".into());
+    }
+    for (namespace, name) in [("kube-system", "traefik"), ("ingress-nginx", "ingress-nginx-controller")] {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+        if let Ok(d) = deployments.get(name).await {
+            return first_image(d.spec.and_then(|s| s.template.spec)).unwrap_or_else(|| "unknown".into());
+        }
+    }
+    "unknown".into()
 }
 
 fn secret(namespace: &str, name: &str, kind: &str, data: serde_json::Value) -> Result<Object, LiveError> {
@@ -483,6 +491,7 @@ async fn body(
         Ok(v) => format!("Kubernetes {} ({})", v.git_version, v.platform),
         Err(e) => format!("Kubernetes version unknown: {e}"),
     });
+    out.notes.push(format!("ingress controller: {}", controller_image(&cluster.client).await));
     if let Some(kit) = cluster.kit {
         let since = Instant::now();
         kit.import_image(&opts.app_image).await.map_err(LiveError::Image)?;
