@@ -21,13 +21,21 @@ upstream="$(jq -r '.GoMod // empty' <<<"$info")" moddir="$(jq -r '.Dir // empty'
 [ -n "$upstream" ] || { echo "kit: $module@$version is not served" >&2; exit 2; }
 go_line="$(grep -m1 '^go ' "$upstream" || echo 'go 1.22')"
 printf 'module cbam.local/kit/%s\n\n%s\n\nrequire %s %s\n' "$name" "$go_line" "$module" "$version" >go.mod
-# Replace and exclude directives carry over; a local-path replace points into
-# the module's own (read-only) copy in the module cache.
+# Replace and exclude directives carry over. A local-path replace points into
+# the module's own (read-only) copy in the module cache when that directory
+# is part of the module; otherwise it names a sibling module of the same
+# repository (`../api`, a nested module) or a guard (`./FORBIDDEN_DEPENDENCY`)
+# and is dropped, so the requirement is taken from the proxy at its version.
 awk -v dir="$moddir" '
   /^(replace|exclude) \(/ { block = $1; next }
   block && /^\)/ { block = ""; next }
   block { line = block " " $0 } !block && /^(replace|exclude) / { line = $0 }
-  line { sub(/=>[ \t]*\.\//, "=> " dir "/", line); print line; line = "" }' "$upstream" >>go.mod
+  line && match(line, /=>[ \t]*\.\.?\/[^ \t]*/) {
+    target = substr(line, RSTART, RLENGTH); sub(/=>[ \t]*/, "", target)
+    if (target !~ /^\.\// || system("test -d \"" dir "/" substr(target, 3) "\"") != 0) { line = ""; next }
+    sub(/=>[ \t]*\.\//, "=> " dir "/", line)
+  }
+  line { print line; line = "" }' "$upstream" >>go.mod
 for spec in ${GO_REPLACE:-}; do go mod edit -replace "$spec"; done
 {
   echo '//go:build tools'; echo; echo 'package tools'; echo; echo 'import ('
