@@ -64,8 +64,13 @@ awk -v drop="$TRAEFIK_LEGO_DROP_PROVIDERS" '
     if (!(p in dropped)) { print held; print } held = ""; next }
   { print }' "$providers/zz_gen_dns_providers.go" >"$providers/factory.tmp"
 mv "$providers/factory.tmp" "$providers/zz_gen_dns_providers.go"
+# The factory must still parse and name none of the removed providers.
+gofmt -l "$providers/zz_gen_dns_providers.go" >/dev/null ||
+  { echo "kit: the trimmed lego provider factory does not parse" >&2; exit 2; }
+if grep -wE "($(tr ' ' '|' <<<"$TRAEFIK_LEGO_DROP_PROVIDERS"))\.NewDNSProvider" "$providers/zz_gen_dns_providers.go"; then
+  echo "kit: the lego provider factory still names a removed provider" >&2; exit 2
+fi
 for m in $TRAEFIK_LEGO_DROP_MODULES; do (cd "$overrides/lego" && go mod edit -droprequire "$m"); done
-gofmt -l "$providers" | grep . && { echo "kit: the trimmed lego provider factory is malformed" >&2; exit 2; }
 
 GO_REPLACE="github.com/traefik/traefik/dynamic/ext=$overrides/ext github.com/go-acme/lego/v5=$overrides/lego \
 github.com/abbot/go-http-auth=$TRAEFIK_GO_HTTP_AUTH" \

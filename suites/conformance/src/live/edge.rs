@@ -182,14 +182,15 @@ fn controller_lacks_limit_rpm(image: &str) -> bool {
 pub(crate) async fn rate_limit(cx: &LiveContext<'_>, r: &mut Recorder) {
     let object = ingress_label(cx);
     let limit = cx.workload.ingress.rate_limit_per_minute;
+    let burst = limit * cx.workload.ingress.rate_limit_burst_multiplier;
     let client = match https(cx) {
         Ok(c) => c,
         Err(e) => return r.record(&object, "rate limit", "a client", e, false),
     };
-    // Bounded: one client, at most twice the limit, so a burst allowance of
-    // several times the limit (ingress-nginx's default multiplier is 5) shows
-    // as "no 429" rather than running on.
-    let budget = 2 * limit + 10;
+    // Bounded: one client, at most twice the documented burst, so a larger
+    // allowance (ingress-nginx's default multiplier is 5) shows as "no 429"
+    // rather than running on.
+    let budget = 2 * burst + 10;
     let started = Instant::now();
     let mut first_429 = None;
     for n in 1..=budget {
@@ -204,7 +205,7 @@ pub(crate) async fn rate_limit(cx: &LiveContext<'_>, r: &mut Recorder) {
             }
         }
     }
-    let verdict = RateVerdict::judge(limit, first_429, budget, started.elapsed());
+    let verdict = RateVerdict::judge(limit, burst, first_429, budget, started.elapsed());
     let subject = format!("{limit} requests per minute per client");
     match first_429 {
         None if controller_lacks_limit_rpm(&cx.controller) => r.skip(
@@ -228,20 +229,21 @@ struct RateVerdict {
 }
 
 impl RateVerdict {
-    /// The limit is a token bucket of `limit` requests refilled at `limit`
-    /// per minute: a burst gets `limit` answers, plus what refilled while it
-    /// ran, and then 429. Requests of earlier checks in the same minute
-    /// (a handful) may bring the first 429 forward, never back.
-    fn judge(limit: u32, first_429: Option<u32>, sent: u32, elapsed: Duration) -> Self {
+    /// The limit is a token bucket of `burst` requests refilled at `limit`
+    /// per minute: a burst gets `burst` answers, plus what refilled while it
+    /// ran, and then 429. Requests sent through the ingress shortly before
+    /// (the autoscaling load's last arrivals, a few probes) may bring the
+    /// first 429 forward, never back.
+    fn judge(limit: u32, burst: u32, first_429: Option<u32>, sent: u32, elapsed: Duration) -> Self {
         const EARLIER_REQUESTS: u32 = 20;
         let refilled = (elapsed.as_secs_f64() * f64::from(limit) / 60.0).floor() as u32;
-        let latest = limit + 1 + refilled;
-        let earliest = limit.saturating_sub(EARLIER_REQUESTS).max(2);
+        let latest = burst + 1 + refilled;
+        let earliest = burst.saturating_sub(EARLIER_REQUESTS).max(2);
         let expected = if refilled == 0 {
             format!("HTTP 429 at request {latest}")
         } else {
             format!(
-                "HTTP 429 by request {latest} ({limit} + 1 + {refilled} refilled in {:.1} s)",
+                "HTTP 429 by request {latest} ({burst} + 1 + {refilled} refilled in {:.1} s)",
                 elapsed.as_secs_f64()
             )
         };
@@ -259,31 +261,37 @@ mod tests {
 
     #[test]
     fn a_burst_of_exactly_the_limit_passes() {
-        let v = RateVerdict::judge(100, Some(101), 210, Duration::from_millis(400));
+        let v = RateVerdict::judge(100, 100, Some(101), 210, Duration::from_millis(400));
         assert!(v.ok, "{}", v.found);
         assert_eq!(v.expected, "HTTP 429 at request 101");
     }
 
     #[test]
     fn tokens_refilled_during_a_slow_burst_are_allowed() {
-        let v = RateVerdict::judge(100, Some(104), 210, Duration::from_secs(2));
+        let v = RateVerdict::judge(100, 100, Some(104), 210, Duration::from_secs(2));
         assert!(v.ok);
         assert!(v.expected.contains("by request 104"), "{}", v.expected);
-        assert!(!RateVerdict::judge(100, Some(105), 210, Duration::from_secs(2)).ok);
+        assert!(!RateVerdict::judge(100, 100, Some(105), 210, Duration::from_secs(2)).ok);
     }
 
     #[test]
     fn a_burst_allowance_above_the_limit_fails() {
-        let v = RateVerdict::judge(100, None, 210, Duration::from_secs(1));
+        let v = RateVerdict::judge(100, 100, None, 210, Duration::from_secs(1));
         assert!(!v.ok);
         assert_eq!(v.found, "no 429: 210 requests answered in 1.0 s");
-        assert!(!RateVerdict::judge(100, Some(150), 210, Duration::from_secs(1)).ok);
+        assert!(!RateVerdict::judge(100, 100, Some(150), 210, Duration::from_secs(1)).ok);
+    }
+
+    #[test]
+    fn a_documented_burst_multiplier_moves_the_first_429() {
+        assert!(RateVerdict::judge(100, 200, Some(201), 410, Duration::from_millis(300)).ok);
+        assert!(!RateVerdict::judge(100, 200, Some(101), 410, Duration::from_millis(300)).ok);
     }
 
     #[test]
     fn a_limit_far_below_the_documented_one_fails() {
-        assert!(!RateVerdict::judge(100, Some(11), 210, Duration::from_millis(100)).ok);
-        assert!(RateVerdict::judge(100, Some(85), 210, Duration::from_millis(100)).ok);
+        assert!(!RateVerdict::judge(100, 100, Some(11), 210, Duration::from_millis(100)).ok);
+        assert!(RateVerdict::judge(100, 100, Some(85), 210, Duration::from_millis(100)).ok);
     }
 
     #[test]

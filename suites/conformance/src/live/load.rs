@@ -147,13 +147,12 @@ impl Generator {
 
 impl Counters {
     fn snapshot(&self) -> LoadStats {
-        let c = self;
         LoadStats {
-            sent: c.sent.load(Ordering::SeqCst),
-            accepted: c.accepted.load(Ordering::SeqCst),
-            busy: c.busy.load(Ordering::SeqCst),
-            rate_limited: c.rate_limited.load(Ordering::SeqCst),
-            failed: c.failed.load(Ordering::SeqCst),
+            sent: self.sent.load(Ordering::SeqCst),
+            accepted: self.accepted.load(Ordering::SeqCst),
+            busy: self.busy.load(Ordering::SeqCst),
+            rate_limited: self.rate_limited.load(Ordering::SeqCst),
+            failed: self.failed.load(Ordering::SeqCst),
         }
     }
 }

@@ -330,6 +330,8 @@ async fn delete_namespace(client: &Client, namespace: &str, t: &Timeouts, wait: 
 struct Env<'a> {
     result: &'a EnvResult,
     fixture: &'a Environment,
+    /// The ingress controller's image, read once per run.
+    controller: &'a str,
 }
 
 #[expect(clippy::too_many_lines, reason = "one environment's sequence reads best in order")]
@@ -399,7 +401,7 @@ async fn environment(
         https: std::net::SocketAddr::from(([127, 0, 0, 1], cluster.https_port)),
         ca_pem: tls.ca_pem.clone(),
         timeouts: *t,
-        controller: controller_image(client).await,
+        controller: env.controller.to_owned(),
         tool_image: opts.tool_image.clone().unwrap_or_else(|| cluster.tool_image.clone()),
         factor,
     };
@@ -491,7 +493,8 @@ async fn body(
         Ok(v) => format!("Kubernetes {} ({})", v.git_version, v.platform),
         Err(e) => format!("Kubernetes version unknown: {e}"),
     });
-    out.notes.push(format!("ingress controller: {}", controller_image(&cluster.client).await));
+    let controller = controller_image(&cluster.client).await;
+    out.notes.push(format!("ingress controller: {controller}"));
     if let Some(kit) = cluster.kit {
         let since = Instant::now();
         kit.import_image(&opts.app_image).await.map_err(LiveError::Image)?;
@@ -504,7 +507,7 @@ async fn body(
     }
     for result in &run.results {
         let fixture = &run.expectations.environments[&result.env];
-        environment(run, Env { result, fixture }, cluster, opts, t, out).await?;
+        environment(run, Env { result, fixture, controller: &controller }, cluster, opts, t, out).await?;
     }
     Ok(())
 }
