@@ -2,48 +2,75 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-tools := env("CBAM_TOOLS", env("HOME") / ".cache/cbam-conformance/tools")
+cache := env("CBAM_CACHE", env("HOME") / ".cache/cbam-conformance")
+tools := env("CBAM_TOOLS", cache / "tools")
 export PATH := tools / "bin" + ":" + env("HOME") / ".cargo/bin" + ":" + env("PATH")
+# One cargo build directory for every checkout of this project: a clean clone
+# (CI's) compiles only its own crates, never the dependencies again.
+export CARGO_TARGET_DIR := env("CARGO_TARGET_DIR", cache / "target")
 
 # List the recipes.
 default:
     @just --list
 
-# Install the pinned tools (just, cargo-nextest, kustomize) from the registries.
+# Install the pinned tools (just, cargo-nextest, kustomize, actionlint); the
+# recipes below do this themselves on first use.
 tools:
     bash ci/install-tools.sh
 
 # Check ENV (dev | staging | production | all). Flags: --tier static|live|all,
-# --infra DIR, --report DIR, --fit auto|N, --app-image TAR, -v.
-# Exit 0 pass, 1 a check failed, 2 usage/input/environment error.
-# Unless --tier static or --cluster existing: the engine, the kit and the app
-# image come first.
+# --infra DIR, --report DIR, --fit auto|N, --app-image TAR, --skip-check ID, -v.
+# Exit 0 every asked-for check ran and passed, 1 a check failed, 2 usage,
+# input or environment error, 3 incomplete (something asked for not verified).
+# Installs on first use what it lacks: the tools, and unless --tier static or
+# --cluster existing, the engine, the kit and the application image.
 conformance ENV *FLAGS:
     #!/usr/bin/env bash
     set -euo pipefail
+    bash ci/install-tools.sh -q
     case " {{ FLAGS }} " in
       # No kit for the static tier or for a cluster the harness does not create.
       *" --tier static "*|*" --tier=static "*|*" --cluster existing "*|*" --cluster=existing "*) ;;
-      *) if bash ci/engine.sh up; then just kit >/dev/null; just image >/dev/null
-         else echo "conformance: no container engine could be started; the live tier will say so" >&2; fi ;;
+      *) if bash ci/engine.sh up; then bash ci/kit/build.sh >/dev/null; just image
+         else echo "conformance: no container engine could be started: the live tier is not verified (exit 3)" >&2; fi ;;
     esac
     cargo build --quiet --release --bin conformance
-    ./target/release/conformance {{ ENV }} {{ FLAGS }}
+    exec "$CARGO_TARGET_DIR/release/conformance" {{ ENV }} {{ FLAGS }}
 
 # Unit tests, the static tier on every environment, every mutation test,
 # the double's contract and the workflow checks (no cluster needed).
+# Installs the pinned tools on first use.
 test:
+    bash ci/install-tools.sh -q
     cargo nextest run --workspace --profile ci -E 'not (binary(smoke) | binary(live))'
 
 # The kit cluster's smoke suite: engine, kit and image first, then a 3-node
 # cluster up, checked (pods, Service, HTTPS ingress, metrics, RWX) and down.
 smoke: engine kit image
-    cargo nextest run -p cbam-cluster --profile ci -E 'binary(smoke)' --no-capture
+    cargo nextest run --workspace --profile ci -E 'binary(smoke)' --no-capture
 
-# Every live check shown to fail: mutations of infra/ applied to one kit
-# cluster (fixtures/mutations/live.yaml). A broken rollout is waited for 45 s.
-live-test: engine kit image
-    CBAM_TIMEOUT_ROLLOUT_SECONDS=45 cargo nextest run -p cbam-conformance --profile ci -E 'binary(live)' --no-capture
+# Every live check shown to fail: each mutation of fixtures/mutations/live.yaml
+# is its own test, run on one warm kit cluster with only the checks it names
+# (and the rollout); the cluster is removed at the end. FILTER: a nextest
+# filter expression, e.g. `just live-test 'test(pdb)'`.
+# A broken rollout is waited for 45 s.
+live-test FILTER="all()": engine kit image
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export CBAM_CLUSTER=cbam-live-test CBAM_TIMEOUT_ROLLOUT_SECONDS=45
+    bash ci/kit/cluster.sh down >/dev/null 2>&1
+    trap 'bash ci/kit/cluster.sh down' EXIT
+    cargo nextest run --workspace --profile ci -E 'binary(live) & ({{ FILTER }})'
+
+# The nightly proof: every live mutation on every live check, each required to
+# fail exactly the checks it names and pass all others.
+live-test-exhaustive: engine kit image
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export CBAM_CLUSTER=cbam-live-test CBAM_TIMEOUT_ROLLOUT_SECONDS=45
+    bash ci/kit/cluster.sh down >/dev/null 2>&1
+    trap 'bash ci/kit/cluster.sh down' EXIT
+    cargo nextest run --workspace --profile ci -E 'binary(live)' --run-ignored only
 
 # Formatting and lints, as CI runs them.
 lint:
@@ -58,7 +85,7 @@ bench TARGET:
 # image reference the overlays use (fixtures/environments/*.yaml); cached by digest.
 image:
     RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target x86_64-unknown-linux-gnu -p cbam-api-double --bin cbam-api
-    cargo run --quiet --release -p oci-image -- --binary target/x86_64-unknown-linux-gnu/release/cbam-api \
+    cargo run --quiet --release -p oci-image -- --binary "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/cbam-api" \
         --entrypoint /usr/local/bin/cbam-api --port 8000 --uid 1000 --out target/image/cbam-api.tar \
         $(sed -n 's/^image: {name: \(.*\), tag: \(.*\)}$/--ref \1:\2/p' fixtures/environments/*.yaml)
 

@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 duration="${DURATION:-10}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target x86_64-unknown-linux-gnu -p cbam-api-double --bin cbam-api
-bin=target/x86_64-unknown-linux-gnu/release/cbam-api
+bin="${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/cbam-api"
 work="$(mktemp -d)"
 port=18123
 PORT=$port LISTEN_HOST=127.0.0.1 LOG_LEVEL=INFO DATA_DIR="$work" LOGS_DIR="$work" OUTPUT_DIR="$work" UPLOADS_DIR="$work" \

@@ -18,7 +18,7 @@ for id in live-inventory live-replicas live-probes live-unready-endpoints live-t
 out="target/bench-autoscaling"
 rm -rf "$out"
 for i in $(seq "$runs"); do
-  ./target/release/conformance production --tier live --reuse "${skips[@]}" --report "$out/$i" >/dev/null || true
+  "${CARGO_TARGET_DIR:-target}/release/conformance" production --tier live --reuse "${skips[@]}" --report "$out/$i" >/dev/null || true
 done
 python3 - "$out" "$runs" <<'EOF'
 import json, sys

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 runs="${RUNS:-15}"
 cargo build --quiet --release --bin conformance
-bin=./target/release/conformance
+bin="${CARGO_TARGET_DIR:-target}/release/conformance"
 report="$(mktemp -d)"
 trap 'rm -rf "$report"' EXIT
 overlays=(infra/kustomize/overlays/{dev,staging,production})

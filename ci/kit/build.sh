@@ -29,7 +29,7 @@ go_build() { bash "$here/go-build.sh" "$@"; }
 
 oci() { # oci NAME BINARY ENTRYPOINT UID REF [extra oci-image args]
   local name="$1" binary="$2" entry="$3" uid="$4" ref="$5"; shift 5
-  "$root/target/release/oci-image" --binary "$binary" --entrypoint "$entry" --uid "$uid" \
+  "${CARGO_TARGET_DIR:-$root/target}/release/oci-image" --binary "$binary" --entrypoint "$entry" --uid "$uid" \
     --ref "$ref" --out "$kit/images/$name.tar" "$@" >&2
 }
 
@@ -102,32 +102,60 @@ build_node() {
   echo "kit: node image $ref ($(docker image inspect "$ref" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}'))" >&2
 }
 
+# Components: NAME MODULE VERSION BIN=PACKAGE..., with their build settings.
+components() {
+  echo "etcd|go.etcd.io/etcd/server/v3|$ETCD_VERSION|etcd=go.etcd.io/etcd/server/v3"
+  echo "containerd|github.com/containerd/containerd/v2|$CONTAINERD_VERSION|containerd=github.com/containerd/containerd/v2/cmd/containerd containerd-shim-runc-v2=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 ctr=github.com/containerd/containerd/v2/cmd/ctr"
+  echo "cni-plugins|github.com/containernetworking/plugins|$CNI_PLUGINS_VERSION|bridge=github.com/containernetworking/plugins/plugins/main/bridge loopback=github.com/containernetworking/plugins/plugins/main/loopback host-local=github.com/containernetworking/plugins/plugins/ipam/host-local portmap=github.com/containernetworking/plugins/plugins/meta/portmap"
+  echo "coredns|github.com/coredns/coredns|$COREDNS_VERSION|coredns=github.com/coredns/coredns"
+  echo "metrics-server|sigs.k8s.io/metrics-server|$METRICS_SERVER_VERSION|metrics-server=sigs.k8s.io/metrics-server/cmd/metrics-server"
+  echo "local-path-provisioner|github.com/rancher/local-path-provisioner|$LOCAL_PATH_PROVISIONER_VERSION|local-path-provisioner=github.com/rancher/local-path-provisioner"
+  echo "prometheus|github.com/prometheus/prometheus|$PROMETHEUS_VERSION|prometheus=github.com/prometheus/prometheus/cmd/prometheus"
+  echo "prometheus-adapter|sigs.k8s.io/prometheus-adapter|$PROMETHEUS_ADAPTER_VERSION|adapter=sigs.k8s.io/prometheus-adapter/cmd/adapter"
+}
+
+component() { # component NAME: builds it (its module resolved ahead, see below)
+  local line name module version bins
+  line="$(components | grep "^$1|")"
+  IFS='|' read -r name module version bins <<<"$line"
+  # shellcheck disable=SC2086 # BIN=PACKAGE words
+  case "$name" in
+    containerd) GO_TAGS="no_btrfs no_devmapper no_zfs" go_build "$name" "$module" "$version" $bins ;;
+    # Kubernetes service discovery only: the other discovery plugins are not needed.
+    prometheus) GO_TAGS="remove_all_sd enable_kubernetes_sd" go_build "$name" "$module" "$version" $bins ;;
+    *) go_build "$name" "$module" "$version" $bins ;;
+  esac
+}
+
+# Network while the compiler works: the Debian rootfs and every component's
+# modules are fetched in the background from the start, one at a time (the
+# compiler keeps both cores); each build step then finds them in place.
+ahead() {
+  bash "$here/build-rootfs.sh" >"$kit/rootfs-ahead.log" 2>&1 || true
+  local line name module version bins
+  while IFS='|' read -r name module version bins; do
+    # shellcheck disable=SC2086 # BIN=PACKAGE words
+    GO_BUILD_RESOLVE_ONLY=1 go_build "$name" "$module" "$version" $bins >>"$kit/resolve-ahead.log" 2>&1 || true
+  done < <(components)
+}
+
 bash "$root/ci/engine.sh" up
+ahead &
+ahead_job=$!
+trap 'kill "$ahead_job" 2>/dev/null || true' EXIT
 step "kubernetes $KUBERNETES_VERSION" bash "$here/build-kubernetes.sh"
-step "etcd $ETCD_VERSION" go_build etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" etcd=go.etcd.io/etcd/server/v3
-step "containerd $CONTAINERD_VERSION" env GO_TAGS="no_btrfs no_devmapper no_zfs" bash "$here/go-build.sh" containerd \
-  github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" \
-  containerd=github.com/containerd/containerd/v2/cmd/containerd \
-  containerd-shim-runc-v2=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
-  ctr=github.com/containerd/containerd/v2/cmd/ctr
-step "CNI plugins $CNI_PLUGINS_VERSION" go_build cni-plugins github.com/containernetworking/plugins "$CNI_PLUGINS_VERSION" \
-  bridge=github.com/containernetworking/plugins/plugins/main/bridge \
-  loopback=github.com/containernetworking/plugins/plugins/main/loopback \
-  host-local=github.com/containernetworking/plugins/plugins/ipam/host-local \
-  portmap=github.com/containernetworking/plugins/plugins/meta/portmap
-step "coredns $COREDNS_VERSION" go_build coredns github.com/coredns/coredns "$COREDNS_VERSION" coredns=github.com/coredns/coredns
-step "metrics-server $METRICS_SERVER_VERSION" go_build metrics-server sigs.k8s.io/metrics-server "$METRICS_SERVER_VERSION" \
-  metrics-server=sigs.k8s.io/metrics-server/cmd/metrics-server
-step "local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION" go_build local-path-provisioner \
-  github.com/rancher/local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" \
-  local-path-provisioner=github.com/rancher/local-path-provisioner
+step "etcd $ETCD_VERSION" component etcd
+step "containerd $CONTAINERD_VERSION" component containerd
+step "CNI plugins $CNI_PLUGINS_VERSION" component cni-plugins
+step "coredns $COREDNS_VERSION" component coredns
+step "metrics-server $METRICS_SERVER_VERSION" component metrics-server
+step "local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION" component local-path-provisioner
 step "traefik $TRAEFIK_VERSION" bash "$here/build-traefik.sh"
-# Kubernetes service discovery only: the other discovery plugins are not needed.
-step "prometheus $PROMETHEUS_VERSION" env GO_TAGS="remove_all_sd enable_kubernetes_sd" bash "$here/go-build.sh" prometheus \
-  github.com/prometheus/prometheus "$PROMETHEUS_VERSION" prometheus=github.com/prometheus/prometheus/cmd/prometheus
-step "prometheus-adapter $PROMETHEUS_ADAPTER_VERSION" go_build prometheus-adapter sigs.k8s.io/prometheus-adapter \
-  "$PROMETHEUS_ADAPTER_VERSION" adapter=sigs.k8s.io/prometheus-adapter/cmd/adapter
+step "prometheus $PROMETHEUS_VERSION" component prometheus
+step "prometheus-adapter $PROMETHEUS_ADAPTER_VERSION" component prometheus-adapter
 step "pause $PAUSE_VERSION" build_pause
+# The rootfs was started ahead: this waits for it (or builds it, showing why it failed).
+wait "$ahead_job" || true
 step "node rootfs (Debian $DEBIAN_SUITE)" bash "$here/build-rootfs.sh"
 step "addon images" build_images
 step "node image" build_node

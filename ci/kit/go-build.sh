@@ -7,6 +7,10 @@
 # any). Env: GO_TAGS (build tags), CGO (default 0), LDFLAGS_EXTRA,
 # GO_REPLACE ("old=new ..." replace directives that win over the module's own).
 # Output: $CBAM_KIT/NAME-VERSION/bin/BIN, skipped when already complete.
+# GO_BUILD_RESOLVE_ONLY=1 stops after the wrapper module is resolved (its
+# modules downloaded): build.sh does that for every component ahead, in the
+# background, while the compiler is busy with another; a lock keeps that and
+# the build itself from resolving the same component at once.
 set -euo pipefail
 [ $# -ge 4 ] || { echo "usage: go-build.sh NAME MODULE VERSION BIN=PACKAGE..." >&2; exit 2; }
 name="$1" module="$2" version="$3"; shift 3
@@ -16,6 +20,11 @@ if [ -f "$out/.complete" ]; then echo "kit: $name $version cached"; exit 0; fi
 src="$out/src"
 mkdir -p "$src" "$out/bin"
 cd "$src"
+exec 9>"$out/.resolve.lock"
+flock 9
+resolved="$name $module $version $* ${GO_REPLACE:-}"
+if [ "$(cat .resolved 2>/dev/null)" != "$resolved" ]; then
+rm -f .resolved
 info="$(go mod download -json "$module@$version")"
 upstream="$(jq -r '.GoMod // empty' <<<"$info")" moddir="$(jq -r '.Dir // empty' <<<"$info")"
 [ -n "$upstream" ] || { echo "kit: $module@$version is not served" >&2; exit 2; }
@@ -43,6 +52,10 @@ for spec in ${GO_REPLACE:-}; do go mod edit -replace "$spec"; done
   echo ')'
 } >tools.go
 GOFLAGS=-mod=mod go mod tidy -e >tidy.log 2>&1 || { tail -20 tidy.log >&2; exit 2; }
+echo "$resolved" >.resolved
+fi
+flock -u 9
+[ "${GO_BUILD_RESOLVE_ONLY:-0}" = 1 ] && exit 0
 for spec in "$@"; do
   bin="${spec%%=*}" pkg="${spec#*=}"
   started=$(date +%s)

@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod existing;
+pub mod exposure;
 pub mod kit;
 pub mod provider;
 pub mod readiness;

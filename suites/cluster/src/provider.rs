@@ -6,12 +6,33 @@ use std::path::Path;
 
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use testcontainers::bollard::models::{HostConfig, PortBinding};
 use testcontainers::core::{IntoContainerPort, Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use crate::docker::{self, DockerError};
 use crate::timeouts::Timeouts;
+
+/// The server's ports the harness reaches: the API, HTTP and HTTPS ingress.
+const PUBLISHED: [u16; 3] = [6443, 80, 443];
+
+/// Nothing listens beyond loopback: testcontainers publishes exposed ports
+/// on every interface, so the server's ports are bound to 127.0.0.1 (a
+/// free port each) and agents publish none.
+fn loopback_only(host: &mut HostConfig, server: bool) {
+    host.publish_all_ports = Some(false);
+    let ports = if server { PUBLISHED.as_slice() } else { &[] };
+    host.port_bindings = Some(
+        ports
+            .iter()
+            .map(|p| {
+                let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
+                (format!("{p}/tcp"), Some(vec![binding]))
+            })
+            .collect(),
+    );
+}
 
 /// Every object a kit cluster creates carries this label, so a sweep can
 /// remove what an interrupted run left behind.
@@ -134,11 +155,16 @@ impl KitCluster {
     ) -> Result<Node, ClusterError> {
         let (image, tag) = split_reference(&opts.image);
         let container = format!("{}-{node}", opts.name);
-        let request = GenericImage::new(image, tag)
-            .with_wait_for(WaitFor::message_on_stdout(format!("cbam-node[{role}/{node}]: ready")))
-            .with_exposed_port(6443.tcp())
-            .with_exposed_port(80.tcp())
-            .with_exposed_port(443.tcp())
+        let server = role == "server";
+        let mut image = GenericImage::new(image, tag)
+            .with_wait_for(WaitFor::message_on_stdout(format!("cbam-node[{role}/{node}]: ready")));
+        if server {
+            for port in PUBLISHED {
+                image = image.with_exposed_port(port.tcp());
+            }
+        }
+        let request = image
+            .with_host_config_modifier(move |host| loopback_only(host, server))
             .with_privileged(true)
             .with_network(&opts.name)
             .with_hostname(node)

@@ -3,9 +3,12 @@
 //! when either is absent: it never passes without a cluster.
 //! One cluster for the whole suite: 1 server + 2 agents, then down.
 
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use cbam_cluster::docker;
+use cbam_cluster::exposure;
 use cbam_cluster::kit;
 use cbam_cluster::provider::{KitCluster, KitOptions};
 use cbam_cluster::readiness;
@@ -62,6 +65,7 @@ async fn kit_cluster_smoke() {
     assert!(docker::image_present(&image).await, "node image {image} is not loaded: run `just kit`");
     assert!(app_image().is_file(), "{} missing: run `just image`", app_image().display());
     let before = docker::inventory().await.expect("docker inventory");
+    let listening_before = exposure::listening();
     let t = Timeouts::default();
     let opts = KitOptions { name: "cbam-smoke".into(), agents: 2, image, timeouts: t, reuse: false };
 
@@ -69,11 +73,39 @@ async fn kit_cluster_smoke() {
     let cluster = KitCluster::up(&opts).await.expect("cluster up");
     readiness::gate(&cluster.client, 3, cluster.http_port, &t).await.expect("readiness gate");
     eprintln!("smoke: cluster ready in {:.1} s", started.elapsed().as_secs_f64());
+    let exposed = loopback_only(&cluster, &listening_before).await;
     let result = exercise(&cluster, &t).await;
     cluster.down().await.expect("cluster down");
+    exposed.unwrap_or_else(|e| panic!("{e}"));
     let after = docker::inventory().await.expect("docker inventory");
     result.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(before, after, "cluster down must leave containers, networks and volumes as they were");
+}
+
+/// Nothing the cluster publishes, and nothing that started listening on the
+/// host since it came up, is reachable beyond loopback; the API server
+/// refuses an anonymous request.
+async fn loopback_only(cluster: &KitCluster, before: &BTreeSet<SocketAddr>) -> Result<(), String> {
+    let new: BTreeSet<SocketAddr> = exposure::listening().difference(before).copied().collect();
+    let bindings = exposure::bindings(&cluster.name).await.map_err(|e| e.to_string())?;
+    eprintln!("smoke: published {bindings:?}; new listeners {new:?}");
+    if bindings.len() != 3 {
+        return Err(format!("expected the server's 6443, 80 and 443 published, found {bindings:?}"));
+    }
+    let beyond = exposure::beyond_loopback(&new, &bindings);
+    if !beyond.is_empty() {
+        return Err(format!("exposed beyond loopback: {}", beyond.join("; ")));
+    }
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .map_err(|e| format!("failed to build an HTTPS client: {e}"))?;
+    let url = format!("https://127.0.0.1:{}/version", cluster.api_port);
+    let status = client.get(&url).send().await.map_err(|e| format!("failed to GET {url}: {e}"))?.status();
+    if status != reqwest::StatusCode::UNAUTHORIZED {
+        return Err(format!("anonymous GET {url}: expected 401 (anonymous auth off), found {status}"));
+    }
+    Ok(())
 }
 
 async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), String> {

@@ -1,9 +1,10 @@
 //! The front door: `conformance ENV [--tier ..] [--infra DIR] [--report DIR]`.
-//! Exit 0: every check passed. 1: a check failed. 2: usage, input or
-//! environment error (clap also exits 2 on bad usage).
+//! Exit 0: every check asked for ran and passed. 1: a check failed. 2: usage,
+//! input or environment error (clap also exits 2 on bad usage). 3:
+//! incomplete, nothing failed but something asked for was not verified.
 
 use std::error::Error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 
@@ -13,7 +14,7 @@ use cbam_cluster::existing::ExistingOptions;
 use crate::live::{self, LiveError, LiveOptions};
 use crate::outcome::Status;
 use crate::render::Kustomize;
-use crate::report::{self, Evidence, Skipped};
+use crate::report::{self, Evidence, Skipped, Staging};
 use crate::static_tier::{self, StaticOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,8 +163,24 @@ fn parse_fit(text: &str) -> Result<Fit, String> {
     }
 }
 
-/// "failed to X: Y: Z" from an error and its sources.
-fn chain(err: &dyn Error) -> String {
+/// Usage, input or environment error (clap uses the same code for usage).
+pub const EXIT_ERROR: u8 = 2;
+
+/// Every exit code with its `summary.json` status, as the README's table has them.
+pub fn exit_codes() -> [(u8, &'static str); 4] {
+    use crate::report::Verdict;
+    let status = |v: Verdict| match v {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "fail",
+        Verdict::Incomplete => "incomplete",
+    };
+    let code = |v: Verdict| (v.exit_code(), status(v));
+    [code(Verdict::Pass), code(Verdict::Fail), (EXIT_ERROR, "error"), code(Verdict::Incomplete)]
+}
+
+/// "failed to X: Y: Z" from an error and its sources: the one error-chain
+/// formatter of the harness and its tests.
+pub fn chain(err: &dyn Error) -> String {
     let mut text = format!("failed to {err}");
     let mut source = err.source();
     while let Some(cause) = source {
@@ -174,17 +191,31 @@ fn chain(err: &dyn Error) -> String {
 }
 
 pub fn run(args: Args) -> u8 {
-    let report_dir = args.report.clone().unwrap_or_else(|| PathBuf::from("target/conformance").join(args.env.name()));
-    if let Err(err) = report::clear(&report_dir) {
+    let target = args.report.clone().unwrap_or_else(|| PathBuf::from("target/conformance").join(args.env.name()));
+    let staging = match Staging::create(&target) {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("error: {}", chain(&err));
+            return EXIT_ERROR;
+        }
+    };
+    let code = run_into(&args, staging.path(), &target);
+    if let Err(err) = staging.publish() {
         eprintln!("error: {}", chain(&err));
-        return 2;
+        return EXIT_ERROR;
     }
+    code
+}
+
+/// The run, its evidence written to `report_dir` (published as `target`).
+fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
+    let report_dir = report_dir.to_owned();
     let fail_input = |message: String| {
         eprintln!("error: {message}");
         if let Err(err) = report::write_error(&report_dir, &message) {
             eprintln!("error: {}", chain(&err));
         }
-        2
+        EXIT_ERROR
     };
     if let Some(path) = args.kubeconfig.as_ref().filter(|p| !p.is_file()) {
         return fail_input(format!("failed to read kubeconfig {}: no such file", path.display()));
@@ -260,8 +291,8 @@ pub fn run(args: Args) -> u8 {
                 };
                 match runtime.block_on(live::run(&static_run, &opts)) {
                     Ok(run) => Ok(run),
-                    // Only a missing engine may turn into a skip, and only when the live tier was not asked for alone.
-                    Err(LiveError::NoEngine) if args.tier == Tier::All => {
+                    // No engine: the live tier was asked for and not verified (exit 3).
+                    Err(LiveError::NoEngine) => {
                         Err("no container engine could be reached (run `just engine`)".to_owned())
                     }
                     Err(err) => return fail_input(chain(&err)),
@@ -278,20 +309,28 @@ pub fn run(args: Args) -> u8 {
                 }
                 live_run = Some(run);
             }
-            Err(reason) if args.tier == Tier::All => {
-                eprintln!("\n!!! LIVE TIER SKIPPED ({requested}): {reason}. Skipped is not passed.\n");
+            Err(reason) => {
+                eprintln!(
+                    "\n!!! LIVE TIER NOT VERIFIED ({requested}): {reason}. Not verified is not passed (exit 3).\n"
+                );
                 skipped.push(Skipped { tier: "live", reason: format!("{reason} (requested: {requested})") });
             }
-            Err(reason) => return fail_input(format!("failed to run --tier live ({requested}): {reason}")),
         }
     }
     let evidence = Evidence { run: &static_run, live: live_run.as_ref(), skipped: &skipped };
     if let Err(err) = report::write(&report_dir, &evidence) {
         eprintln!("error: {}", chain(&err));
-        return 2;
+        return EXIT_ERROR;
     }
-    let (passed, failed, skipped_count) = report::counts(&evidence);
-    println!("evidence: {}", report_dir.display());
-    println!("{passed} passed, {failed} failed, {skipped_count} skipped");
-    u8::from(failed > 0)
+    let counts = report::counts(&evidence);
+    println!("evidence: {}", target.display());
+    println!(
+        "{}: {} passed, {} failed, {} not verified, {} skipped by request",
+        counts.verdict().headline(),
+        counts.passed,
+        counts.failed,
+        counts.not_verified,
+        counts.excluded
+    );
+    counts.verdict().exit_code()
 }

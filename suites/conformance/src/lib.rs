@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod mutation;
 pub mod outcome;
 mod quantity;
+pub mod redact;
 pub mod render;
 pub mod report;
 pub mod static_tier;

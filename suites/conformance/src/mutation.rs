@@ -51,6 +51,10 @@ pub struct Mutation {
     pub edits: Vec<Edit>,
     /// Exactly the checks that must fail on `env`.
     pub fails: Vec<String>,
+    /// Why a live mutation runs only in the nightly job (CI runs every other
+    /// one): another CI mutation already breaks each check it names.
+    #[serde(default)]
+    pub nightly_only: Option<String>,
 }
 
 pub fn load(path: &Path) -> Result<Vec<Mutation>, MutationError> {

@@ -11,7 +11,10 @@ use crate::environment::Env;
 pub enum Status {
     Pass,
     Fail,
+    /// Not verified: asked for, but not established (never a pass).
     Skip,
+    /// Not asked for (`--skip-check`): skipped by request.
+    Excluded,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -32,7 +35,8 @@ impl Outcome {
         let tag = match self.status {
             Status::Pass => "PASS",
             Status::Fail => "FAIL",
-            Status::Skip => "SKIP",
+            Status::Skip => "NOT VERIFIED",
+            Status::Excluded => "SKIPPED BY REQUEST",
         };
         format!(
             "{tag} [{}] {}: {} {}: expected {}, found {}",
@@ -89,6 +93,17 @@ impl Recorder {
     /// Records a fact that could not be established here, and why (never a pass).
     pub(crate) fn skip(&mut self, object: &str, subject: &str, expected: impl Display, reason: impl Display) {
         self.push(object, subject, expected.to_string(), format!("not verified: {reason}"), Status::Skip);
+    }
+
+    /// Records a check the invocation did not ask for (`--skip-check`).
+    pub(crate) fn exclude(&mut self, object: &str, reason: impl Display) {
+        self.push(
+            object,
+            "selection",
+            "not asked for".into(),
+            format!("skipped by request: {reason}"),
+            Status::Excluded,
+        );
     }
 
     /// Records an object the check needs but the manifests lack.

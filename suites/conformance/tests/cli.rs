@@ -59,18 +59,84 @@ fn all_environments_conform_statically() {
     assert!(text(&out.stdout).contains("3 -> 5 @0s -> 8 @60s -> 12 @120s -> 15 @180s"), "prints the HPA timeline");
 }
 
-#[test]
-fn skipped_live_tier_is_loud_and_not_counted_as_passed() {
-    let report = tempfile::tempdir().expect("temp dir");
-    // A provider that is not built: the live tier is skipped, loudly.
-    let out = conformance(&["production", "--cluster", "kind"], report.path());
-    assert_eq!(out.status.code(), Some(0));
-    assert!(text(&out.stderr).contains("LIVE TIER SKIPPED"), "stderr:\n{}", text(&out.stderr));
-    let json = summary(report.path());
-    assert_eq!(json["counts"]["skipped"], 1);
+/// Asked for and not verified: exit 3, "incomplete" everywhere, never a pass.
+fn assert_incomplete(out: &Output, report: &Path) {
+    assert_eq!(out.status.code(), Some(3), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stderr).contains("LIVE TIER NOT VERIFIED"), "stderr:\n{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("INCOMPLETE:"), "stdout:\n{}", text(&out.stdout));
+    let json = summary(report);
+    assert_eq!(json["status"], "incomplete");
+    assert_eq!(json["counts"]["not_verified"], 1);
     assert_eq!(json["skipped"][0]["tier"], "live");
-    let junit = std::fs::read_to_string(report.path().join("junit.xml")).expect("junit");
+    let junit = std::fs::read_to_string(report.join("junit.xml")).expect("junit");
     assert!(junit.contains("<skipped"), "{junit}");
+    let md = std::fs::read_to_string(report.join("summary.md")).expect("summary.md");
+    assert!(md.contains("**INCOMPLETE**") && !md.contains("PASS"), "{md}");
+}
+
+#[rstest]
+#[case::provider_not_built_default_tier(&["production", "--cluster", "kind"])]
+#[case::provider_not_built_live_tier(&["production", "--tier", "live", "--cluster", "kind"])]
+fn an_unsupported_provider_is_incomplete_not_passed(#[case] args: &[&str]) {
+    let report = tempfile::tempdir().expect("temp dir");
+    let out = conformance(args, report.path());
+    assert_incomplete(&out, report.path());
+}
+
+#[rstest]
+#[case::default_tier(&["production"])]
+#[case::live_tier(&["production", "--tier", "live"])]
+fn no_container_engine_is_incomplete_not_passed(#[case] args: &[&str]) {
+    let report = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_conformance"))
+        .current_dir(root())
+        .args(args)
+        .arg("--report")
+        .arg(report.path())
+        // An engine address nothing answers on.
+        .env("DOCKER_HOST", format!("unix://{}/no-engine.sock", report.path().display()))
+        .output()
+        .expect("run the conformance binary");
+    assert_incomplete(&out, report.path());
+}
+
+#[test]
+fn a_report_directory_holds_exactly_one_run() {
+    let report = tempfile::tempdir().expect("temp dir");
+    let dir = report.path().join("evidence");
+    for stale in ["diagnostics/production", "autoscaling", "rendered"] {
+        std::fs::create_dir_all(dir.join(stale)).expect("stale dir");
+    }
+    std::fs::write(dir.join("autoscaling/custom.svg"), "<svg/>").expect("stale file");
+    std::fs::write(dir.join("error.txt"), "an earlier error").expect("stale file");
+    let out = Command::new(env!("CARGO_BIN_EXE_conformance"))
+        .current_dir(root())
+        .args(["dev", "--tier", "static", "--report"])
+        .arg(&dir)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", text(&out.stderr));
+    let mut entries: Vec<String> = std::fs::read_dir(&dir)
+        .expect("report")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["junit.xml", "rendered", "summary.json", "summary.md"]);
+    let siblings: Vec<String> = std::fs::read_dir(report.path())
+        .expect("parent")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into())
+        .collect();
+    assert_eq!(siblings, ["evidence"], "no staging directory left behind");
+}
+
+#[test]
+fn a_directory_that_is_not_a_report_is_never_replaced() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("notes.txt"), "mine").expect("user file");
+    let out = conformance(&["dev", "--tier", "static"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("\"notes.txt\", which no report writes"), "{}", text(&out.stderr));
+    assert!(dir.path().join("notes.txt").is_file());
 }
 
 #[test]
@@ -95,7 +161,6 @@ fn a_failed_check_exits_1_with_one_line_naming_check_object_expected_found() {
 #[rstest]
 #[case::unknown_env(&["qa", "--tier", "static"], "invalid value 'qa'")]
 #[case::unknown_tier(&["dev", "--tier", "cluster"], "invalid value 'cluster'")]
-#[case::live_provider_not_built(&["dev", "--tier", "live", "--cluster", "kind"], "the kind provider is not built yet")]
 #[case::bad_fit(&["dev", "--fit", "0"], "expected `auto` or a factor >= 1")]
 #[case::unknown_live_check(&["production", "--skip-check", "live-nothing"], "not a live check id: \"live-nothing\"")]
 #[case::missing_infra(&["dev", "--tier", "static", "--infra", "/nonexistent/infra"], "/nonexistent/infra: no such directory")]
@@ -186,8 +251,19 @@ fn a_committed_secret_fails_without_its_value_reaching_any_output() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("secret-not-committed"));
     assert!(!text(&out.stdout).contains(VALUE) && !text(&out.stderr).contains(VALUE));
-    for name in ["summary.json", "junit.xml", "summary.md"] {
-        let body = std::fs::read_to_string(report.path().join(name)).expect("report file");
-        assert!(!body.contains(VALUE), "{name} leaks the secret value");
+    // Every file of the evidence, the rendered manifests included.
+    let mut files = vec![report.path().to_owned()];
+    let mut read = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).expect("dir").map(|e| e.expect("entry").path()));
+        } else {
+            let body = std::fs::read_to_string(&path).expect("report file");
+            assert!(!body.contains(VALUE), "{} leaks the secret value", path.display());
+            read += 1;
+        }
     }
+    assert!(read >= 4, "summary.json, junit.xml, summary.md and rendered/dev.yaml read");
+    let rendered = std::fs::read_to_string(report.path().join("rendered/dev.yaml")).expect("rendered");
+    assert!(rendered.contains("DATABASE_URL: redacted:sha256:"), "the key is kept:\n{rendered}");
 }

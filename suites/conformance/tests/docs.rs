@@ -1,4 +1,5 @@
-//! The README lists every check id, so users can find what a failure means.
+//! The README lists every check id, so users can find what a failure means,
+//! and its exit-code table is the one the code implements.
 
 use cbam_conformance::checks::CHECKS;
 use cbam_conformance::live::LIVE_CHECKS;
@@ -10,4 +11,23 @@ fn readme_names_every_check() {
     let ids = CHECKS.iter().map(|c| c.id).chain(LIVE_CHECKS.iter().map(|(id, _)| *id));
     let missing: Vec<&str> = ids.filter(|id| !readme.contains(&format!("`{id}`"))).collect();
     assert!(missing.is_empty(), "README.md does not name the checks {missing:?}");
+}
+
+#[test]
+fn readme_exit_code_table_matches_the_code() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+    let readme = std::fs::read_to_string(path).expect("read README.md");
+    // Rows like "  | 3 | `incomplete` | ...".
+    let rows: Vec<(u8, String)> = readme
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.trim().trim_start_matches('|').split('|').map(str::trim).collect();
+            let code = cells.first()?.parse::<u8>().ok()?;
+            let status = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((code, status.to_owned()))
+        })
+        .collect();
+    let code: Vec<(u8, String)> =
+        cbam_conformance::cli::exit_codes().iter().map(|(c, s)| (*c, (*s).to_owned())).collect();
+    assert_eq!(rows, code, "README.md's exit-code table differs from the code");
 }

@@ -1,92 +1,161 @@
-//! The live checks can fail: one kit cluster, and for each mutation in
-//! fixtures/mutations/live.yaml a live run of the mutated infra/ that must
-//! fail exactly the named live checks. Needs the engine, the kit and the
-//! application image (`just live-test` builds them first); fails naming
-//! what is missing otherwise, never passes without a cluster.
+//! The live checks can fail. One test per mutation in
+//! fixtures/mutations/live.yaml, all on one warm kit cluster (the first test
+//! creates it, `just live-test` removes it): the mutated infra/ is applied
+//! and only the checks the mutation names (and the rollout) run; exactly the
+//! named ones must fail. `exhaustive::NAME` (ignored: the nightly job runs
+//! them with `--run-ignored only`) runs every live check and requires the
+//! rest to pass. Needs the engine, the kit and the application image (`just
+//! live-test` builds them first); fails naming what is missing otherwise,
+//! never passes without a cluster.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cbam_cluster::docker;
 use cbam_cluster::kit;
 use cbam_cluster::provider::{KitCluster, KitOptions};
 use cbam_cluster::timeouts::Timeouts;
+use cbam_conformance::cli::chain;
 use cbam_conformance::live::{LIVE_CHECKS, LiveOptions, Profile, Provider, run_on};
 use cbam_conformance::mutation::{self, Mutation};
 use cbam_conformance::outcome::Status;
 use cbam_conformance::render::Kustomize;
 use cbam_conformance::static_tier::{self, StaticOptions};
+use libtest_mimic::{Arguments, Failed, Trial};
 
+/// The warm cluster every live mutation test attaches to (`just live-test`
+/// removes it before and after the suite).
+const CLUSTER: &str = "cbam-live-test";
+const AGENTS: usize = 2;
+const ROLLOUT: &str = "live-rollout";
 const AUTOSCALING: &str = "live-autoscaling";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-async fn failing_live_checks(m: &Mutation, cluster: &KitCluster, report: &Path) -> Result<BTreeSet<String>, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+/// Which live checks a test runs.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    /// The mutation's own checks and the rollout (CI).
+    Named,
+    /// Every live check; the autoscaling scenario only where named (nightly).
+    Exhaustive,
+}
+
+/// The live checks `scope` leaves out for `m`.
+fn skipped(m: &Mutation, scope: Scope) -> Vec<String> {
+    LIVE_CHECKS
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| {
+            let named = *id == ROLLOUT || m.fails.iter().any(|f| f == id);
+            match scope {
+                Scope::Named => !named,
+                Scope::Exhaustive => *id == AUTOSCALING && !named,
+            }
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn cluster() -> Result<KitCluster, Failed> {
+    if !docker::engine_reachable().await {
+        return Err("no Docker engine answers: run `just engine`".into());
+    }
+    let image = kit::node_image()?;
+    if !docker::image_present(&image).await {
+        return Err(format!("node image {image} is not loaded: run `just kit`").into());
+    }
+    let options =
+        KitOptions { name: CLUSTER.into(), agents: AGENTS, image, timeouts: Timeouts::default(), reuse: true };
+    KitCluster::up(&options).await.map_err(|e| chain(&e).into())
+}
+
+async fn failing_live_checks(m: &Mutation, scope: Scope) -> Result<BTreeSet<String>, Failed> {
+    let dir = tempfile::tempdir()?;
     let infra = dir.path().join("infra");
-    mutation::copy_tree(&root().join("infra"), &infra).map_err(|e| e.to_string())?;
-    m.apply(&infra).map_err(|e| e.to_string())?;
+    mutation::copy_tree(&root().join("infra"), &infra)?;
+    m.apply(&infra)?;
     let options = StaticOptions {
         envs: vec![m.env],
         infra,
         fixtures: root().join("fixtures"),
-        kustomize: Kustomize::locate(None).map_err(|e| e.to_string())?,
+        kustomize: Kustomize::locate(None)?,
     };
-    let run = static_tier::run(&options).map_err(|e| e.to_string())?;
+    let run = static_tier::run(&options)?;
     let opts = LiveOptions {
         app_image: root().join("target/image/cbam-api.tar"),
         fit: None,
-        agents: 2,
-        report_dir: report.join(&m.name),
+        agents: AGENTS,
+        report_dir: root().join("target/live-mutations").join(&m.name),
         profile: Profile::Quick,
-        provider: Provider::Kit { reuse: false },
+        provider: Provider::Kit { reuse: true },
         tool_image: None,
-        // The autoscaling scenario takes minutes: only mutations that name it run it.
-        skip_checks: if m.fails.iter().any(|f| f == AUTOSCALING) { Vec::new() } else { vec![AUTOSCALING.to_owned()] },
+        skip_checks: skipped(m, scope),
     };
-    let live = run_on(&run, &opts, cluster).await.map_err(|e| e.to_string())?;
-    for o in live.outcomes.iter().filter(|o| o.status != Status::Pass) {
+    let cluster = cluster().await?;
+    let live = run_on(&run, &opts, &cluster).await.map_err(|e| chain(&e))?;
+    for o in live.outcomes.iter().filter(|o| o.status == Status::Fail) {
         eprintln!("  {}", o.line());
     }
     Ok(live.outcomes.iter().filter(|o| o.status == Status::Fail).map(|o| o.check.to_owned()).collect())
 }
 
-#[tokio::test]
-async fn every_live_check_fails_on_its_mutation() {
-    let mutations = mutation::load(&root().join("fixtures/mutations/live.yaml")).expect("live mutations");
-    let broken: BTreeSet<&str> = mutations.iter().flat_map(|m| m.fails.iter().map(String::as_str)).collect();
-    let uncovered: Vec<&str> = LIVE_CHECKS.iter().map(|(id, _)| *id).filter(|id| !broken.contains(id)).collect();
-    assert!(uncovered.is_empty(), "live checks no mutation breaks: {uncovered:?}");
-
-    assert!(docker::engine_reachable().await, "no Docker engine answers: run `just engine`");
-    let image = kit::node_image().unwrap_or_else(|e| panic!("{e}"));
-    assert!(docker::image_present(&image).await, "node image {image} is not loaded: run `just kit`");
-    let cluster = KitCluster::up(&KitOptions {
-        name: "cbam-live-test".into(),
-        agents: 2,
-        image,
-        timeouts: Timeouts::default(),
-        reuse: false,
-    })
-    .await
-    .expect("cluster up");
-    let report = root().join("target/live-mutations");
-    let mut mismatches = Vec::new();
-    for m in &mutations {
-        let started = std::time::Instant::now();
-        let expected: BTreeSet<String> = m.fails.iter().cloned().collect();
-        match failing_live_checks(m, &cluster, &report).await {
-            Ok(found) if found == expected => {
-                eprintln!("mutation {}: ok ({:.0} s)", m.name, started.elapsed().as_secs_f64())
-            }
-            Ok(found) => {
-                mismatches.push(format!("mutation {}: expected failing {expected:?}, found {found:?}", m.name))
-            }
-            Err(e) => mismatches.push(format!("mutation {}: {e}", m.name)),
-        }
+fn run_mutation(m: &Mutation, scope: Scope) -> Result<(), Failed> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let found = runtime.block_on(failing_live_checks(m, scope))?;
+    let expected: BTreeSet<String> = m.fails.iter().cloned().collect();
+    if found == expected {
+        Ok(())
+    } else {
+        Err(format!("mutation {} ({scope:?}): expected failing {expected:?}, found {found:?}", m.name).into())
     }
-    cluster.down().await.expect("cluster down");
-    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// Every live check is broken by a mutation that CI runs; every id a
+/// mutation names is a live check.
+fn coverage(mutations: &[Mutation]) -> Result<(), Failed> {
+    let known: BTreeSet<&str> = LIVE_CHECKS.iter().map(|(id, _)| *id).collect();
+    let in_ci: BTreeSet<&str> = mutations
+        .iter()
+        .filter(|m| m.nightly_only.is_none())
+        .flat_map(|m| m.fails.iter().map(String::as_str))
+        .collect();
+    let named: BTreeSet<&str> = mutations.iter().flat_map(|m| m.fails.iter().map(String::as_str)).collect();
+    let uncovered: Vec<&&str> = known.difference(&in_ci).collect();
+    let unknown: Vec<&&str> = named.difference(&known).collect();
+    if uncovered.is_empty() && unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("live checks no CI mutation breaks: {uncovered:?}; unknown ids in mutations: {unknown:?}").into())
+    }
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mutations = match mutation::load(&root().join("fixtures/mutations/live.yaml")) {
+        Ok(m) => Arc::new(m),
+        Err(err) => {
+            eprintln!("failed to load the live mutations: {err}");
+            std::process::exit(2);
+        }
+    };
+    let mut trials = Vec::new();
+    let all = mutations.clone();
+    trials.push(Trial::test("every_live_check_is_broken_by_a_ci_mutation", move || coverage(&all)));
+    for index in 0..mutations.len() {
+        let (named, exhaustive) = (mutations.clone(), mutations.clone());
+        let name = &mutations[index].name;
+        trials.push(
+            Trial::test(format!("mutation::{name}"), move || run_mutation(&named[index], Scope::Named))
+                .with_ignored_flag(mutations[index].nightly_only.is_some()),
+        );
+        trials.push(
+            Trial::test(format!("exhaustive::{name}"), move || run_mutation(&exhaustive[index], Scope::Exhaustive))
+                .with_ignored_flag(true),
+        );
+    }
+    libtest_mimic::run(&args, trials).exit();
 }

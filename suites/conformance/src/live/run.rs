@@ -422,7 +422,7 @@ async fn environment(
         let mut r = Recorder::new(cx.env, id);
         let since = Instant::now();
         if opts.skip_checks.iter().any(|s| s == id) {
-            r.skip(&cx.deployment_label(), "selection", "the check run", format!("--skip-check {id}"));
+            r.exclude(&cx.deployment_label(), format!("--skip-check {id}"));
         } else if !rolled && *id != "live-inventory" {
             r.skip(
                 &cx.deployment_label(),
