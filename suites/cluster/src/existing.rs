@@ -49,11 +49,15 @@ pub struct ExistingOptions {
 pub struct ExistingCluster {
     pub client: Client,
     pub context: String,
+    /// The API server's URL (what the cleanup journal is keyed by).
+    pub server: String,
     /// Local ports forwarding to the ingress controller's HTTP and HTTPS.
     pub http_port: u16,
     pub https_port: u16,
     /// `namespace/name` of the ingress Service forwarded to.
     pub ingress: String,
+    /// The image of the ingress controller pod the forwards reach.
+    pub ingress_image: String,
     forwards: Vec<JoinHandle<()>>,
 }
 
@@ -66,7 +70,8 @@ impl std::fmt::Debug for ExistingCluster {
     }
 }
 
-async fn client(opts: &ExistingOptions) -> Result<(Client, String), ExistingError> {
+/// A client for the kubeconfig's context: (client, context, API server URL).
+pub async fn client(opts: &ExistingOptions) -> Result<(Client, String, String), ExistingError> {
     let kubeconfig = match &opts.kubeconfig {
         Some(path) => Kubeconfig::read_from(path)
             .map_err(|source| ExistingError::Kubeconfig { path: path.display().to_string(), source })?,
@@ -80,16 +85,25 @@ async fn client(opts: &ExistingOptions) -> Result<(Client, String), ExistingErro
         .map_err(|source| ExistingError::Kubeconfig { path: format!("context {context}"), source })?;
     // The API server's own answers (a PDB's 429) must reach the checks.
     config.default_retry = false;
+    let server = config.cluster_url.to_string();
     let client =
         Client::try_from(config).map_err(|source| ExistingError::Client { context: context.clone(), source })?;
-    Ok((client, context))
+    Ok((client, context, server))
+}
+
+/// The ingress controller found behind its Service: the pod the
+/// port-forwards reach, its image, and the pod ports serving 80 and 443.
+struct Backend {
+    namespace: String,
+    service: String,
+    pod: String,
+    image: String,
+    http: u16,
+    https: u16,
 }
 
 /// The Service and a Ready pod behind it, with the pod ports serving 80 and 443.
-async fn ingress_backend(
-    client: &Client,
-    wanted: Option<&str>,
-) -> Result<(String, String, String, u16, u16), ExistingError> {
+async fn ingress_backend(client: &Client, wanted: Option<&str>) -> Result<Backend, ExistingError> {
     let candidates: Vec<(String, String)> = match wanted {
         Some(s) => {
             let (ns, name) =
@@ -138,7 +152,15 @@ async fn ingress_backend(
         let (Some(http), Some(https)) = (resolve(80), resolve(443)) else {
             return Err(ExistingError::Ingress(format!("{ns}/{name} does not serve ports 80 and 443")));
         };
-        return Ok((ns.clone(), name.clone(), pod.metadata.name.unwrap_or_default(), http, https));
+        let image = pod.spec.as_ref().and_then(|s| s.containers.first()).and_then(|c| c.image.clone());
+        return Ok(Backend {
+            namespace: ns.clone(),
+            service: name.clone(),
+            pod: pod.metadata.name.unwrap_or_default(),
+            image: image.unwrap_or_else(|| "unknown".into()),
+            http,
+            https,
+        });
     }
     Err(ExistingError::Ingress(format!(
         "none of {} exists (pass --ingress-service NAMESPACE/NAME)",
@@ -168,17 +190,19 @@ async fn forward(pods: Api<Pod>, pod: String, port: u16) -> Result<(u16, JoinHan
 
 impl ExistingCluster {
     pub async fn connect(opts: &ExistingOptions) -> Result<Self, ExistingError> {
-        let (client, context) = client(opts).await?;
-        let (ns, name, pod, http, https) = ingress_backend(&client, opts.ingress_service.as_deref()).await?;
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-        let (http_port, http_task) = forward(pods.clone(), pod.clone(), http).await?;
-        let (https_port, https_task) = forward(pods, pod, https).await?;
+        let (client, context, server) = client(opts).await?;
+        let b = ingress_backend(&client, opts.ingress_service.as_deref()).await?;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &b.namespace);
+        let (http_port, http_task) = forward(pods.clone(), b.pod.clone(), b.http).await?;
+        let (https_port, https_task) = forward(pods, b.pod, b.https).await?;
         Ok(ExistingCluster {
             client,
             context,
+            server,
             http_port,
             https_port,
-            ingress: format!("{ns}/{name}"),
+            ingress: format!("{}/{}", b.namespace, b.service),
+            ingress_image: b.image,
             forwards: vec![http_task, https_task],
         })
     }

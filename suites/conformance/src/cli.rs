@@ -133,6 +133,10 @@ pub struct Args {
     /// A live check not to run (repeatable); reported as not verified, never as passed.
     #[arg(long = "skip-check", value_name = "CHECK", value_parser = parse_live_check)]
     pub skip_checks: Vec<String>,
+    /// Only undo what interrupted runs left on the `--cluster existing`
+    /// cluster (its cleanup journal), then exit: 0 done, 2 not possible.
+    #[arg(long)]
+    pub cleanup_only: bool,
     /// Print passing facts too.
     #[arg(long, short)]
     pub verbose: bool,
@@ -190,7 +194,53 @@ pub fn chain(err: &dyn Error) -> String {
     text
 }
 
+fn existing_options(args: &Args) -> ExistingOptions {
+    ExistingOptions {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+        ingress_service: args.ingress_service.clone(),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("failed to start the async runtime: {e}"))
+}
+
+/// After a panic: the journal replayed on a fresh runtime; what happened.
+fn runtime_cleanup(existing: &ExistingOptions) -> String {
+    match runtime().and_then(|rt| rt.block_on(live::cleanup_only(existing)).map_err(|e| chain(&e))) {
+        Ok(undone) => format!("undone: {}", if undone.is_empty() { "nothing".into() } else { undone.join(", ") }),
+        Err(e) => format!("NOT undone ({e}): run --cleanup-only"),
+    }
+}
+
+/// `--cleanup-only`: the existing cluster's journal replayed, nothing else.
+fn cleanup_only(args: &Args) -> u8 {
+    if args.cluster != Cluster::Existing {
+        eprintln!("error: --cleanup-only needs --cluster existing (a kit cluster is removed with its run)");
+        return EXIT_ERROR;
+    }
+    let result =
+        runtime().and_then(|rt| rt.block_on(live::cleanup_only(&existing_options(args))).map_err(|e| chain(&e)));
+    match result {
+        Ok(undone) if undone.is_empty() => println!("cleanup: nothing left by an earlier run"),
+        Ok(undone) => println!("cleanup: undone: {}", undone.join(", ")),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    }
+    0
+}
+
 pub fn run(args: Args) -> u8 {
+    if args.cleanup_only {
+        return cleanup_only(&args);
+    }
     let target = args.report.clone().unwrap_or_else(|| PathBuf::from("target/conformance").join(args.env.name()));
     let staging = match Staging::create(&target) {
         Ok(s) => s,
@@ -277,19 +327,33 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
                     skip_checks: args.skip_checks.clone(),
                     tool_image: args.tool_image.clone(),
                     provider: match args.cluster {
-                        Cluster::Existing => live::Provider::Existing(ExistingOptions {
-                            kubeconfig: args.kubeconfig.clone(),
-                            context: args.context.clone(),
-                            ingress_service: args.ingress_service.clone(),
-                        }),
+                        Cluster::Existing => live::Provider::Existing(existing_options(args)),
                         _ => live::Provider::Kit { reuse: args.reuse },
                     },
                 };
-                let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                let runtime = match runtime() {
                     Ok(rt) => rt,
-                    Err(err) => return fail_input(format!("failed to start the async runtime: {err}")),
+                    Err(err) => return fail_input(err),
                 };
-                match runtime.block_on(live::run(&static_run, &opts)) {
+                // A panic must not leave an existing cluster changed: its
+                // journal is replayed before the error is reported.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    runtime.block_on(live::run(&static_run, &opts))
+                }));
+                drop(runtime);
+                let outcome = match outcome {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        let undone = match &opts.provider {
+                            live::Provider::Existing(existing) => runtime_cleanup(existing),
+                            live::Provider::Kit { .. } => "a kit cluster is swept by the next run".into(),
+                        };
+                        return fail_input(format!(
+                            "failed to finish the live tier: it panicked (see above); {undone}"
+                        ));
+                    }
+                };
+                match outcome {
                     Ok(run) => Ok(run),
                     // No engine: the live tier was asked for and not verified (exit 3).
                     Err(LiveError::NoEngine) => {
@@ -306,6 +370,11 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
                 }
                 for note in &run.notes {
                     println!("live tier: {note}");
+                }
+                for problem in &run.cleanup {
+                    eprintln!(
+                        "!!! CLEANUP NOT FINISHED: {problem} (kept in the journal: the next run or --cleanup-only retries)"
+                    );
                 }
                 live_run = Some(run);
             }

@@ -10,6 +10,7 @@ mod drain;
 mod edge;
 mod fit;
 mod hpa_reading;
+pub mod journal;
 mod load;
 mod metrics_pipeline;
 mod run;
@@ -17,8 +18,9 @@ mod run_ca;
 mod scale_down;
 mod scaling_timeline;
 mod timeline_plot;
+mod tls_versions;
 mod unready;
 mod workload;
 
 pub use autoscaling::Profile;
-pub use run::{LIVE_CHECKS, LiveError, LiveOptions, LiveRun, Provider, Target, run, run_on};
+pub use run::{LIVE_CHECKS, LiveError, LiveOptions, LiveRun, Provider, Target, cleanup_only, run, run_on};

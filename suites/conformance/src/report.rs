@@ -277,6 +277,7 @@ fn summary_json(evidence: &Evidence<'_>) -> serde_json::Value {
         json!({
             "status": tier_verdict(&groups, "live"),
             "notes": l.notes,
+            "cleanup_not_finished": l.cleanup,
             "timings_s": l.timings.iter().map(|(phase, secs)| json!({"phase": phase, "seconds": secs})).collect::<Vec<_>>(),
         })
     });
@@ -368,6 +369,11 @@ fn markdown(evidence: &Evidence<'_>) -> String {
         md.push_str(&format!("> **{id} [{env}] {label}**: {why}\n\n"));
     }
     if let Some(live) = evidence.live {
+        for problem in &live.cleanup {
+            md.push_str(&format!(
+                "> **cleanup not finished**: {problem} (the next run or `--cleanup-only` retries)\n\n"
+            ));
+        }
         for note in &live.notes {
             md.push_str(&format!("- {note}\n"));
         }

@@ -162,6 +162,11 @@ fn a_failed_check_exits_1_with_one_line_naming_check_object_expected_found() {
 #[case::unknown_env(&["qa", "--tier", "static"], "invalid value 'qa'")]
 #[case::unknown_tier(&["dev", "--tier", "cluster"], "invalid value 'cluster'")]
 #[case::bad_fit(&["dev", "--fit", "0"], "expected `auto` or a factor >= 1")]
+#[case::cleanup_only_needs_existing(&["production", "--cleanup-only"], "--cleanup-only needs --cluster existing")]
+#[case::cleanup_only_unreadable_kubeconfig(
+    &["production", "--cleanup-only", "--cluster", "existing", "--kubeconfig", "/nonexistent/kubeconfig"],
+    "failed to read the kubeconfig /nonexistent/kubeconfig"
+)]
 #[case::unknown_live_check(&["production", "--skip-check", "live-nothing"], "not a live check id: \"live-nothing\"")]
 #[case::missing_infra(&["dev", "--tier", "static", "--infra", "/nonexistent/infra"], "/nonexistent/infra: no such directory")]
 fn usage_and_input_errors_exit_2(#[case] args: &[&str], #[case] message: &str) {

@@ -133,6 +133,138 @@ fn coverage(mutations: &[Mutation]) -> Result<(), Failed> {
     }
 }
 
+/// A phase of a live run, recognised from the outside by what it leaves on
+/// the cluster, at which the run is interrupted.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// The environment's namespace exists (objects being applied).
+    Apply,
+    /// The Deployment exists and is not yet fully Ready.
+    Rollout,
+    /// A node is cordoned (the drain of live-pdb-drain).
+    Drain,
+}
+
+/// What a run may change on a cluster: namespaces, node schedulability and
+/// taints. Equal before and after an interrupted run.
+async fn snapshot(client: &kube::Client) -> Result<Vec<String>, Failed> {
+    use k8s_openapi::api::core::v1::{Namespace, Node};
+    let list = kube::api::ListParams::default();
+    let mut found: Vec<String> = kube::Api::<Namespace>::all(client.clone())
+        .list(&list)
+        .await?
+        .items
+        .into_iter()
+        .filter(|n| n.metadata.deletion_timestamp.is_none())
+        .map(|n| format!("namespace {}", n.metadata.name.unwrap_or_default()))
+        .collect();
+    for node in kube::Api::<Node>::all(client.clone()).list(&list).await?.items {
+        let spec = node.spec.unwrap_or_default();
+        let taints: Vec<String> =
+            spec.taints.unwrap_or_default().into_iter().map(|t| format!("{}:{}", t.key, t.effect)).collect();
+        found.push(format!(
+            "node {} unschedulable={} taints={taints:?}",
+            node.metadata.name.unwrap_or_default(),
+            spec.unschedulable.unwrap_or(false)
+        ));
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Whether the run has reached `phase` (seen from the cluster).
+async fn reached(client: &kube::Client, phase: Phase, namespace: &str) -> bool {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{Namespace, Node};
+    match phase {
+        Phase::Apply => kube::Api::<Namespace>::all(client.clone()).get_opt(namespace).await.is_ok_and(|n| n.is_some()),
+        Phase::Rollout => kube::Api::<Deployment>::namespaced(client.clone(), namespace)
+            .list(&kube::api::ListParams::default())
+            .await
+            .is_ok_and(|l| l.items.iter().any(|d| d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) < 3)),
+        Phase::Drain => kube::Api::<Node>::all(client.clone())
+            .list(&kube::api::ListParams::default())
+            .await
+            .is_ok_and(|l| l.items.iter().any(|n| n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false))),
+    }
+}
+
+/// The kit cluster driven as `--cluster existing` (as the release gate
+/// drives its staging cluster), interrupted with SIGINT at `phase`: the
+/// run must exit non-zero and leave the cluster exactly as it found it.
+async fn interrupted_at(phase: Phase) -> Result<(), Failed> {
+    let cluster = cluster().await?;
+    cluster.import_image(&root().join("target/image/cbam-api.tar")).await?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, &cluster.kubeconfig_yaml)?;
+    let before = snapshot(&cluster.client).await?;
+    let mut args: Vec<String> =
+        ["production", "--tier", "live", "--cluster", "existing", "--tool-image", kit::TOOL_IMAGE]
+            .map(str::to_owned)
+            .to_vec();
+    args.extend(["--kubeconfig".into(), kubeconfig.display().to_string()]);
+    args.extend(["--report".into(), dir.path().join("report").display().to_string()]);
+    // Only what leads to the phase runs.
+    for (id, _) in LIVE_CHECKS.iter().filter(|(id, _)| *id != ROLLOUT && *id != "live-pdb-drain") {
+        args.extend(["--skip-check".into(), (*id).to_owned()]);
+    }
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_conformance"))
+        .current_dir(root())
+        .args(&args)
+        .env("CBAM_CACHE", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let pid = child.id().ok_or("the run has no pid")?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let mut seen = false;
+    while std::time::Instant::now() < deadline && child.try_wait()?.is_none() {
+        if reached(&cluster.client, phase, "gl-cbam").await {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    if !seen {
+        let _ = child.kill().await;
+        let out = child.wait_with_output().await?;
+        return Err(format!(
+            "the run never reached {phase:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status()?;
+    let out = tokio::time::timeout(std::time::Duration::from_secs(300), child.wait_with_output()).await??;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let after = snapshot(&cluster.client).await?;
+    if out.status.code() != Some(2) || !stderr.contains("interrupted") {
+        return Err(format!(
+            "interrupted at {phase:?}: expected exit 2 naming the interrupt, found {:?}:\n{stderr}",
+            out.status.code()
+        )
+        .into());
+    }
+    if before != after {
+        return Err(format!(
+            "interrupted at {phase:?}, the cluster differs:\nbefore {before:#?}\nafter {after:#?}\n{stderr}"
+        )
+        .into());
+    }
+    let journal = dir.path().join("journal");
+    if journal.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+        return Err(format!("interrupted at {phase:?}: the journal still lists changes after they were undone").into());
+    }
+    eprintln!("interrupted at {phase:?}: {}", stderr.lines().find(|l| l.contains("interrupted")).unwrap_or(""));
+    Ok(())
+}
+
+fn run_interrupted(phase: Phase) -> Result<(), Failed> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(interrupted_at(phase))
+}
+
 fn main() {
     let args = Arguments::from_args();
     let mutations = match mutation::load(&root().join("fixtures/mutations/live.yaml")) {
@@ -157,5 +289,11 @@ fn main() {
                 .with_ignored_flag(true),
         );
     }
+    // An existing cluster is left as found whatever phase a run is interrupted in.
+    trials.push(Trial::test("cleanup::interrupted_during_apply", || run_interrupted(Phase::Apply)));
+    trials.push(Trial::test("cleanup::interrupted_during_drain", || run_interrupted(Phase::Drain)));
+    trials.push(
+        Trial::test("cleanup::interrupted_during_rollout", || run_interrupted(Phase::Rollout)).with_ignored_flag(true),
+    );
     libtest_mimic::run(&args, trials).exit();
 }

@@ -1,8 +1,10 @@
-//! The API server enforces the governance: a pod over the LimitRange maximum
-//! and a pod over the remaining quota are rejected (server-side dry run, so
-//! nothing is created).
+//! The API server enforces the governance exactly at the documented bounds:
+//! a container at the LimitRange maximum is admitted and one millicore over
+//! it rejected; a pod requesting exactly the quota's remaining CPU is
+//! admitted and one millicore more rejected (server-side dry run, so nothing
+//! is created). A bound looser or tighter than documented fails.
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
@@ -12,19 +14,38 @@ use crate::quantity::Quantity;
 
 /// A pod that passes the "restricted" Pod Security Standard, so only the
 /// resource rules can reject it.
-fn pod(name: &str, containers: usize, cpu_millis: u64) -> Result<Pod, serde_json::Error> {
-    let container = |i: usize| {
+/// One container per CPU amount (millicores, requests = limits).
+fn pod(name: &str, cpu_millis: &[u64]) -> Result<Pod, serde_json::Error> {
+    let container = |(i, cpu): (usize, &u64)| {
         json!({
             "name": format!("c{i}"), "image": "registry.k8s.io/pause:3.10.1", "imagePullPolicy": "Never",
-            "resources": {"requests": {"cpu": format!("{cpu_millis}m"), "memory": "16Mi"}, "limits": {"cpu": format!("{cpu_millis}m"), "memory": "16Mi"}},
+            "resources": {"requests": {"cpu": format!("{cpu}m"), "memory": "16Mi"}, "limits": {"cpu": format!("{cpu}m"), "memory": "16Mi"}},
             "securityContext": {"allowPrivilegeEscalation": false, "runAsNonRoot": true, "runAsUser": 65535,
                 "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
         })
     };
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-        "spec": {"containers": (0..containers).map(container).collect::<Vec<_>>()}
+        "spec": {"containers": cpu_millis.iter().enumerate().map(container).collect::<Vec<_>>()}
     }))
+}
+
+/// `total` millicores in containers of at least `min` and at most `max`
+/// each (a remainder below `min` borrows from the container before it).
+fn split(total: u64, min: u64, max: u64) -> Vec<u64> {
+    let max = max.max(1);
+    let mut parts = vec![max; usize::try_from(total / max).unwrap_or(0)];
+    let rest = total % max;
+    if rest > 0 {
+        match parts.last_mut() {
+            Some(last) if rest < min => {
+                *last -= min - rest;
+                parts.push(min);
+            }
+            _ => parts.push(rest),
+        }
+    }
+    parts
 }
 
 async fn dry_run(cx: &LiveContext<'_>, pod: &Pod) -> Result<(), (u16, String)> {
@@ -44,18 +65,26 @@ fn scaled_millis(value: &str, factor: u32) -> u64 {
     millis
 }
 
-/// Submits a probe pod (dry run) and records whether the API server
-/// rejected it with 403 and a message containing `reason`.
-async fn expect_rejection(
+/// What the API server must do with a probe pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Admitted,
+    /// Rejected with 403 and a message containing this.
+    Rejected(&'static str),
+}
+
+/// Submits a probe pod (dry run) and records whether the API server did
+/// what `want` says.
+async fn probe(
     cx: &LiveContext<'_>,
     r: &mut Recorder,
     object: &str,
-    probe: (&str, usize, u64),
+    pod_name: &str,
+    cpu: &[u64],
     subject: String,
-    reason: &str,
+    want: Want,
 ) {
-    let (name, containers, cpu_millis) = probe;
-    let pod = match pod(name, containers, cpu_millis) {
+    let pod = match pod(pod_name, cpu) {
         Ok(p) => p,
         Err(e) => return r.record(object, "probe pod", "built", e.to_string(), false),
     };
@@ -64,23 +93,67 @@ async fn expect_rejection(
         Ok(()) => "admitted".to_owned(),
         Err((code, message)) => format!("rejected ({code}): {message}"),
     };
-    let ok = matches!(&result, Err((403, m)) if m.contains(reason));
-    r.record(object, &subject, format!("rejected: {reason}"), text, ok);
+    let (expected, ok) = match want {
+        Want::Admitted => ("admitted".to_owned(), result.is_ok()),
+        Want::Rejected(reason) => {
+            (format!("rejected: {reason}"), matches!(&result, Err((403, m)) if m.contains(reason)))
+        }
+    };
+    r.record(object, &subject, expected, text, ok);
 }
 
 pub(crate) async fn limit_range_enforced(cx: &LiveContext<'_>, r: &mut Recorder) {
     let object = format!("LimitRange {}/{}", cx.namespace(), cx.governance.limit_range.name);
     let max = cx.governance.limit_range.container.max.get("cpu").map_or(0, |v| scaled_millis(v, cx.factor));
-    let subject = format!("a container with cpu {}m (max {max}m)", max * 2);
-    expect_rejection(cx, r, &object, ("conformance-over-limit-range", 1, max * 2), subject, "maximum cpu usage").await;
+    let at = format!("a container with cpu {max}m (the maximum)");
+    probe(cx, r, &object, "conformance-at-limit-range", &[max], at, Want::Admitted).await;
+    let over = format!("a container with cpu {}m (1m over the maximum {max}m)", max + 1);
+    probe(cx, r, &object, "conformance-over-limit-range", &[max + 1], over, Want::Rejected("maximum cpu usage")).await;
+}
+
+/// CPU requests the quota has already counted (its status).
+async fn quota_used_cpu(cx: &LiveContext<'_>) -> Result<u64, String> {
+    let api: Api<ResourceQuota> = Api::namespaced(cx.client.clone(), cx.namespace());
+    let quota = api.get(&cx.governance.resource_quota.name).await.map_err(|e| format!("read the quota: {e}"))?;
+    let used = quota.status.and_then(|s| s.used).and_then(|u| u.get("requests.cpu").map(|q| q.0.clone()));
+    Ok(used.map_or(0, |v| scaled_millis(&v, 1)))
 }
 
 pub(crate) async fn quota_enforced(cx: &LiveContext<'_>, r: &mut Recorder) {
     let object = format!("ResourceQuota {}/{}", cx.namespace(), cx.governance.resource_quota.name);
     let hard = cx.governance.resource_quota.hard.get("requests.cpu").map_or(0, |v| scaled_millis(v, cx.factor));
     let max = cx.governance.limit_range.container.max.get("cpu").map_or(1, |v| scaled_millis(v, cx.factor)).max(1);
-    // Containers each within the LimitRange, together beyond the whole quota.
-    let count = usize::try_from(hard / max + 2).unwrap_or(2);
-    let subject = format!("a pod requesting {}m cpu (quota {hard}m)", max * count as u64);
-    expect_rejection(cx, r, &object, ("conformance-over-quota", count, max), subject, "exceeded quota").await;
+    let min = cx.governance.limit_range.container.min.get("cpu").map_or(0, |v| scaled_millis(v, cx.factor));
+    let used = match quota_used_cpu(cx).await {
+        Ok(u) => u,
+        Err(e) => return r.record(&object, "requests.cpu used", "read from the quota's status", e, false),
+    };
+    let Some(remaining) = hard.checked_sub(used).filter(|left| *left > 0) else {
+        return r.record(
+            &object,
+            "requests.cpu",
+            format!("{hard}m documented, some left"),
+            format!("{used}m used"),
+            false,
+        );
+    };
+    // Containers each within the LimitRange, together exactly the rest of the quota, then 1m more.
+    let at = format!("a pod requesting {remaining}m cpu (quota {hard}m, {used}m used)");
+    probe(cx, r, &object, "conformance-at-quota", &split(remaining, min, max), at, Want::Admitted).await;
+    let over = format!("a pod requesting {}m cpu (1m over what the quota leaves)", remaining + 1);
+    let want = Want::Rejected("exceeded quota");
+    probe(cx, r, &object, "conformance-over-quota", &split(remaining + 1, min, max), over, want).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_a_total_into_containers_within_the_maximum() {
+        assert_eq!(split(1811, 7, 250), [250, 250, 250, 250, 250, 250, 250, 61]);
+        assert_eq!(split(500, 7, 250), [250, 250]);
+        assert_eq!(split(503, 7, 250), [250, 246, 7]);
+        assert_eq!(split(1, 0, 250), [1]);
+    }
 }

@@ -8,6 +8,7 @@ use kube::Client;
 
 use crate::environment::Env;
 use crate::fixtures::{Autoscaling, Environment, Governance, Workload};
+use crate::live::journal::Journal;
 
 #[derive(Clone)]
 pub(crate) struct LiveContext<'a> {
@@ -28,6 +29,8 @@ pub(crate) struct LiveContext<'a> {
     pub(crate) tool_image: String,
     /// The resource scale factor applied to this environment.
     pub(crate) factor: u32,
+    /// Where a check registers a change to the cluster before making it.
+    pub(crate) journal: &'a Journal,
 }
 
 impl std::fmt::Debug for LiveContext<'_> {

@@ -1,6 +1,7 @@
 //! The PDB during a drain: cordon a node that hosts an app pod, evict it
 //! through the Eviction API while sampling available replicas; a second
-//! eviction that would break the budget must be refused with 429; the drain
+//! eviction that would break the budget must be refused with 429 by that
+//! budget (its DisruptionBudget cause naming it); the drain
 //! completes once the replacement is Ready on another node.
 
 use std::sync::Arc;
@@ -8,21 +9,27 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use cbam_cluster::wait::{Poll, until};
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
 use serde_json::json;
 
 use crate::live::context::LiveContext;
+use crate::live::journal::{self, Undo};
 use crate::live::workload::{app_pods, is_ready, selector};
 use crate::outcome::Recorder;
 
+/// Cordons (registered in the journal first, so an interrupted run is
+/// undone) or uncordons (struck off the journal once done) a node.
 async fn cordon(cx: &LiveContext<'_>, node: &str, unschedulable: bool) -> Result<(), String> {
-    let nodes: Api<Node> = Api::all(cx.client.clone());
-    nodes
-        .patch(node, &PatchParams::default(), &Patch::Merge(json!({"spec": {"unschedulable": unschedulable}})))
-        .await
-        .map(drop)
-        .map_err(|e| format!("cordon {node}: {e}"))
+    let undo = Undo::Uncordon { node: node.to_owned() };
+    if unschedulable {
+        cx.journal.record(undo.clone()).map_err(|e| e.to_string())?;
+    }
+    journal::set_unschedulable(&cx.client, node, unschedulable).await?;
+    if !unschedulable {
+        cx.journal.done(&undo).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// The budget as the disruption controller last computed it.
@@ -54,9 +61,25 @@ async fn evict(cx: &LiveContext<'_>, pod: &str) -> Result<(), (u16, String)> {
         .map_err(|e| (0, e.to_string()))?;
     match cx.client.request_text(request).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) => Err((status.code, status.message)),
+        Err(kube::Error::Api(status)) => {
+            // The causes name the budget that refused (type DisruptionBudget).
+            let causes: Vec<String> = status
+                .details
+                .iter()
+                .flat_map(|d| d.causes.iter())
+                .map(|c| format!("[{}] {}", c.reason, c.message))
+                .collect();
+            Err((status.code, format!("{} {}", status.message, causes.join(" ")).trim().to_owned()))
+        }
         Err(e) => Err((0, e.to_string())),
     }
+}
+
+/// A refusal by the documented budget: 429 with a DisruptionBudget cause
+/// naming it. API Priority and Fairness also answers 429 ("too many
+/// requests"), which proves nothing about the PDB.
+fn refused_by_budget(code: u16, message: &str, pdb: &str) -> bool {
+    code == 429 && message.contains("[DisruptionBudget]") && message.contains(&format!("disruption budget {pdb} "))
 }
 
 pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
@@ -149,6 +172,7 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
         emptied.is_ok(),
     );
     let budget = pdb_status(cx).await;
+    let pdb = &cx.governance.pdb.name;
     let (mut allowed, mut refusal, mut error) = (0usize, None, None);
     for _ in 0..16 {
         let ready: Vec<String> = match app_pods(cx).await {
@@ -161,8 +185,8 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
         let Some(next) = ready.into_iter().find(|p| *p != victim_name) else { break };
         match evict(cx, &next).await {
             Ok(()) => allowed += 1,
-            Err((429, _)) => {
-                refusal = Some(next);
+            Err((code, message)) if refused_by_budget(code, &message, pdb) => {
+                refusal = Some(format!("{next}: {message}"));
                 break;
             }
             Err((code, message)) => {
@@ -174,7 +198,7 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
     r.record(
         &object,
         &format!("further evictions while {victim_name} is replaced"),
-        "one refused with 429 once the budget is spent",
+        format!("one refused with 429 by the disruption budget {pdb} once it is spent"),
         match (&refusal, &error) {
             (Some(pod), _) => format!("{allowed} allowed, then {pod} refused with 429 (PDB before: {budget})"),
             (None, Some(e)) => format!("{allowed} allowed, then {e} (PDB before: {budget})"),
@@ -224,5 +248,19 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
     );
     if let Err(e) = uncordoned {
         r.record(&object, "uncordon", "node schedulable again", e, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused_by_budget;
+
+    #[test]
+    fn only_the_named_budget_refusing_counts() {
+        let by_budget = "Cannot evict pod as it would violate the pod's disruption budget. [DisruptionBudget] The disruption budget cbam-api-pdb needs 2 healthy pods and has 2 currently";
+        assert!(refused_by_budget(429, by_budget, "cbam-api-pdb"));
+        assert!(!refused_by_budget(429, by_budget, "other-pdb"));
+        assert!(!refused_by_budget(429, "Too many requests, please try again later.", "cbam-api-pdb"));
+        assert!(!refused_by_budget(500, by_budget, "cbam-api-pdb"));
     }
 }

@@ -23,6 +23,7 @@ use crate::fixtures::{Environment, Replicas};
 use crate::live::apply::{ApplyError, apply};
 use crate::live::autoscaling::{self, Profile};
 use crate::live::context::LiveContext;
+use crate::live::journal::{self, Journal, JournalError, Undo};
 use crate::live::run_ca::{self, RunCaError};
 use crate::live::{admission, drain, edge, fit, unready, workload};
 use crate::manifest::Object;
@@ -52,20 +53,18 @@ pub enum LiveError {
     Apply(#[from] ApplyError),
     #[error("read the cluster: {0}")]
     Read(String),
-    #[error("clean up namespace {namespace}")]
-    Cleanup {
-        namespace: String,
-        #[source]
-        source: WaitError,
-    },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("undo what an earlier, interrupted run changed on this cluster: {0} (fix that, then `--cleanup-only`)")]
+    Leftovers(String),
     #[error(transparent)]
     Existing(#[from] ExistingError),
     #[error(
         "use namespace {0} on the existing cluster: it already exists (the harness only runs in namespaces it creates, and removes them; use a dedicated cluster or delete it)"
     )]
     NamespaceExists(String),
-    #[error("finish: interrupted (Ctrl-C or SIGTERM); what the run created was removed (a --reuse cluster is kept)")]
-    Interrupted,
+    #[error("finish: interrupted (Ctrl-C or SIGTERM); {0}")]
+    Interrupted(String),
 }
 
 impl From<ClusterError> for LiveError {
@@ -110,6 +109,11 @@ pub struct Target<'c> {
     tool_image: String,
     /// Wait for each namespace to be gone (not when the cluster goes next).
     wait_cleanup: bool,
+    /// The ingress controller's image when the run knows which one it
+    /// reaches (the port-forwarded pod of an existing cluster).
+    controller: Option<String>,
+    /// Every change the run makes to the cluster, to undo.
+    journal: &'c Journal,
 }
 
 impl std::fmt::Debug for Target<'_> {
@@ -122,7 +126,7 @@ impl std::fmt::Debug for Target<'_> {
 }
 
 impl<'c> Target<'c> {
-    pub fn kit(cluster: &'c KitCluster) -> Self {
+    pub fn kit(cluster: &'c KitCluster, journal: &'c Journal) -> Self {
         Target {
             client: cluster.client.clone(),
             http_port: cluster.http_port,
@@ -130,10 +134,12 @@ impl<'c> Target<'c> {
             kit: Some(cluster),
             tool_image: kit::TOOL_IMAGE.to_owned(),
             wait_cleanup: true,
+            controller: None,
+            journal,
         }
     }
 
-    fn existing(cluster: &ExistingCluster) -> Self {
+    fn existing(cluster: &ExistingCluster, journal: &'c Journal) -> Self {
         Target {
             client: cluster.client.clone(),
             http_port: cluster.http_port,
@@ -142,6 +148,8 @@ impl<'c> Target<'c> {
             // Pulled by the cluster itself (the harness reaches no registry).
             tool_image: "docker.io/library/busybox:1.37".to_owned(),
             wait_cleanup: true,
+            controller: Some(cluster.ingress_image.clone()),
+            journal,
         }
     }
 }
@@ -155,6 +163,9 @@ pub struct LiveRun {
     pub notes: Vec<String>,
     /// Markdown sections for the report (autoscaling step tables).
     pub sections: Vec<String>,
+    /// What the run could not undo on the cluster (a namespace still
+    /// terminating): reported beside the verdict, kept in the journal.
+    pub cleanup: Vec<String>,
 }
 
 /// Live check ids and what each proves, in run order.
@@ -302,31 +313,6 @@ async fn diagnostics(client: &Client, namespace: &str, dir: &Path) {
     }
 }
 
-/// Deletes the namespace; waits for it to be gone only when the cluster
-/// outlives the run (reused, a test's, or an existing one).
-async fn delete_namespace(client: &Client, namespace: &str, t: &Timeouts, wait: bool) -> Result<(), LiveError> {
-    // The app's graceful drain was observed by the checks; cleanup need not wait for it.
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let _ = pods.delete_collection(&DeleteParams::background().grace_period(0), &ListParams::default()).await;
-    let api: Api<Namespace> = Api::all(client.clone());
-    let _ = api.delete(namespace, &DeleteParams::background()).await;
-    if !wait {
-        return Ok(());
-    }
-    until(&format!("namespace {namespace} deleted"), t.rollout, || {
-        let api = api.clone();
-        async move {
-            match api.get_opt(namespace).await {
-                Ok(None) => Poll::Done(()),
-                Ok(Some(ns)) => Poll::Pending(format!("phase {:?}", ns.status.and_then(|s| s.phase))),
-                Err(e) => Poll::Pending(e.to_string()),
-            }
-        }
-    })
-    .await
-    .map_err(|source| LiveError::Cleanup { namespace: namespace.to_owned(), source })
-}
-
 struct Env<'a> {
     result: &'a EnvResult,
     fixture: &'a Environment,
@@ -386,6 +372,8 @@ async fn environment(
     // Namespace, then governance (as the summary's commands), secrets, the rest.
     let (namespaces, rest): (Vec<&Object>, Vec<&Object>) =
         objects.iter().partition(|o| matches!(o, Object::Namespace(_)));
+    let undo_namespace = Undo::DeleteNamespace { name: ns.clone() };
+    cluster.journal.record(undo_namespace.clone())?;
     for object in namespaces.into_iter().chain(governance.iter()).chain(secrets.iter()).chain(rest) {
         apply(client, object).await?;
     }
@@ -404,6 +392,7 @@ async fn environment(
         controller: env.controller.to_owned(),
         tool_image: opts.tool_image.clone().unwrap_or_else(|| cluster.tool_image.clone()),
         factor,
+        journal: cluster.journal,
     };
     let rolled = {
         let since = Instant::now();
@@ -462,7 +451,18 @@ async fn environment(
         diagnostics(client, &ns, &opts.report_dir.join("diagnostics").join(cx.env.as_str())).await;
     }
     let since = Instant::now();
-    delete_namespace(client, &ns, t, cluster.wait_cleanup).await?;
+    if cluster.wait_cleanup {
+        match journal::delete_namespace(client, &ns, t.rollout).await {
+            Ok(()) => cluster.journal.done(&undo_namespace)?,
+            // Reported beside the verdict and kept in the journal for the next run.
+            Err(e) => out.cleanup.push(format!("{undo_namespace}: {e}")),
+        }
+    } else {
+        // The cluster goes next: no need to wait.
+        let api: Api<Namespace> = Api::all(client.clone());
+        let _ = api.delete(&ns, &DeleteParams::background()).await;
+        cluster.journal.done(&undo_namespace)?;
+    }
     timed(&mut out.timings, format!("{}: cleanup", cx.env), since);
     Ok(())
 }
@@ -471,7 +471,14 @@ async fn environment(
 /// many runs): gate, image, then every environment of `run`.
 pub async fn run_on(run: &StaticRun, opts: &LiveOptions, cluster: &KitCluster) -> Result<LiveRun, LiveError> {
     let mut out = LiveRun::default();
-    body(run, opts, &Target::kit(cluster), &Timeouts::default(), &mut out).await?;
+    let journal = Journal::in_memory();
+    let t = Timeouts::default();
+    let result = body(run, opts, &Target::kit(cluster, &journal), &t, &mut out).await;
+    if result.is_err() {
+        // The cluster outlives the run (the tests share one): leave it clean.
+        journal.unwind(&cluster.client, t.rollout).await;
+    }
+    result?;
     Ok(out)
 }
 
@@ -493,7 +500,10 @@ async fn body(
         Ok(v) => format!("Kubernetes {} ({})", v.git_version, v.platform),
         Err(e) => format!("Kubernetes version unknown: {e}"),
     });
-    let controller = controller_image(&cluster.client).await;
+    let controller = match &cluster.controller {
+        Some(image) => image.clone(),
+        None => controller_image(&cluster.client).await,
+    };
     out.notes.push(format!("ingress controller: {controller}"));
     if let Some(kit) = cluster.kit {
         let since = Instant::now();
@@ -528,8 +538,65 @@ async fn interrupted() {
     }
 }
 
+/// Where the cleanup journals of existing clusters live.
+fn journal_dir() -> PathBuf {
+    std::env::var_os("CBAM_CACHE").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/cbam-conformance"),
+        PathBuf::from,
+    )
+}
+
+/// The journal of an existing cluster, with what an interrupted earlier run
+/// left undone already undone (a line per change, for the report).
+async fn replayed_journal(cluster: &ExistingCluster, t: &Timeouts) -> Result<(Journal, Vec<String>), LiveError> {
+    let journal = Journal::open(&journal::path_for(&journal_dir(), &cluster.server, &cluster.context))?;
+    let leftovers: Vec<String> = journal.pending().iter().map(ToString::to_string).collect();
+    let problems = journal.unwind(&cluster.client, t.rollout).await;
+    if !problems.is_empty() {
+        return Err(LiveError::Leftovers(problems.join("; ")));
+    }
+    Ok((journal, leftovers))
+}
+
+/// `--cleanup-only`: undo what interrupted runs left on an existing
+/// cluster, and nothing else. Returns what was undone.
+pub async fn cleanup_only(existing: &ExistingOptions) -> Result<Vec<String>, LiveError> {
+    let t = Timeouts::default();
+    let (client, context, server) = cbam_cluster::existing::client(existing).await?;
+    let journal = Journal::open(&journal::path_for(&journal_dir(), &server, &context))?;
+    let leftovers: Vec<String> = journal.pending().iter().map(ToString::to_string).collect();
+    let problems = journal.unwind(&client, t.rollout).await;
+    if problems.is_empty() { Ok(leftovers) } else { Err(LiveError::Leftovers(problems.join("; "))) }
+}
+
+/// Whatever the run did not undo itself (an error, an interrupt) is undone
+/// now, newest first; the error says what happened to the cluster.
+async fn finally(
+    result: Result<(), LiveError>,
+    journal: &Journal,
+    client: &Client,
+    t: &Timeouts,
+) -> Result<(), LiveError> {
+    let Err(error) = result else { return Ok(()) };
+    let left: Vec<String> = journal.pending().iter().map(ToString::to_string).collect();
+    let problems = journal.unwind(client, t.rollout).await;
+    let summary = match (left.is_empty(), problems.is_empty()) {
+        (true, _) => "the run had changed nothing on the cluster".to_owned(),
+        (false, true) => format!("undone: {}", left.join(", ")),
+        (false, false) => format!("NOT undone (the next run or --cleanup-only retries): {}", problems.join("; ")),
+    };
+    Err(match error {
+        LiveError::Interrupted(_) => LiveError::Interrupted(summary),
+        other => {
+            eprintln!("live tier: after the error below, {summary}");
+            other
+        }
+    })
+}
+
 /// The live tier on an existing cluster: nothing is created outside the
-/// environments' namespaces, which must not exist before the run.
+/// environments' namespaces, which must not exist before the run; every
+/// change is journalled and undone on every exit path.
 async fn run_existing(
     static_run: &StaticRun,
     opts: &LiveOptions,
@@ -543,12 +610,23 @@ async fn run_existing(
         "cluster: existing, context {}, ingress {} through a port-forward on 127.0.0.1",
         cluster.context, cluster.ingress
     ));
+    let (journal, leftovers) = match replayed_journal(&cluster, &t).await {
+        Ok(j) => j,
+        Err(e) => {
+            cluster.close();
+            return Err(e);
+        }
+    };
+    if !leftovers.is_empty() {
+        out.notes.push(format!("undone first, left by an interrupted earlier run: {}", leftovers.join(", ")));
+    }
     timed(&mut out.timings, "connect".into(), since);
-    let target = Target::existing(&cluster);
+    let target = Target::existing(&cluster, &journal);
     let result = tokio::select! {
         result = body(static_run, opts, &target, &t, &mut out) => result,
-        () = interrupted() => Err(LiveError::Interrupted),
+        () = interrupted() => Err(LiveError::Interrupted(String::new())),
     };
+    let result = finally(result, &journal, &cluster.client, &t).await;
     cluster.close();
     result?;
     Ok(out)
@@ -578,10 +656,20 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
     let cluster = KitCluster::up(&KitOptions { name, agents: opts.agents, image, timeouts: t, reuse }).await?;
     timed(&mut out.timings, "cluster up".into(), since);
     // A cluster removed right after the run need not wait for its namespaces.
-    let target = Target { wait_cleanup: cluster.kept(), ..Target::kit(&cluster) };
+    let journal = Journal::in_memory();
+    let target = Target { wait_cleanup: cluster.kept(), ..Target::kit(&cluster, &journal) };
     let result = tokio::select! {
         result = body(static_run, opts, &target, &t, &mut out) => result,
-        () = interrupted() => Err(LiveError::Interrupted),
+        () = interrupted() => Err(LiveError::Interrupted(String::new())),
+    };
+    // A kept cluster is left clean; one removed next needs no undo.
+    let result = if cluster.kept() {
+        finally(result, &journal, &cluster.client, &t).await
+    } else {
+        result.map_err(|e| match e {
+            LiveError::Interrupted(_) => LiveError::Interrupted("the cluster the run created is removed".into()),
+            other => other,
+        })
     };
     if cluster.kept() {
         out.notes.push(format!(
