@@ -13,6 +13,7 @@ mod hpa_reading;
 pub mod journal;
 mod load;
 mod metrics_pipeline;
+mod rate_bucket;
 mod run;
 mod run_ca;
 mod scale_down;

@@ -203,7 +203,8 @@ struct ScenarioRun {
 async fn scale_up(cx: &LiveContext<'_>, scenario: &Scenario, claim: &Claim) -> Result<ScenarioRun, String> {
     let client = edge::https(cx)?;
     let mut sampler = Sampler::new(cx);
-    let generator = Generator::start(client, edge::url(cx, "/api/v1/pipeline/runs"), scenario.load);
+    let generator =
+        Generator::start(client, edge::url(cx, "/api/v1/pipeline/runs"), scenario.load, cx.ingress_log.clone());
     let mut ticker = tokio::time::interval(Duration::from_secs(cx.autoscaling.sample_interval_seconds.max(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut observations = Vec::new();

@@ -9,6 +9,7 @@ use kube::Client;
 use crate::environment::Env;
 use crate::fixtures::{Autoscaling, Environment, Governance, Workload};
 use crate::live::journal::Journal;
+use crate::live::rate_bucket::IngressLog;
 
 #[derive(Clone)]
 pub(crate) struct LiveContext<'a> {
@@ -31,6 +32,8 @@ pub(crate) struct LiveContext<'a> {
     pub(crate) factor: u32,
     /// Where a check registers a change to the cluster before making it.
     pub(crate) journal: &'a Journal,
+    /// Every request the run sends through the ingress (the rate limit's bucket).
+    pub(crate) ingress_log: IngressLog,
 }
 
 impl std::fmt::Debug for LiveContext<'_> {

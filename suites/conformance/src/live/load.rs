@@ -14,6 +14,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::fixtures::Load;
+use crate::live::edge;
+use crate::live::rate_bucket::IngressLog;
 
 /// Requests sent and how they were answered.
 #[derive(Debug, Default)]
@@ -71,7 +73,7 @@ pub(crate) struct Generator {
 impl Generator {
     /// Starts the load against `url` (POST), with `client` resolving the
     /// environment's host to the ingress on 127.0.0.1.
-    pub(crate) fn start(client: Client, url: String, load: Load) -> Self {
+    pub(crate) fn start(client: Client, url: String, load: Load, log: IngressLog) -> Self {
         let counters = Arc::new(Counters::default());
         let (stop, mut stopped) = watch::channel(false);
         let body =
@@ -104,22 +106,18 @@ impl Generator {
                     counters.sent.fetch_add(1, Ordering::SeqCst);
                     // Open loop: the response is not awaited before the next arrival.
                     let (client, url, body, counters) = (client.clone(), url.clone(), body.clone(), counters.clone());
+                    let log = log.clone();
                     tokio::spawn(async move {
-                        let counter = match client
-                            .post(&url)
-                            .header("content-type", "application/json")
-                            .body(body)
-                            .send()
-                            .await
-                        {
+                        let sent = std::time::Instant::now();
+                        let response =
+                            client.post(&url).header("content-type", "application/json").body(body).send().await;
+                        if let Ok(r) = &response {
+                            log.record(sent, !edge::rate_limited(r));
+                        }
+                        let counter = match response {
                             Ok(r) if r.status().is_success() => &counters.accepted,
-                            Ok(r) if r.status().as_u16() == 429 => {
-                                let json = r
-                                    .headers()
-                                    .get("content-type")
-                                    .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-                                if json { &counters.busy } else { &counters.rate_limited }
-                            }
+                            Ok(r) if edge::rate_limited(&r) => &counters.rate_limited,
+                            Ok(r) if r.status().as_u16() == 429 => &counters.busy,
                             _ => &counters.failed,
                         };
                         counter.fetch_add(1, Ordering::SeqCst);
@@ -189,7 +187,8 @@ mod tests {
                 });
             }
         });
-        let generator = Generator::start(Client::new(), format!("http://{addr}/runs"), load(3, 0.0, 5));
+        let generator =
+            Generator::start(Client::new(), format!("http://{addr}/runs"), load(3, 0.0, 5), IngressLog::default());
         let done = until("every request answered", Duration::from_secs(5), || {
             let s = generator.stats();
             async move {

@@ -24,6 +24,7 @@ use crate::live::apply::{ApplyError, apply};
 use crate::live::autoscaling::{self, Profile};
 use crate::live::context::LiveContext;
 use crate::live::journal::{self, Journal, JournalError, Undo};
+use crate::live::rate_bucket::IngressLog;
 use crate::live::run_ca::{self, RunCaError};
 use crate::live::{admission, drain, edge, fit, unready, workload};
 use crate::manifest::Object;
@@ -393,6 +394,7 @@ async fn environment(
         tool_image: opts.tool_image.clone().unwrap_or_else(|| cluster.tool_image.clone()),
         factor,
         journal: cluster.journal,
+        ingress_log: IngressLog::default(),
     };
     let rolled = {
         let since = Instant::now();
