@@ -18,6 +18,11 @@ source "$here/../versions.env"
 kit="${CBAM_KIT:-$HOME/.cache/cbam-conformance/kit}"
 out="$kit/traefik-$TRAEFIK_VERSION"
 if [ -f "$out/.complete" ]; then echo "kit: traefik $TRAEFIK_VERSION cached"; exit 0; fi
+# One at a time: build.sh resolves Traefik ahead (GO_BUILD_RESOLVE_ONLY=1,
+# passed on to go-build.sh) while the compiler is busy with another part.
+mkdir -p "$out"
+exec 8>"$out/.build.lock"
+flock 8
 overrides="$out/overrides"
 rm -rf "$overrides"
 mkdir -p "$overrides/ext"

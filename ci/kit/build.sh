@@ -132,6 +132,7 @@ component() { # component NAME: builds it (its module resolved ahead, see below)
 # compiler keeps both cores); each build step then finds them in place.
 ahead() {
   bash "$here/build-rootfs.sh" >"$kit/rootfs-ahead.log" 2>&1 || true
+  GO_BUILD_RESOLVE_ONLY=1 bash "$here/build-traefik.sh" >>"$kit/resolve-ahead.log" 2>&1 || true
   local line name module version bins
   while IFS='|' read -r name module version bins; do
     # shellcheck disable=SC2086 # BIN=PACKAGE words

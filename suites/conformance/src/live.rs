@@ -14,6 +14,7 @@ pub mod journal;
 mod load;
 mod metrics_pipeline;
 mod rate_bucket;
+mod restarts;
 mod run;
 mod run_ca;
 mod scale_down;

@@ -55,6 +55,10 @@ pub struct Mutation {
     /// one): another CI mutation already breaks each check it names.
     #[serde(default)]
     pub nightly_only: Option<String>,
+    /// Why the exhaustive run (every live check on this mutation) is left
+    /// out for it: its effect reaches checks it does not name at random.
+    #[serde(default)]
+    pub not_exhaustive: Option<String>,
 }
 
 pub fn load(path: &Path) -> Result<Vec<Mutation>, MutationError> {

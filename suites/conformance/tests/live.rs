@@ -284,10 +284,12 @@ fn main() {
             Trial::test(format!("mutation::{name}"), move || run_mutation(&named[index], Scope::Named))
                 .with_ignored_flag(mutations[index].nightly_only.is_some()),
         );
-        trials.push(
-            Trial::test(format!("exhaustive::{name}"), move || run_mutation(&exhaustive[index], Scope::Exhaustive))
-                .with_ignored_flag(true),
-        );
+        if mutations[index].not_exhaustive.is_none() {
+            trials.push(
+                Trial::test(format!("exhaustive::{name}"), move || run_mutation(&exhaustive[index], Scope::Exhaustive))
+                    .with_ignored_flag(true),
+            );
+        }
     }
     // An existing cluster is left as found whatever phase a run is interrupted in.
     trials.push(Trial::test("cleanup::interrupted_during_apply", || run_interrupted(Phase::Apply)));

@@ -10,6 +10,7 @@ use crate::environment::Env;
 use crate::fixtures::{Autoscaling, Environment, Governance, Workload};
 use crate::live::journal::Journal;
 use crate::live::rate_bucket::IngressLog;
+use crate::live::restarts::RestartLog;
 
 #[derive(Clone)]
 pub(crate) struct LiveContext<'a> {
@@ -34,6 +35,8 @@ pub(crate) struct LiveContext<'a> {
     pub(crate) journal: &'a Journal,
     /// Every request the run sends through the ingress (the rate limit's bucket).
     pub(crate) ingress_log: IngressLog,
+    /// Restart counts of the app's containers, sampled after every check.
+    pub(crate) restarts: RestartLog,
 }
 
 impl std::fmt::Debug for LiveContext<'_> {

@@ -25,6 +25,7 @@ use crate::live::autoscaling::{self, Profile};
 use crate::live::context::LiveContext;
 use crate::live::journal::{self, Journal, JournalError, Undo};
 use crate::live::rate_bucket::IngressLog;
+use crate::live::restarts::{self, RestartLog};
 use crate::live::run_ca::{self, RunCaError};
 use crate::live::{admission, drain, edge, fit, unready, workload};
 use crate::manifest::Object;
@@ -188,6 +189,8 @@ pub const LIVE_CHECKS: &[(&str, &str)] = &[
     // Last: it spends the client's budget for a minute, which would refuse
     // the requests of any check after it (the autoscaling load included).
     ("live-rate-limit", "the request after 100 in a minute gets 429"),
+    // Last: it judges the whole run, after a full liveness window.
+    ("live-no-restarts", "no workload container restarts during the run"),
 ];
 
 fn timed(timings: &mut Vec<(String, f64)>, phase: String, since: Instant) {
@@ -395,6 +398,7 @@ async fn environment(
         factor,
         journal: cluster.journal,
         ingress_log: IngressLog::default(),
+        restarts: RestartLog::default(),
     };
     let rolled = {
         let since = Instant::now();
@@ -436,6 +440,7 @@ async fn environment(
                 "live-quota-enforced" => admission::quota_enforced(&cx, &mut r).await,
                 "live-pdb-drain" => drain::pdb_during_drain(&cx, &mut r).await,
                 "live-rate-limit" => edge::rate_limit(&cx, &mut r).await,
+                "live-no-restarts" => restarts::no_restarts(&cx, &mut r).await,
                 "live-autoscaling" => {
                     let sections = autoscaling::autoscaling(&cx, opts.profile, &opts.report_dir, &mut r).await;
                     out.sections.extend(sections);
@@ -446,6 +451,7 @@ async fn environment(
         if r.outcomes.is_empty() {
             r.record("harness", "facts compared", "at least one", "none", false);
         }
+        cx.restarts.sample(&cx).await;
         out.outcomes.append(&mut r.outcomes);
         timed(&mut out.timings, format!("{}: {id}", cx.env), since);
     }

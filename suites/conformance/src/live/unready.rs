@@ -100,6 +100,7 @@ pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recor
     if !matches!(before, Ok(Some(true))) {
         return;
     }
+    cx.restarts.on_purpose(&name);
     if let Err(e) = terminate_app(cx, &name).await {
         return r.record(&object, "make a pod unready", "SIGTERM delivered", e, false);
     }
