@@ -111,36 +111,41 @@ pub(crate) async fn limit_range_enforced(cx: &LiveContext<'_>, r: &mut Recorder)
     probe(cx, r, &object, "conformance-over-limit-range", &[max + 1], over, Want::Rejected("maximum cpu usage")).await;
 }
 
-/// CPU requests the quota has already counted (its status).
-async fn quota_used_cpu(cx: &LiveContext<'_>) -> Result<u64, String> {
+/// CPU the quota has already counted (its status) under `key`.
+async fn quota_used(cx: &LiveContext<'_>, key: &str) -> Result<u64, String> {
     let api: Api<ResourceQuota> = Api::namespaced(cx.client.clone(), cx.namespace());
     let quota = api.get(&cx.governance.resource_quota.name).await.map_err(|e| format!("read the quota: {e}"))?;
-    let used = quota.status.and_then(|s| s.used).and_then(|u| u.get("requests.cpu").map(|q| q.0.clone()));
+    let used = quota.status.and_then(|s| s.used).and_then(|u| u.get(key).map(|q| q.0.clone()));
     Ok(used.map_or(0, |v| scaled_millis(&v, 1)))
 }
 
 pub(crate) async fn quota_enforced(cx: &LiveContext<'_>, r: &mut Recorder) {
     let object = format!("ResourceQuota {}/{}", cx.namespace(), cx.governance.resource_quota.name);
-    let hard = cx.governance.resource_quota.hard.get("requests.cpu").map_or(0, |v| scaled_millis(v, cx.factor));
     let max = cx.governance.limit_range.container.max.get("cpu").map_or(1, |v| scaled_millis(v, cx.factor)).max(1);
     let min = cx.governance.limit_range.container.min.get("cpu").map_or(0, |v| scaled_millis(v, cx.factor));
-    let used = match quota_used_cpu(cx).await {
-        Ok(u) => u,
-        Err(e) => return r.record(&object, "requests.cpu used", "read from the quota's status", e, false),
+    // The probe's containers request what they limit: what is left is the
+    // smaller of the documented requests.cpu and limits.cpu rests.
+    let mut left: Vec<(String, u64, u64, u64)> = Vec::new();
+    for key in ["requests.cpu", "limits.cpu"] {
+        let Some(hard) = cx.governance.resource_quota.hard.get(key).map(|v| scaled_millis(v, cx.factor)) else {
+            continue;
+        };
+        let used = match quota_used(cx, key).await {
+            Ok(u) => u,
+            Err(e) => return r.record(&object, &format!("{key} used"), "read from the quota's status", e, false),
+        };
+        left.push((key.to_owned(), hard, used, hard.saturating_sub(used)));
+    }
+    let Some((key, hard, used, remaining)) = left.into_iter().min_by_key(|(_, _, _, rest)| *rest) else {
+        return r.record(&object, "cpu", "a documented requests.cpu or limits.cpu", "none", false);
     };
-    let Some(remaining) = hard.checked_sub(used).filter(|left| *left > 0) else {
-        return r.record(
-            &object,
-            "requests.cpu",
-            format!("{hard}m documented, some left"),
-            format!("{used}m used"),
-            false,
-        );
-    };
+    if remaining == 0 {
+        return r.record(&object, &key, format!("{hard}m documented, some left"), format!("{used}m used"), false);
+    }
     // Containers each within the LimitRange, together exactly the rest of the quota, then 1m more.
-    let at = format!("a pod requesting {remaining}m cpu (quota {hard}m, {used}m used)");
+    let at = format!("a pod with {remaining}m cpu, what {key} leaves ({hard}m documented, {used}m used)");
     probe(cx, r, &object, "conformance-at-quota", &split(remaining, min, max), at, Want::Admitted).await;
-    let over = format!("a pod requesting {}m cpu (1m over what the quota leaves)", remaining + 1);
+    let over = format!("a pod with {}m cpu (1m over what {key} leaves)", remaining + 1);
     let want = Want::Rejected("exceeded quota");
     probe(cx, r, &object, "conformance-over-quota", &split(remaining + 1, min, max), over, want).await;
 }

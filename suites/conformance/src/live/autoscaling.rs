@@ -210,6 +210,9 @@ async fn scale_up(cx: &LiveContext<'_>, scenario: &Scenario, claim: &Claim) -> R
     let mut observations = Vec::new();
     let verdict = loop {
         ticker.tick().await;
+        // Pods coming and going change the routing: the rate limit's bucket
+        // restarts (see rate_bucket), so each sample notes the version.
+        cx.ingress_log.routing(Instant::now(), edge::routing_version(cx).await);
         match sampler.observe().await {
             Ok(o) => observations.push(o),
             // A failed read is retried at the next tick; the judge's deadlines still apply.

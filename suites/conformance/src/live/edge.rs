@@ -251,7 +251,7 @@ async fn burst(cx: &LiveContext<'_>, client: &Client, budget: u32) -> Result<(Ve
 
 /// A fingerprint of what makes the controller rebuild its middlewares (and
 /// so start the bucket again): the Service's EndpointSlices and the Ingress.
-async fn routing_version(cx: &LiveContext<'_>) -> String {
+pub(crate) async fn routing_version(cx: &LiveContext<'_>) -> String {
     use k8s_openapi::api::discovery::v1::EndpointSlice;
     use k8s_openapi::api::networking::v1::Ingress;
     let selector = format!("kubernetes.io/service-name={}", cx.workload.service.name);
@@ -290,8 +290,29 @@ pub(crate) async fn rate_limit(cx: &LiveContext<'_>, r: &mut Recorder) {
     // controller would start a new bucket). One retry once the bucket is
     // full again; a second change leaves the limit not verified.
     for attempt in 1..=2 {
-        let earlier = cx.ingress_log.passages();
         let before = routing_version(cx).await;
+        cx.ingress_log.routing(Instant::now(), before.clone());
+        // The controller rebuilt its middlewares at the last routing change:
+        // requests before it met another bucket. Requests sent while the
+        // change was under way may have met either: then the burst waits
+        // until a minute after them, when any bucket is full again.
+        let mut earlier = cx.ingress_log.passages();
+        if let Some(change) = cx.ingress_log.last_change() {
+            let unsure = earlier
+                .iter()
+                .filter(|p| p.passed && change.before.is_none_or(|b| p.at > b) && p.at <= change.seen)
+                .map(|p| p.at)
+                .max();
+            if let Some(last) = unsure {
+                let full = last + std::time::Duration::from_secs(61);
+                eprintln!(
+                    "live-rate-limit: requests were sent while the routing changed; waiting {:.0} s for a full bucket",
+                    full.saturating_duration_since(Instant::now()).as_secs_f64()
+                );
+                tokio::time::sleep_until(full.into()).await;
+            }
+            earlier.retain(|p| p.at > change.seen);
+        }
         let started = Instant::now();
         let (times, refused) = match burst(cx, &client, budget).await {
             Ok(b) => b,

@@ -19,22 +19,49 @@ pub(crate) struct Passage {
     pub(crate) passed: bool,
 }
 
-/// Every HTTPS request the run sends through the ingress.
+/// Every HTTPS request the run sends through the ingress, and samples of
+/// the routing (EndpointSlices and Ingress versions): a change makes the
+/// controller rebuild its middlewares, and the bucket starts full again.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct IngressLog(Arc<Mutex<Vec<Passage>>>);
+pub(crate) struct IngressLog {
+    passages: Arc<Mutex<Vec<Passage>>>,
+    routing: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+/// Where the bucket the burst meets may have started.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct BucketStart {
+    /// The last routing change was first seen here (the rebuild is before).
+    pub(crate) seen: Instant,
+    /// The sample before, still showing the old routing.
+    pub(crate) before: Option<Instant>,
+}
 
 impl IngressLog {
     pub(crate) fn record(&self, at: Instant, passed: bool) {
-        if let Ok(mut log) = self.0.lock() {
+        if let Ok(mut log) = self.passages.lock() {
             log.push(Passage { at, passed });
+        }
+    }
+
+    /// A sample of the routing version at `at`.
+    pub(crate) fn routing(&self, at: Instant, version: String) {
+        if let Ok(mut samples) = self.routing.lock() {
+            samples.push((at, version));
         }
     }
 
     /// The passages so far, in the order they were sent.
     pub(crate) fn passages(&self) -> Vec<Passage> {
-        let mut all = self.0.lock().map(|l| l.clone()).unwrap_or_default();
+        let mut all = self.passages.lock().map(|l| l.clone()).unwrap_or_default();
         all.sort_by_key(|p| p.at);
         all
+    }
+
+    /// The last routing change the samples show, if any.
+    pub(crate) fn last_change(&self) -> Option<BucketStart> {
+        let samples = self.routing.lock().map(|s| s.clone()).unwrap_or_default();
+        samples.windows(2).rev().find(|w| w[0].1 != w[1].1).map(|w| BucketStart { seen: w[1].0, before: Some(w[0].0) })
     }
 }
 
@@ -216,6 +243,19 @@ mod tests {
         // A minute later the bucket is full again.
         let later = t + Duration::from_secs(61);
         assert_eq!(judge(DOCUMENTED, &earlier, &burst(later, 101, 0), true, 0.05).predicted, Some(101));
+    }
+
+    #[test]
+    fn the_last_routing_change_is_where_a_new_bucket_may_start() {
+        let log = IngressLog::default();
+        let t = Instant::now();
+        assert_eq!(log.last_change(), None);
+        log.routing(t, "a".into());
+        log.routing(t + Duration::from_secs(1), "a".into());
+        log.routing(t + Duration::from_secs(2), "b".into());
+        log.routing(t + Duration::from_secs(3), "b".into());
+        let change = log.last_change().expect("a change");
+        assert_eq!((change.before, change.seen), (Some(t + Duration::from_secs(1)), t + Duration::from_secs(2)));
     }
 
     #[test]

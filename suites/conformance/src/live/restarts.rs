@@ -2,9 +2,11 @@
 //! that starts failing or an OOM kill goes unnoticed if only the checks'
 //! own requests are looked at, so the app's pods are sampled after every
 //! check (pods a drain or a scale-down removes later are still counted),
-//! and the last check waits until every pod has lived through one full
-//! liveness window before it judges. The one restart the run causes on
-//! purpose (`live-unready-endpoints` ends one pod's process) is allowed.
+//! and the last check waits until every pod has been Ready for one full
+//! liveness window (delay + period x threshold + timeout, read from the
+//! live Deployment) before it judges. The one restart the run causes on
+//! purpose (`live-unready-endpoints` ends one pod's process) is allowed,
+//! and that pod is not waited for.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -103,19 +105,25 @@ async fn liveness_window(cx: &LiveContext<'_>) -> Duration {
             + p.period_seconds.unwrap_or(10) * p.failure_threshold.unwrap_or(3)
             + p.timeout_seconds.unwrap_or(1)
     });
-    // The kubelet's sync adds up to a period more.
-    Duration::from_secs(u64::try_from(seconds).unwrap_or(0) + 10)
+    // Two seconds for the kubelet to act on the last failure.
+    Duration::from_secs(u64::try_from(seconds).unwrap_or(0) + 2)
 }
 
-/// The youngest app container's age, from its last start.
-fn youngest(pods: &[Pod], container: &str) -> Option<i64> {
+/// How long the youngest pod's containers have been Ready (liveness runs
+/// once the startup probe has passed); pods restarted on purpose aside.
+fn youngest(pods: &[Pod], on_purpose: &BTreeSet<String>) -> Option<i64> {
     let now = Timestamp::now().as_second();
     pods.iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
-        .filter(|s| s.name == container)
-        .map(|s| s.state.as_ref().and_then(|st| st.running.as_ref()).and_then(|r| r.started_at.as_ref()))
-        .map(|started| started.map_or(0, |t| now - t.0.as_second()))
+        .filter(|p| !on_purpose.contains(p.metadata.name.as_deref().unwrap_or_default()))
+        .map(|p| {
+            let ready =
+                p.status.iter().flat_map(|s| s.conditions.iter().flatten()).find(|c| c.type_ == "ContainersReady");
+            match ready {
+                Some(c) if c.status == "True" => c.last_transition_time.as_ref().map_or(0, |t| now - t.0.as_second()),
+                _ => 0,
+            }
+        })
         .min()
 }
 
@@ -127,9 +135,9 @@ pub(crate) async fn no_restarts(cx: &LiveContext<'_>, r: &mut Recorder) {
         Ok(s) => s,
         Err(e) => return r.record(&object, "restarts", "the Deployment's pods", e, false),
     };
-    let container = cx.workload.container.clone();
+    let on_purpose = cx.restarts.on_purpose.lock().map(|s| s.clone()).unwrap_or_default();
     let lived = until(
-        &format!("every app container running for {} s (a liveness window)", window.as_secs()),
+        &format!("every app pod Ready for {} s (a liveness window)", window.as_secs()),
         window + cx.timeouts.rollout,
         || async {
             match pods.list(&ListParams::default().labels(&selector)).await {
@@ -139,7 +147,7 @@ pub(crate) async fn no_restarts(cx: &LiveContext<'_>, r: &mut Recorder) {
                         // Already a failure: no need to wait out the window.
                         return Poll::Done(());
                     }
-                    match youngest(&list.items, &container) {
+                    match youngest(&list.items, &on_purpose) {
                         Some(age) if age >= i64::try_from(window.as_secs()).unwrap_or(i64::MAX) => Poll::Done(()),
                         Some(age) => Poll::Pending(format!("the youngest has run {age} s")),
                         None => Poll::Pending("no running app container".into()),

@@ -400,6 +400,7 @@ async fn environment(
         ingress_log: IngressLog::default(),
         restarts: RestartLog::default(),
     };
+    cx.ingress_log.routing(Instant::now(), edge::routing_version(&cx).await);
     let rolled = {
         let since = Instant::now();
         let mut r = Recorder::new(cx.env, "live-rollout");
@@ -452,6 +453,7 @@ async fn environment(
             r.record("harness", "facts compared", "at least one", "none", false);
         }
         cx.restarts.sample(&cx).await;
+        cx.ingress_log.routing(Instant::now(), edge::routing_version(&cx).await);
         out.outcomes.append(&mut r.outcomes);
         timed(&mut out.timings, format!("{}: {id}", cx.env), since);
     }
