@@ -56,13 +56,13 @@ smoke: engine kit image
 # is its own test, run on one warm kit cluster with only the checks it names
 # (and the rollout); the cluster is removed at the end. FILTER: a nextest
 # filter expression, e.g. `just live-test 'test(pdb)'`.
-# A broken rollout is waited for 45 s.
+# A broken rollout is waited for 45 s. Two warm clusters, one test each at a time.
 live-test FILTER="all()": engine kit image
     #!/usr/bin/env bash
     set -euo pipefail
-    export CBAM_CLUSTER=cbam-live-test CBAM_TIMEOUT_ROLLOUT_SECONDS=45
-    bash ci/kit/cluster.sh down >/dev/null 2>&1
-    trap 'bash ci/kit/cluster.sh down' EXIT
+    export CBAM_TIMEOUT_ROLLOUT_SECONDS=45
+    just _live-clusters-down >/dev/null 2>&1
+    trap 'just _live-clusters-down' EXIT
     cargo nextest run --workspace --profile ci -E 'binary(live) & ({{ FILTER }})'
 
 # The nightly proof: every live mutation on every live check, each required to
@@ -70,10 +70,14 @@ live-test FILTER="all()": engine kit image
 live-test-exhaustive: engine kit image
     #!/usr/bin/env bash
     set -euo pipefail
-    export CBAM_CLUSTER=cbam-live-test CBAM_TIMEOUT_ROLLOUT_SECONDS=45
-    bash ci/kit/cluster.sh down >/dev/null 2>&1
-    trap 'bash ci/kit/cluster.sh down' EXIT
+    export CBAM_TIMEOUT_ROLLOUT_SECONDS=45
+    just _live-clusters-down >/dev/null 2>&1
+    trap 'just _live-clusters-down' EXIT
     cargo nextest run --workspace --profile ci -E 'binary(live)' --run-ignored only
+
+# The live mutation suite's clusters (tests/live.rs, SLOTS), removed.
+_live-clusters-down:
+    for slot in 0 1; do CBAM_CLUSTER=cbam-live-test-$slot bash ci/kit/cluster.sh down; done
 
 # Formatting and lints, as CI runs them.
 lint:

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use cbam_cluster::docker;
 use cbam_cluster::kit;
 use cbam_cluster::provider::{KitCluster, KitOptions};
+use cbam_cluster::readiness;
 use cbam_cluster::timeouts::Timeouts;
 use cbam_conformance::cli::chain;
 use cbam_conformance::live::{LIVE_CHECKS, LiveOptions, Profile, Provider, run_on};
@@ -24,9 +25,12 @@ use cbam_conformance::render::Kustomize;
 use cbam_conformance::static_tier::{self, StaticOptions};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// The warm cluster every live mutation test attaches to (`just live-test`
-/// removes it before and after the suite).
+/// The warm clusters the live mutation tests attach to, one test at a time
+/// each (`just live-test` removes them before and after the suite). Two:
+/// a test spends most of its time waiting for a rollout, so two clusters on
+/// two cores take about half the time of one.
 const CLUSTER: &str = "cbam-live-test";
+const SLOTS: usize = 2;
 const AGENTS: usize = 2;
 const ROLLOUT: &str = "live-rollout";
 const AUTOSCALING: &str = "live-autoscaling";
@@ -60,7 +64,20 @@ fn skipped(m: &Mutation, scope: Scope) -> Vec<String> {
         .collect()
 }
 
-async fn cluster() -> Result<KitCluster, Failed> {
+/// A cluster slot no other test process holds: its lock lives as long as
+/// this process (one test), and names the cluster `CLUSTER-SLOT`.
+fn slot() -> Result<(String, std::fs::File), Failed> {
+    let dir = std::env::temp_dir();
+    for i in 0..SLOTS {
+        let file = std::fs::File::create(dir.join(format!("{CLUSTER}-{i}.lock")))?;
+        if file.try_lock().is_ok() {
+            return Ok((format!("{CLUSTER}-{i}"), file));
+        }
+    }
+    Err(format!("all {SLOTS} live clusters are in use (run at most {SLOTS} live tests at once)").into())
+}
+
+async fn cluster() -> Result<(KitCluster, std::fs::File), Failed> {
     if !docker::engine_reachable().await {
         return Err("no Docker engine answers: run `just engine`".into());
     }
@@ -68,9 +85,10 @@ async fn cluster() -> Result<KitCluster, Failed> {
     if !docker::image_present(&image).await {
         return Err(format!("node image {image} is not loaded: run `just kit`").into());
     }
-    let options =
-        KitOptions { name: CLUSTER.into(), agents: AGENTS, image, timeouts: Timeouts::default(), reuse: true };
-    KitCluster::up(&options).await.map_err(|e| chain(&e).into())
+    let (name, lock) = slot()?;
+    let options = KitOptions { name, agents: AGENTS, image, timeouts: Timeouts::default(), reuse: true };
+    let cluster = KitCluster::up(&options).await.map_err(|e| chain(&e))?;
+    Ok((cluster, lock))
 }
 
 async fn failing_live_checks(m: &Mutation, scope: Scope) -> Result<BTreeSet<String>, Failed> {
@@ -95,7 +113,7 @@ async fn failing_live_checks(m: &Mutation, scope: Scope) -> Result<BTreeSet<Stri
         tool_image: None,
         skip_checks: skipped(m, scope),
     };
-    let cluster = cluster().await?;
+    let (cluster, _slot) = cluster().await?;
     let live = run_on(&run, &opts, &cluster).await.map_err(|e| chain(&e))?;
     for o in live.outcomes.iter().filter(|o| o.status == Status::Fail) {
         eprintln!("  {}", o.line());
@@ -193,11 +211,13 @@ async fn reached(client: &kube::Client, phase: Phase, namespace: &str) -> bool {
 /// drives its staging cluster), interrupted with SIGINT at `phase`: the
 /// run must exit non-zero and leave the cluster exactly as it found it.
 async fn interrupted_at(phase: Phase) -> Result<(), Failed> {
-    let cluster = cluster().await?;
+    let (cluster, _slot) = cluster().await?;
     cluster.import_image(&root().join("target/image/cbam-api.tar")).await?;
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, &cluster.kubeconfig_yaml)?;
+    // The cluster as a user would find it: ready (a first test may just have created it).
+    readiness::gate(&cluster.client, AGENTS + 1, cluster.http_port, &Timeouts::default()).await?;
     let before = snapshot(&cluster.client).await?;
     let mut args: Vec<String> =
         ["production", "--tier", "live", "--cluster", "existing", "--tool-image", kit::TOOL_IMAGE]
