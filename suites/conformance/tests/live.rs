@@ -178,8 +178,15 @@ async fn snapshot(client: &kube::Client) -> Result<Vec<String>, Failed> {
         .collect();
     for node in kube::Api::<Node>::all(client.clone()).list(&list).await?.items {
         let spec = node.spec.unwrap_or_default();
-        let taints: Vec<String> =
-            spec.taints.unwrap_or_default().into_iter().map(|t| format!("{}:{}", t.key, t.effect)).collect();
+        // The node lifecycle controller's own taints (not-ready, unreachable)
+        // come and go with node heartbeats, not with a run.
+        let taints: Vec<String> = spec
+            .taints
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| !matches!(t.key.as_str(), "node.kubernetes.io/not-ready" | "node.kubernetes.io/unreachable"))
+            .map(|t| format!("{}:{}", t.key, t.effect))
+            .collect();
         found.push(format!(
             "node {} unschedulable={} taints={taints:?}",
             node.metadata.name.unwrap_or_default(),
