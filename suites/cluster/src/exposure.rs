@@ -45,7 +45,7 @@ fn listen_entry(row: &str) -> Option<SocketAddr> {
 /// `container port -> host address` of every container of cluster `name`.
 pub async fn bindings(name: &str) -> Result<Vec<String>, DockerError> {
     let filter = format!("label={LABEL}={name}");
-    let containers = docker::docker(&["ps", "-q", "--filter", &filter, "--format", "{{.Names}}"]).await?;
+    let containers = docker::docker(&["ps", "--filter", &filter, "--format", "{{.Names}}"]).await?;
     let mut found = Vec::new();
     for container in containers.lines() {
         for line in docker::docker(&["port", container]).await?.lines() {
