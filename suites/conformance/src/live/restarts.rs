@@ -101,12 +101,16 @@ async fn liveness_window(cx: &LiveContext<'_>) -> Duration {
         spec.containers.into_iter().find(|c| c.name == cx.workload.container)?.liveness_probe
     });
     let seconds = probe.map_or(0, |p| {
+        let period = p.period_seconds.unwrap_or(10);
+        // One period more: the kubelet starts each probe worker at a random
+        // point of its first period (a 2 s allowance missed a restart once,
+        // on a loaded machine), plus two seconds to act on the last failure.
         p.initial_delay_seconds.unwrap_or(0)
-            + p.period_seconds.unwrap_or(10) * p.failure_threshold.unwrap_or(3)
+            + period * (p.failure_threshold.unwrap_or(3) + 1)
             + p.timeout_seconds.unwrap_or(1)
+            + 2
     });
-    // Two seconds for the kubelet to act on the last failure.
-    Duration::from_secs(u64::try_from(seconds).unwrap_or(0) + 2)
+    Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
 }
 
 /// How long the youngest pod's containers have been Ready (liveness runs
