@@ -8,6 +8,9 @@ export PATH := tools / "bin" + ":" + env("HOME") / ".cargo/bin" + ":" + env("PAT
 # One cargo build directory for every checkout of this project: a clean clone
 # (CI's) compiles only its own crates, never the dependencies again.
 export CARGO_TARGET_DIR := env("CARGO_TARGET_DIR", cache / "target")
+# ... and which checkout is building: its crates are rebuilt when another
+# checkout built last (suites/checkout.rs says why).
+export CBAM_CHECKOUT := justfile_directory()
 
 # List the recipes.
 default:
