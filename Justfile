@@ -59,24 +59,28 @@ smoke: engine kit image
 # is its own test, run on one warm kit cluster with only the checks it names
 # (and the rollout); the cluster is removed at the end. FILTER: a nextest
 # filter expression, e.g. `just live-test 'test(pdb)'`.
-# A broken rollout is waited for 45 s. Two warm clusters, one test each at a time.
 live-test FILTER="all()": engine kit image
-    #!/usr/bin/env bash
-    set -euo pipefail
-    export CBAM_TIMEOUT_ROLLOUT_SECONDS=45
-    just _live-clusters-down >/dev/null 2>&1
-    trap 'just _live-clusters-down' EXIT
-    cargo nextest run --workspace --profile ci -E 'binary(live) & ({{ FILTER }})'
+    just _cluster-tests 'binary(live) & ({{ FILTER }})'
 
 # The nightly proof: every live mutation on every live check, each required to
 # fail exactly the checks it names and pass all others.
 live-test-exhaustive: engine kit image
+    just _cluster-tests 'binary(live)' --run-ignored only
+
+# CI's cluster suites in one run: the smoke suite beside the live mutations
+# (the smoke cluster takes one of the two places, so two clusters at most).
+cluster-suites: engine kit image
+    just _cluster-tests 'binary(smoke) | binary(live)'
+
+# nextest on the cluster tests (EXPR), the live suite's clusters removed
+# before and after. A broken rollout is waited for 45 s.
+_cluster-tests EXPR *ARGS:
     #!/usr/bin/env bash
     set -euo pipefail
     export CBAM_TIMEOUT_ROLLOUT_SECONDS=45
     just _live-clusters-down >/dev/null 2>&1
     trap 'just _live-clusters-down' EXIT
-    cargo nextest run --workspace --profile ci -E 'binary(live)' --run-ignored only
+    cargo nextest run --workspace --profile ci -E '{{ EXPR }}' {{ ARGS }}
 
 # The live mutation suite's clusters (tests/live.rs, SLOTS), removed.
 _live-clusters-down:

@@ -195,7 +195,7 @@ async fn cors_follows_the_environment_policy(
 #[rstest]
 #[case::malformed_json("{not json", StatusCode::BAD_REQUEST)]
 #[case::unknown_field(r#"{"duration_seconds": 1, "priority": 9}"#, StatusCode::UNPROCESSABLE_ENTITY)]
-#[case::too_long(r#"{"duration_seconds": 301}"#, StatusCode::UNPROCESSABLE_ENTITY)]
+#[case::too_long(r#"{"duration_seconds": 601}"#, StatusCode::UNPROCESSABLE_ENTITY)]
 #[case::cpu_over_one_core(r#"{"duration_seconds": 1, "cpu": 2}"#, StatusCode::UNPROCESSABLE_ENTITY)]
 #[case::too_much_memory(r#"{"duration_seconds": 1, "memory_mib": 4096}"#, StatusCode::UNPROCESSABLE_ENTITY)]
 #[tokio::test]

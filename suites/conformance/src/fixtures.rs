@@ -361,6 +361,9 @@ pub(crate) struct Load {
     pub(crate) memory_mib: u64,
     /// The load stops by itself after this long.
     pub(crate) max_seconds: u64,
+    /// The demand: no run is started while this many are accepted or in flight.
+    #[serde(default)]
+    pub(crate) until_accepted: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -380,7 +383,20 @@ pub(crate) struct Scenario {
     pub(crate) profiles: Vec<ProfileName>,
     /// Replicas the scenario must reach on the predicted timeline.
     pub(crate) reach: i32,
+    /// Before the load: runs held at the metric's target, which must not
+    /// scale the HPA up.
+    #[serde(default)]
+    pub(crate) hold: Option<Hold>,
     pub(crate) load: Load,
+}
+
+/// Runs started before a scenario's load and held through it.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Hold {
+    pub(crate) runs: u32,
+    /// How long the HPA must keep minReplicas once it reports the runs.
+    pub(crate) seconds: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -390,6 +406,8 @@ pub(crate) struct Autoscaling {
     pub(crate) metric_latency_budget_seconds: u64,
     pub(crate) step_late_tolerance_seconds: u64,
     pub(crate) ready_budget_seconds: u64,
+    /// The HPA controller's tolerance (a ratio within 1 +- this is ignored).
+    pub(crate) hpa_tolerance: f64,
     pub(crate) scenarios: Vec<Scenario>,
 }
 

@@ -161,6 +161,21 @@ enum Phase {
     Rollout,
     /// A node is cordoned (the drain of live-pdb-drain).
     Drain,
+    /// The HPA above minReplicas under the run's load (live-autoscaling).
+    Autoscaling,
+    /// The run says it is on live-rate-limit (nothing on the cluster shows it).
+    RateLimit,
+}
+
+impl Phase {
+    /// The live checks (besides the rollout) a run needs to reach the phase.
+    fn checks(self) -> &'static [&'static str] {
+        match self {
+            Phase::Apply | Phase::Rollout | Phase::Drain => &["live-pdb-drain"],
+            Phase::Autoscaling => &["live-autoscaling"],
+            Phase::RateLimit => &["live-rate-limit"],
+        }
+    }
 }
 
 /// What a run may change on a cluster: namespaces, node schedulability and
@@ -197,9 +212,11 @@ async fn snapshot(client: &kube::Client) -> Result<Vec<String>, Failed> {
     Ok(found)
 }
 
-/// Whether the run has reached `phase` (seen from the cluster).
-async fn reached(client: &kube::Client, phase: Phase, namespace: &str) -> bool {
+/// Whether the run has reached `phase` (seen from the cluster, or in what
+/// the run printed so far).
+async fn reached(client: &kube::Client, phase: Phase, namespace: &str, printed: &str) -> bool {
     use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
     use k8s_openapi::api::core::v1::{Namespace, Node};
     match phase {
         Phase::Apply => kube::Api::<Namespace>::all(client.clone()).get_opt(namespace).await.is_ok_and(|n| n.is_some()),
@@ -211,6 +228,16 @@ async fn reached(client: &kube::Client, phase: Phase, namespace: &str) -> bool {
             .list(&kube::api::ListParams::default())
             .await
             .is_ok_and(|l| l.items.iter().any(|n| n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false))),
+        Phase::Autoscaling => kube::Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), namespace)
+            .list(&kube::api::ListParams::default())
+            .await
+            .is_ok_and(|l| {
+                l.items.iter().any(|h| {
+                    let min = h.spec.as_ref().and_then(|s| s.min_replicas).unwrap_or(1);
+                    h.status.as_ref().is_some_and(|s| s.desired_replicas > min)
+                })
+            }),
+        Phase::RateLimit => printed.contains("live tier [production]: live-rate-limit"),
     }
 }
 
@@ -233,7 +260,7 @@ async fn interrupted_at(phase: Phase) -> Result<(), Failed> {
     args.extend(["--kubeconfig".into(), kubeconfig.display().to_string()]);
     args.extend(["--report".into(), dir.path().join("report").display().to_string()]);
     // Only what leads to the phase runs.
-    for (id, _) in LIVE_CHECKS.iter().filter(|(id, _)| *id != ROLLOUT && *id != "live-pdb-drain") {
+    for (id, _) in LIVE_CHECKS.iter().filter(|(id, _)| *id != ROLLOUT && !phase.checks().contains(id)) {
         args.extend(["--skip-check".into(), (*id).to_owned()]);
     }
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_conformance"))
@@ -244,10 +271,26 @@ async fn interrupted_at(phase: Phase) -> Result<(), Failed> {
         .stderr(std::process::Stdio::piped())
         .spawn()?;
     let pid = child.id().ok_or("the run has no pid")?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    // What the run prints, as it prints it.
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let (printed, stderr) = (printed.clone(), child.stderr.take().ok_or("no stderr")?);
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut all = printed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                all.push_str(&line);
+                all.push('\n');
+            }
+        })
+    };
+    let so_far = || printed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    // The autoscaling phase comes after the pipeline gate and the HPA at rest.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(420);
     let mut seen = false;
     while std::time::Instant::now() < deadline && child.try_wait()?.is_none() {
-        if reached(&cluster.client, phase, "gl-cbam").await {
+        if reached(&cluster.client, phase, "gl-cbam", &so_far()).await {
             seen = true;
             break;
         }
@@ -256,16 +299,19 @@ async fn interrupted_at(phase: Phase) -> Result<(), Failed> {
     if !seen {
         let _ = child.kill().await;
         let out = child.wait_with_output().await?;
-        return Err(format!(
-            "the run never reached {phase:?}:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
+        let _ = reader.await;
+        return Err(
+            format!("the run never reached {phase:?}:\n{}{}", String::from_utf8_lossy(&out.stdout), so_far()).into()
+        );
+    }
+    if matches!(phase, Phase::RateLimit) {
+        // Into the burst, past the check's first requests.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     }
     std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status()?;
     let out = tokio::time::timeout(std::time::Duration::from_secs(300), child.wait_with_output()).await??;
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _ = reader.await;
+    let stderr = so_far();
     let after = snapshot(&cluster.client).await?;
     if out.status.code() != Some(2) || !stderr.contains("interrupted") {
         return Err(format!(
@@ -321,8 +367,14 @@ fn main() {
     // An existing cluster is left as found whatever phase a run is interrupted in.
     trials.push(Trial::test("cleanup::interrupted_during_apply", || run_interrupted(Phase::Apply)));
     trials.push(Trial::test("cleanup::interrupted_during_drain", || run_interrupted(Phase::Drain)));
-    trials.push(
-        Trial::test("cleanup::interrupted_during_rollout", || run_interrupted(Phase::Rollout)).with_ignored_flag(true),
-    );
+    // Nightly: each takes minutes (autoscaling waits for the HPA at rest and the pipeline).
+    for (name, phase) in
+        [("rollout", Phase::Rollout), ("autoscaling", Phase::Autoscaling), ("rate_limit", Phase::RateLimit)]
+    {
+        trials.push(
+            Trial::test(format!("cleanup::interrupted_during_{name}"), move || run_interrupted(phase))
+                .with_ignored_flag(true),
+        );
+    }
     libtest_mimic::run(&args, trials).exit();
 }

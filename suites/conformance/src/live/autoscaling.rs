@@ -15,12 +15,12 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use serde_json::json;
 
-use crate::fixtures::{ProfileName, Scenario};
+use crate::fixtures::{Hold, Load, ProfileName, Scenario};
 use crate::live::context::LiveContext;
 use crate::live::hpa_reading::{self, Proposal};
 use crate::live::load::{Generator, LoadStats};
 use crate::live::scale_down::{self, DownClaim};
-use crate::live::scaling_timeline::{self, Claim, Sample, Verdict};
+use crate::live::scaling_timeline::{self, Claim, Demand, Sample, Verdict};
 use crate::live::workload::{app_pods, is_ready};
 use crate::live::{edge, metrics_pipeline, timeline_plot};
 use crate::outcome::Recorder;
@@ -75,7 +75,9 @@ impl<'c, 'a> Sampler<'c, 'a> {
         }
     }
 
-    async fn observe(&mut self) -> Result<Observation, String> {
+    /// One sample; `metric` (the scenario's) gives the sample's demand,
+    /// reckoned against the documented target, not the live one.
+    async fn observe(&mut self, metric: &str) -> Result<Observation, String> {
         let hpa = self.hpas.get(&self.cx.governance.hpa.name).await.map_err(|e| format!("read the HPA: {e}"))?;
         let deployment = self
             .deployments
@@ -83,13 +85,28 @@ impl<'c, 'a> Sampler<'c, 'a> {
             .await
             .map_err(|e| format!("read the Deployment: {e}"))?;
         let status = hpa.status.clone().unwrap_or_default();
+        let proposals = hpa_reading::proposals(&hpa);
+        let current_replicas = f64::from(status.current_replicas.unwrap_or(0));
+        let demand = proposals
+            .iter()
+            .find(|p| p.metric == metric)
+            .zip(hpa_reading::documented_target(&self.cx.governance.hpa, metric))
+            .filter(|(_, target)| *target > 0.0)
+            .map(|(p, target)| {
+                let ratio = p.current / target;
+                // As the controller rounds: the ratio first, an epsilon for float noise.
+                #[expect(clippy::cast_possible_truncation, reason = "replica counts are small")]
+                let asks = (ratio * current_replicas - 1e-9).ceil() as i32;
+                Demand { ratio, asks }
+            });
         let observation = Observation {
             sample: Sample {
                 at: self.started.elapsed().as_secs_f64(),
                 desired: status.desired_replicas,
                 ready: deployment.status.and_then(|s| s.ready_replicas).unwrap_or(0),
+                demand,
             },
-            proposals: hpa_reading::proposals(&hpa),
+            proposals,
         };
         self.last_hpa = Some(hpa);
         Ok(observation)
@@ -130,6 +147,7 @@ fn claim(cx: &LiveContext<'_>, scenario: &Scenario) -> Claim {
         reach: scenario.reach.min(hpa.max_replicas),
         predicted: hpa.predicted.scale_up.clone(),
         scale_up: hpa.scale_up.clone(),
+        tolerance: a.hpa_tolerance,
         latency_budget: secs(a.metric_latency_budget_seconds),
         late_tolerance: secs(a.step_late_tolerance_seconds),
         ready_budget: secs(a.ready_budget_seconds),
@@ -157,12 +175,13 @@ fn other_drivers(scenario: &Scenario, observations: &[Observation]) -> Vec<Strin
     found
 }
 
-/// Waits for the HPA to rest at minReplicas with that many pods Ready and
-/// its last rescale at least one scale-up period ago (the prediction starts
-/// from rest: the HPA's own 1 -> 3 at creation still counts against the
-/// policies for a period). The start of every scenario; after a previous
-/// one this is its scale-down.
-async fn at_rest(cx: &LiveContext<'_>, timeout: Duration) -> Result<(), String> {
+/// Waits for the HPA to rest at minReplicas with that many pods Ready and,
+/// when `settled`, its last rescale at least one scale-up period ago (the
+/// prediction starts from rest: the HPA's own 1 -> 3 at creation still
+/// counts against the policies for a period; a hold at the target does not
+/// care, so it runs while that period passes). The start of every
+/// scenario; after a previous one this is its scale-down.
+async fn at_rest(cx: &LiveContext<'_>, timeout: Duration, settled: bool) -> Result<(), String> {
     let min = cx.governance.hpa.min_replicas;
     let period = cx.governance.hpa.scale_up.policies.iter().map(|p| i64::from(p.period_seconds)).max().unwrap_or(0);
     let sampler = Sampler::new(cx);
@@ -181,8 +200,8 @@ async fn at_rest(cx: &LiveContext<'_>, timeout: Duration) -> Result<(), String> 
             Ok(d) => d.status.and_then(|s| s.ready_replicas).unwrap_or(0),
             Err(e) => return Poll::Pending(e.to_string()),
         };
-        let settled = since_rescale.is_none_or(|s| s >= period);
-        if desired == min && ready >= min && settled {
+        let period_passed = !settled || since_rescale.is_none_or(|s| s >= period);
+        if desired == min && ready >= min && period_passed {
             Poll::Done(())
         } else {
             Poll::Pending(format!("desired {desired}, Ready {ready}, last rescale {since_rescale:?} s ago"))
@@ -190,6 +209,89 @@ async fn at_rest(cx: &LiveContext<'_>, timeout: Duration) -> Result<(), String> 
     })
     .await
     .map_err(|e| e.to_string())
+}
+
+/// Before the load: `hold.runs` runs at minReplicas put the metric at its
+/// documented target; once the HPA reports them it must keep minReplicas for
+/// `hold.seconds` (a lower target would scale up). The runs last through the
+/// scenario: they are part of its demand. True when the HPA held.
+async fn hold_at_target(cx: &LiveContext<'_>, scenario: &Scenario, hold: Hold, r: &mut Recorder, object: &str) -> bool {
+    let documented = &cx.governance.hpa;
+    let a = &cx.autoscaling;
+    let min = documented.min_replicas;
+    let per_pod = f64::from(hold.runs) / f64::from(min);
+    let target = hpa_reading::documented_target(documented, &scenario.metric).unwrap_or(f64::NAN);
+    let subject = format!("{}: no scale-up at the target", scenario.name);
+    let expected = format!(
+        "{} runs ({per_pod:.2} per pod at {min} pods, documented target {target}) held {} s after the HPA reports them: {min} replicas throughout",
+        hold.runs, hold.seconds
+    );
+    let client = match edge::https(cx) {
+        Ok(c) => c,
+        Err(e) => {
+            r.record(object, &subject, expected, e, false);
+            return false;
+        }
+    };
+    let load = Load {
+        burst: hold.runs,
+        arrivals_per_minute: 0.0,
+        run_seconds: longest_run(cx, scenario),
+        max_seconds: a.metric_latency_budget_seconds,
+        until_accepted: None,
+        ..scenario.load
+    };
+    let generator = Generator::start(client, edge::url(cx, "/api/v1/pipeline/runs"), load, cx.ingress_log.clone());
+    let mut sampler = Sampler::new(cx);
+    let mut ticker = tokio::time::interval(Duration::from_secs(a.sample_interval_seconds.max(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    #[expect(clippy::cast_precision_loss, reason = "small second counts")]
+    let (budget, hold_for) = (a.metric_latency_budget_seconds as f64, hold.seconds as f64);
+    let mut seen: Option<f64> = None;
+    let outcome = loop {
+        ticker.tick().await;
+        cx.ingress_log.routing(Instant::now(), edge::routing_version(cx).await);
+        let o = match sampler.observe(&scenario.metric).await {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("live-autoscaling: {e}");
+                continue;
+            }
+        };
+        let (now, reported) = (o.sample.at, o.sample.demand.map(|d| d.ratio * target));
+        let reported_text = reported.map_or_else(|| "no value".to_owned(), |v| format!("{v:.2} per pod"));
+        if o.sample.desired > min {
+            break Err(format!(
+                "desired {} at {now:.0} s after the runs started, the HPA reporting {reported_text}; {}",
+                o.sample.desired,
+                sampler.explain()
+            ));
+        }
+        match seen {
+            None if reported.is_some_and(|v| v >= per_pod - 0.01) => seen = Some(now),
+            None if now > budget => {
+                break Err(format!(
+                    "the HPA did not report {per_pod:.2} per pod within {budget:.0} s ({reported_text}); {}",
+                    sampler.explain()
+                ));
+            }
+            Some(t) if now >= t + hold_for => {
+                break Ok(format!(
+                    "the HPA reported {reported_text} at {t:.0} s and kept {min} replicas for the next {:.0} s",
+                    now - t
+                ));
+            }
+            _ => {}
+        }
+    };
+    let stats = generator.stop().await;
+    let (found, held) = match outcome {
+        Ok(found) if stats.accepted == u64::from(hold.runs) => (found, true),
+        Ok(found) => (format!("{found}, but {stats}"), false),
+        Err(why) => (format!("{why}; {stats}"), false),
+    };
+    r.record(object, &subject, expected, found, held);
+    held
 }
 
 struct ScenarioRun {
@@ -213,7 +315,7 @@ async fn scale_up(cx: &LiveContext<'_>, scenario: &Scenario, claim: &Claim) -> R
         // Pods coming and going change the routing: the rate limit's bucket
         // restarts (see rate_bucket), so each sample notes the version.
         cx.ingress_log.routing(Instant::now(), edge::routing_version(cx).await);
-        match sampler.observe().await {
+        match sampler.observe(&scenario.metric).await {
             Ok(o) => observations.push(o),
             // A failed read is retried at the next tick; the judge's deadlines still apply.
             Err(e) => eprintln!("live-autoscaling: {e}"),
@@ -230,6 +332,14 @@ async fn scale_up(cx: &LiveContext<'_>, scenario: &Scenario, claim: &Claim) -> R
     Ok(ScenarioRun { observations, verdict, explanation, stats, stopped_at })
 }
 
+/// The longest a run of the scenario lasts: the hold's runs are started
+/// before the load and outlast it.
+#[expect(clippy::cast_precision_loss, reason = "small second counts")]
+fn longest_run(cx: &LiveContext<'_>, scenario: &Scenario) -> f64 {
+    let hold = scenario.hold.map_or(0, |h| h.seconds + cx.autoscaling.metric_latency_budget_seconds);
+    scenario.load.run_seconds + hold as f64
+}
+
 /// Nightly: after the load stops, the HPA must hold for its stabilization
 /// window and come down no faster than the documented policies, to min.
 async fn scale_down_after(cx: &LiveContext<'_>, scenario: &Scenario, from: i32, r: &mut Recorder, object: &str) {
@@ -239,8 +349,9 @@ async fn scale_down_after(cx: &LiveContext<'_>, scenario: &Scenario, from: i32, 
         min: hpa.min_replicas,
         from,
         rules: hpa.scale_down.clone(),
-        // Demand lasts until the last run ends.
-        demand_ends: scenario.load.run_seconds,
+        tolerance: cx.autoscaling.hpa_tolerance,
+        // The runs outlive the load: the longest (the hold's) at most this long.
+        demand_budget: longest_run(cx, scenario) + 2.0 * cx.autoscaling.step_late_tolerance_seconds as f64,
         late_tolerance: cx.autoscaling.step_late_tolerance_seconds as f64,
         interval: cx.autoscaling.sample_interval_seconds as f64,
     };
@@ -249,7 +360,7 @@ async fn scale_down_after(cx: &LiveContext<'_>, scenario: &Scenario, from: i32, 
     let mut samples = Vec::new();
     let verdict = loop {
         ticker.tick().await;
-        if let Ok(o) = sampler.observe().await {
+        if let Ok(o) = sampler.observe(&scenario.metric).await {
             samples.push(o.sample);
         }
         let v = scale_down::judge(&claim, &samples, sampler.started.elapsed().as_secs_f64());
@@ -258,7 +369,7 @@ async fn scale_down_after(cx: &LiveContext<'_>, scenario: &Scenario, from: i32, 
         }
     };
     let expected = format!(
-        "hold {} s after demand ends, then at most the documented rate down to {}",
+        "hold {} s after the metric falls below the target, then at most the documented rate down to {}",
         hpa.scale_down.stabilization_window_seconds, hpa.min_replicas
     );
     match verdict {
@@ -276,6 +387,7 @@ async fn scale_down_after(cx: &LiveContext<'_>, scenario: &Scenario, from: i32, 
             format!("{why}; {}", sampler.explain()),
             false,
         ),
+        Verdict::NotVerified(why) => r.skip(object, &format!("{}: scale-down", scenario.name), expected, why),
         Verdict::Pending => {}
     }
 }
@@ -322,6 +434,20 @@ pub(crate) async fn autoscaling(
     let object = format!("HorizontalPodAutoscaler {}/{}", cx.namespace(), cx.governance.hpa.name);
     let documented = &cx.governance.hpa;
     let mut sections = Vec::new();
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(cx.client.clone(), cx.namespace());
+    match hpas.get(&documented.name).await {
+        Ok(live) => {
+            let differences = hpa_reading::differences(&live, documented);
+            r.record(
+                &object,
+                "spec as documented",
+                "fixtures/governance.yaml: replicas, metric targets, scale-up and scale-down behavior",
+                if differences.is_empty() { "identical".to_owned() } else { differences.join("; ") },
+                differences.is_empty(),
+            );
+        }
+        Err(e) => r.record(&object, "spec as documented", "the live HPA", format!("failed to read it: {e}"), false),
+    }
     // Seconds the previous scenario's last runs keep its demand up after its load stops.
     let mut previous_runs = 0.0_f64;
     for (k, scenario) in cx.autoscaling.scenarios.iter().filter(|s| profile.runs(s)).enumerate() {
@@ -333,8 +459,9 @@ pub(crate) async fn autoscaling(
             120 + u64::try_from(documented.scale_down.stabilization_window_seconds).unwrap_or(0)
                 + 60 * u64::try_from(documented.max_replicas).unwrap_or(0),
         ) + Duration::from_secs_f64(previous_runs);
-        previous_runs = scenario.load.run_seconds;
-        if let Err(e) = at_rest(cx, rest).await {
+        previous_runs = longest_run(cx, scenario);
+        // The period since the last rescale is only needed by the scale-up.
+        if let Err(e) = at_rest(cx, rest, scenario.hold.is_none()).await {
             r.record(
                 &object,
                 &subject,
@@ -364,6 +491,29 @@ pub(crate) async fn autoscaling(
             );
             return sections;
         }
+        if let Some(hold) = scenario.hold
+            && !hold_at_target(cx, scenario, hold, r, &object).await
+        {
+            r.skip(
+                &object,
+                &subject,
+                claim.path(),
+                "the HPA did not hold at its target, so the scale-up had no rest to start from",
+            );
+            continue;
+        }
+        if scenario.hold.is_some()
+            && let Err(e) = at_rest(cx, rest, true).await
+        {
+            r.record(
+                &object,
+                &subject,
+                format!("{} replicas at rest, the last rescale a period ago, before the load", documented.min_replicas),
+                e,
+                false,
+            );
+            continue;
+        }
         let run = match scale_up(cx, scenario, &claim).await {
             Ok(run) => run,
             Err(e) => {
@@ -372,12 +522,11 @@ pub(crate) async fn autoscaling(
             }
         };
         let expected = format!(
-            "{} -> {} on the documented timeline ({}), first step within {:.0} s, steps at most {:.0} s late, {} Ready",
-            claim.min,
-            claim.reach,
-            claim.predicted.iter().map(|s| format!("{} @{}s", s.replicas, s.at)).collect::<Vec<_>>().join(", "),
-            claim.latency_budget,
+            "exactly {} ({}s after the first scale-up, each at most {:.0} s late), the first in the HPA sync that first reports the demand and within {:.0} s of load start, {} Ready",
+            claim.path(),
+            claim.steps().map(|s| s.at.to_string()).collect::<Vec<_>>().join("/"),
             claim.late_tolerance,
+            claim.latency_budget,
             claim.reach
         );
         let latency = match &run.verdict {
@@ -410,6 +559,10 @@ pub(crate) async fn autoscaling(
                 r.record(&object, &subject, &expected, format!("{why}; {}; {}", run.explanation, run.stats), false);
                 run.observations.iter().find(|o| o.sample.desired > claim.min).map(|o| o.sample.at)
             }
+            Verdict::NotVerified(why) => {
+                r.skip(&object, &subject, &expected, format!("{why}; {}", run.stats));
+                run.observations.iter().find(|o| o.sample.desired > claim.min).map(|o| o.sample.at)
+            }
             Verdict::Pending => None,
         };
         sections.push(write_evidence(&report_dir.join("autoscaling"), scenario, &claim, &run, latency));
@@ -435,14 +588,21 @@ mod tests {
     use crate::fixtures::Load;
 
     fn scenario(metric: &str, profiles: Vec<ProfileName>) -> Scenario {
-        let load =
-            Load { burst: 1, arrivals_per_minute: 1.0, run_seconds: 1.0, cpu: 0.0, memory_mib: 0, max_seconds: 1 };
-        Scenario { name: "s".into(), metric: metric.into(), profiles, reach: 15, load }
+        let load = Load {
+            burst: 1,
+            arrivals_per_minute: 1.0,
+            run_seconds: 1.0,
+            cpu: 0.0,
+            memory_mib: 0,
+            max_seconds: 1,
+            until_accepted: None,
+        };
+        Scenario { name: "s".into(), metric: metric.into(), profiles, reach: 15, hold: None, load }
     }
 
     fn observation(at: f64, desired: i32, proposals: &[(&str, i32)]) -> Observation {
         Observation {
-            sample: Sample { at, desired, ready: desired },
+            sample: Sample { at, desired, ready: desired, demand: None },
             proposals: proposals
                 .iter()
                 .map(|(m, r)| Proposal { metric: (*m).into(), current: 0.0, target: 1.0, replicas: *r })

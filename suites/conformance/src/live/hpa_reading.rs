@@ -2,10 +2,10 @@
 //! for (from status.currentMetrics, the controller's own inputs), its
 //! conditions, and how its spec differs from the documented one.
 
-use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscaler, MetricSpec, MetricStatus};
+use k8s_openapi::api::autoscaling::v2::{HPAScalingRules, HorizontalPodAutoscaler, MetricSpec, MetricStatus};
 use serde::Serialize;
 
-use crate::fixtures::{Hpa, PolicyType};
+use crate::fixtures::{Hpa, ScalingRules};
 use crate::quantity::Quantity;
 
 /// What one metric of the HPA currently proposes.
@@ -122,34 +122,64 @@ pub(crate) fn differences(hpa: &HorizontalPodAutoscaler, documented: &Hpa) -> Ve
             out.push(format!("metric `{w}` missing (live: {})", live.join(", ")));
         }
     }
-    let policies = |list: Option<Vec<(String, i32, i32)>>| {
-        list.unwrap_or_default().iter().map(|(t, v, p)| format!("{t} {v}/{p}s")).collect::<Vec<_>>().join(", ")
-    };
-    let live_up = policies(
-        spec.behavior
-            .as_ref()
-            .and_then(|b| b.scale_up.as_ref())
-            .and_then(|u| u.policies.as_ref())
-            .map(|ps| ps.iter().map(|p| (p.type_.clone(), p.value, p.period_seconds)).collect()),
-    );
-    let documented_up = policies(Some(
-        documented
-            .scale_up
-            .policies
-            .iter()
-            .map(|p| {
-                let t = match p.type_ {
-                    PolicyType::Pods => "Pods",
-                    PolicyType::Percent => "Percent",
-                };
-                (t.to_owned(), p.value, p.period_seconds)
-            })
-            .collect(),
-    ));
-    if live_up != documented_up {
-        out.push(format!("scaleUp policies [{live_up}] (documented [{documented_up}])"));
+    let behavior = spec.behavior.as_ref();
+    for (direction, live, documented, default_window) in [
+        ("scaleUp", behavior.and_then(|b| b.scale_up.as_ref()), &documented.scale_up, 0),
+        ("scaleDown", behavior.and_then(|b| b.scale_down.as_ref()), &documented.scale_down, 300),
+    ] {
+        out.extend(rule_differences(direction, live, documented, default_window));
     }
     out
+}
+
+/// One direction's behavior against the documented rules; an unset field
+/// is compared as the API server's default.
+fn rule_differences(
+    direction: &str,
+    live: Option<&HPAScalingRules>,
+    documented: &ScalingRules,
+    default_window: i32,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let window = live.and_then(|r| r.stabilization_window_seconds).unwrap_or(default_window);
+    if window != documented.stabilization_window_seconds {
+        out.push(format!(
+            "{direction} stabilizationWindowSeconds {window} (documented {})",
+            documented.stabilization_window_seconds
+        ));
+    }
+    let select = live.and_then(|r| r.select_policy.clone()).unwrap_or_else(|| "Max".to_owned());
+    let wanted = format!("{:?}", documented.select_policy);
+    if select != wanted {
+        out.push(format!("{direction} selectPolicy {select} (documented {wanted})"));
+    }
+    let live_policies = live
+        .and_then(|r| r.policies.as_ref())
+        .map(|ps| ps.iter().map(|p| format!("{} {}/{}s", p.type_, p.value, p.period_seconds)).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .join(", ");
+    let documented_policies = documented
+        .policies
+        .iter()
+        .map(|p| format!("{:?} {}/{}s", p.type_, p.value, p.period_seconds))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if live_policies != documented_policies {
+        out.push(format!("{direction} policies [{live_policies}] (documented [{documented_policies}])"));
+    }
+    out
+}
+
+/// The documented target of a metric named as in [`Proposal::metric`].
+pub(crate) fn documented_target(documented: &Hpa, metric: &str) -> Option<f64> {
+    match metric {
+        "resource/cpu" => Some(f64::from(documented.cpu_utilization)),
+        "resource/memory" => Some(f64::from(documented.memory_utilization)),
+        m if m.strip_prefix("pods/") == Some(documented.pods_metric.name.as_str()) => {
+            Quantity::parse(&documented.pods_metric.average_value).ok().map(|q| q.0)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -199,9 +229,16 @@ status:
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
         let documented = crate::fixtures::Expectations::load(&fixtures, &[]).expect("fixtures").governance.hpa;
         let found = differences(&hpa(SPEC), &documented);
-        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found.len(), 4, "{found:?}");
         assert!(found[0].starts_with("metric `resource/memory target 80` missing"), "{found:?}");
         assert!(found[1].starts_with("scaleUp policies [] (documented [Percent 50/60s, Pods 2/60s])"), "{found:?}");
+        assert_eq!(found[2], "scaleDown selectPolicy Max (documented Min)");
+        let infra =
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/hpa.yaml"))
+                .expect("infra/hpa.yaml");
+        assert_eq!(differences(&hpa(&infra), &documented), Vec::<String>::new());
+        let min = hpa(&infra.replace("      selectPolicy: Max", "      selectPolicy: Min"));
+        assert_eq!(differences(&min, &documented), ["scaleUp selectPolicy Min (documented Max)"]);
         let lower = hpa(&SPEC
             .replace("maxReplicas: 15", "maxReplicas: 10")
             .replace("active_runs}, target", "runs_active}, target"));

@@ -1,7 +1,9 @@
 //! An open-loop pipeline-run load through the real ingress on 127.0.0.1:
 //! runs are started on a fixed schedule whatever the responses (a burst,
 //! then `arrivals_per_minute`), so the demand does not adapt to the system
-//! under test. Bounded in time and in requests; stops by itself or when told.
+//! under test. Bounded in time and in requests, and optionally in accepted
+//! runs (the demand it sets: an arrival is skipped while accepted plus
+//! in-flight runs are at the cap); stops by itself or when told.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +31,8 @@ struct Counters {
     rate_limited: AtomicU64,
     /// Other statuses, timeouts and connection errors.
     failed: AtomicU64,
+    /// Sent and not answered yet.
+    in_flight: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -93,17 +97,26 @@ impl Generator {
                     if counters.sent.load(Ordering::SeqCst) >= bound || *stopped.borrow() {
                         break;
                     }
-                    if burst == 0 {
+                    // Accepted and in-flight runs at the cap: the next arrival is skipped.
+                    let full = load.until_accepted.is_some_and(|cap| {
+                        counters.accepted.load(Ordering::SeqCst) + counters.in_flight.load(Ordering::SeqCst)
+                            >= u64::from(cap)
+                    });
+                    if burst > 0 && !full {
+                        burst -= 1;
+                    } else {
                         let Some(ticker) = ticker.as_mut() else { break };
                         tokio::select! {
                             _ = ticker.tick() => {}
                             _ = tokio::time::sleep_until(deadline) => break,
                             _ = stopped.changed() => break,
                         }
-                    } else {
-                        burst -= 1;
+                        if full {
+                            continue;
+                        }
                     }
                     counters.sent.fetch_add(1, Ordering::SeqCst);
+                    counters.in_flight.fetch_add(1, Ordering::SeqCst);
                     // Open loop: the response is not awaited before the next arrival.
                     let (client, url, body, counters) = (client.clone(), url.clone(), body.clone(), counters.clone());
                     let log = log.clone();
@@ -121,6 +134,7 @@ impl Generator {
                             _ => &counters.failed,
                         };
                         counter.fetch_add(1, Ordering::SeqCst);
+                        counters.in_flight.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
             })
@@ -161,7 +175,15 @@ mod tests {
     use cbam_cluster::wait::{Poll, until};
 
     fn load(burst: u32, per_minute: f64, max_seconds: u64) -> Load {
-        Load { burst, arrivals_per_minute: per_minute, run_seconds: 10.0, cpu: 0.0, memory_mib: 0, max_seconds }
+        Load {
+            burst,
+            arrivals_per_minute: per_minute,
+            run_seconds: 10.0,
+            cpu: 0.0,
+            memory_mib: 0,
+            max_seconds,
+            until_accepted: None,
+        }
     }
 
     #[test]
@@ -173,8 +195,7 @@ mod tests {
     }
 
     /// A local listener stands in for the ingress: the schedule is our logic.
-    #[tokio::test]
-    async fn sends_the_burst_then_stops_by_itself() {
+    async fn accepting_listener() -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
@@ -187,9 +208,11 @@ mod tests {
                 });
             }
         });
-        let generator =
-            Generator::start(Client::new(), format!("http://{addr}/runs"), load(3, 0.0, 5), IngressLog::default());
-        let done = until("every request answered", Duration::from_secs(5), || {
+        addr
+    }
+
+    async fn answered(generator: &Generator) -> LoadStats {
+        until("every request answered", Duration::from_secs(5), || {
             let s = generator.stats();
             async move {
                 if s.sent > 0 && s.accepted + s.busy + s.rate_limited + s.failed == s.sent {
@@ -200,8 +223,26 @@ mod tests {
             }
         })
         .await
-        .expect("answers");
-        assert_eq!(done, LoadStats { sent: 3, accepted: 3, busy: 0, rate_limited: 0, failed: 0 });
+        .expect("answers")
+    }
+
+    #[tokio::test]
+    async fn sends_the_burst_then_stops_by_itself() {
+        let addr = accepting_listener().await;
+        let generator =
+            Generator::start(Client::new(), format!("http://{addr}/runs"), load(3, 0.0, 5), IngressLog::default());
+        assert_eq!(answered(&generator).await, LoadStats { sent: 3, accepted: 3, busy: 0, rate_limited: 0, failed: 0 });
         assert_eq!(generator.stop().await.sent, 3);
+    }
+
+    #[tokio::test]
+    async fn starts_no_run_beyond_the_demand_cap() {
+        let addr = accepting_listener().await;
+        // In flight counts: the burst itself stops at the cap.
+        let capped = Load { until_accepted: Some(2), ..load(3, 600.0, 1) };
+        let generator = Generator::start(Client::new(), format!("http://{addr}/runs"), capped, IngressLog::default());
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(answered(&generator).await, LoadStats { sent: 2, accepted: 2, busy: 0, rate_limited: 0, failed: 0 });
+        assert_eq!(generator.stop().await.sent, 2);
     }
 }

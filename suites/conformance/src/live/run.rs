@@ -427,6 +427,8 @@ async fn environment(
                 "the rollout failed (see live-rollout)",
             );
         } else {
+            // Progress: a live run takes minutes (an interrupt test waits for these too).
+            eprintln!("live tier [{}]: {id}", cx.env);
             match *id {
                 "live-inventory" => workload::inventory(&cx, &mut r).await,
                 "live-replicas" => workload::replicas(&cx, &mut r).await,

@@ -1,7 +1,9 @@
 //! Judges the scale-down after the load stopped (t = 0): the HPA must hold
-//! through its stabilization window, step down no faster than the
+//! through its stabilization window, counted from when its metric fell
+//! below the target (the last recommendation for the current count, not
+//! the load's stop: runs outlive it), step down no faster than the
 //! documented policies, and reach minReplicas by the time the window plus
-//! one period per replica has passed after the demand ended.
+//! one period per replica has passed after that.
 
 use crate::fixtures::{PolicyType, ScalingRules, SelectPolicy};
 use crate::live::scaling_timeline::{self, Sample, Verdict};
@@ -11,8 +13,10 @@ pub(crate) struct DownClaim {
     pub(crate) min: i32,
     pub(crate) from: i32,
     pub(crate) rules: ScalingRules,
-    /// Seconds after the load stopped when the last run ends.
-    pub(crate) demand_ends: f64,
+    /// The HPA's tolerance: a ratio under 1 - this asks for fewer replicas.
+    pub(crate) tolerance: f64,
+    /// The metric must fall below its target within this long of the stop.
+    pub(crate) demand_budget: f64,
     pub(crate) late_tolerance: f64,
     pub(crate) interval: f64,
 }
@@ -46,18 +50,31 @@ impl DownClaim {
     }
 
     /// By then the HPA must be at min.
-    pub(crate) fn deadline(&self) -> f64 {
-        self.demand_ends + self.window() + f64::from(self.from - self.min) * self.period() + 2.0 * self.late_tolerance
+    pub(crate) fn deadline(&self, demand_ends: f64) -> f64 {
+        demand_ends + self.window() + f64::from(self.from - self.min) * self.period() + 2.0 * self.late_tolerance
+    }
+
+    /// When the HPA first reported its metric below the target (by more
+    /// than its tolerance): the stabilization window starts there.
+    pub(crate) fn demand_ends(&self, samples: &[Sample]) -> Option<f64> {
+        samples.iter().find(|s| s.demand.is_some_and(|d| d.ratio < 1.0 - self.tolerance)).map(|s| s.at)
     }
 }
 
 pub(crate) fn judge(claim: &DownClaim, samples: &[Sample], now: f64) -> Verdict {
+    let demand_ends = claim.demand_ends(samples);
     let mut previous = claim.from;
     for s in samples {
         if s.desired < previous {
-            if s.at < claim.window() - claim.interval {
+            let Some(ends) = demand_ends.filter(|e| *e <= s.at) else {
                 return Verdict::Failed(format!(
-                    "scaled {previous} -> {} at {:.0} s after the load stopped, inside the {:.0} s stabilization window",
+                    "scaled {previous} -> {} at {:.0} s after the load stopped, while the HPA still reported its metric at or above the target",
+                    s.desired, s.at
+                ));
+            };
+            if s.at < ends + claim.window() - claim.interval {
+                return Verdict::Failed(format!(
+                    "scaled {previous} -> {} at {:.0} s after the load stopped, inside the {:.0} s stabilization window from {ends:.0} s (when the metric fell below the target)",
                     s.desired,
                     s.at,
                     claim.window()
@@ -76,14 +93,24 @@ pub(crate) fn judge(claim: &DownClaim, samples: &[Sample], now: f64) -> Verdict 
         }
         previous = s.desired;
     }
+    let last = samples.last().map_or(claim.from, |s| s.desired);
+    let Some(ends) = demand_ends else {
+        return if now > claim.demand_budget {
+            Verdict::Failed(format!(
+                "the HPA did not report its metric below the target within {:.0} s of the load's stop (desired {last})",
+                claim.demand_budget
+            ))
+        } else {
+            Verdict::Pending
+        };
+    };
     let first = samples.iter().find(|s| s.desired < claim.from).map(|s| s.at);
     match (first, samples.iter().find(|s| s.desired <= claim.min)) {
         (Some(first), Some(done)) => Verdict::Reached { latency: first, ready_at: done.at },
-        _ if now > claim.deadline() => Verdict::Failed(format!(
-            "not at {} replicas {:.0} s after the load stopped: desired {}",
+        _ if now > claim.deadline(ends) => Verdict::Failed(format!(
+            "not at {} replicas {:.0} s after the load stopped (the metric below the target from {ends:.0} s): desired {last}",
             claim.min,
-            claim.deadline(),
-            samples.last().map_or(claim.from, |s| s.desired)
+            claim.deadline(ends)
         )),
         _ => Verdict::Pending,
     }
@@ -93,6 +120,7 @@ pub(crate) fn judge(claim: &DownClaim, samples: &[Sample], now: f64) -> Verdict 
 mod tests {
     use super::*;
     use crate::fixtures::ScalingPolicy;
+    use crate::live::scaling_timeline::Demand;
 
     fn documented() -> DownClaim {
         DownClaim {
@@ -106,18 +134,26 @@ mod tests {
                     ScalingPolicy { type_: PolicyType::Pods, value: 1, period_seconds: 60 },
                 ],
             },
-            demand_ends: 240.0,
+            tolerance: 0.1,
+            demand_budget: 600.0,
             late_tolerance: 30.0,
             interval: 2.0,
         }
     }
 
+    /// Samples every 2 s; the metric falls below its target at 150 s.
     fn samples(until: u32, steps: &[(u32, i32)]) -> Vec<Sample> {
+        samples_below_from(until, 150, steps)
+    }
+
+    fn samples_below_from(until: u32, below: u32, steps: &[(u32, i32)]) -> Vec<Sample> {
         (0..=until / 2)
             .map(|k| {
                 let at = k * 2;
                 let desired = steps.iter().rev().find(|(from, _)| *from <= at).map_or(15, |s| s.1);
-                Sample { at: f64::from(at), desired, ready: desired }
+                let ratio = if at >= below { 0.2 } else { 1.0 };
+                let demand = Some(Demand { ratio, asks: 3 });
+                Sample { at: f64::from(at), desired, ready: desired, demand }
             })
             .collect()
     }
@@ -131,11 +167,14 @@ mod tests {
     }
 
     #[test]
-    fn a_step_inside_the_window_fails() {
-        let s = samples(200, &[(120, 14)]);
-        assert!(
-            matches!(judge(&documented(), &s, 200.0), Verdict::Failed(w) if w.contains("inside the 300 s stabilization window"))
-        );
+    fn the_window_counts_from_the_metric_not_the_load() {
+        // 310 s after the stop, but 160 s after the metric fell.
+        let s = samples(320, &[(310, 14)]);
+        let Verdict::Failed(why) = judge(&documented(), &s, 320.0) else { panic!("expected a failure") };
+        assert!(why.contains("inside the 300 s stabilization window from 150 s"), "{why}");
+        let early = samples_below_from(200, 300, &[(120, 14)]);
+        let Verdict::Failed(why) = judge(&documented(), &early, 200.0) else { panic!("expected a failure") };
+        assert!(why.contains("while the HPA still reported its metric at or above the target"), "{why}");
     }
 
     #[test]
@@ -148,8 +187,10 @@ mod tests {
 
     #[test]
     fn not_down_by_the_deadline_fails() {
-        let d = documented().deadline();
+        let d = documented().deadline(150.0);
         assert!(matches!(judge(&documented(), &samples(1400, &[(460, 14)]), d + 1.0), Verdict::Failed(_)));
         assert_eq!(judge(&documented(), &samples(400, &[]), 400.0), Verdict::Pending);
+        let never = samples_below_from(602, 9999, &[]);
+        assert!(matches!(judge(&documented(), &never, 602.0), Verdict::Failed(w) if w.contains("within 600 s")));
     }
 }

@@ -1,13 +1,30 @@
 //! Judges an observed HPA scale-up against the documented one: samples of
-//! the HPA's desired replicas (and Ready pods) taken every few seconds are
-//! compared with the predicted steps (from the fixtures) and with the
-//! documented scale-up policies. Fails as soon as the outcome is certain:
-//! a step bigger than the policies allow, more than the maximum, or a
-//! predicted step not reached by its deadline.
+//! the HPA's status (desired replicas, and what the scenario's metric asks
+//! for) and of Ready pods, taken every few seconds, are compared with the
+//! predicted steps (from the fixtures) and the documented policies:
+//! - the first scale-up comes in the sync that first reports the metric
+//!   above its target (scale-up stabilization window 0);
+//! - the replicas take exactly the predicted path (3 -> 5 -> 8 -> 12 -> 15),
+//!   each step within one tolerance of its absolute time after the first
+//!   scale-up; never more than the policies allow from a period before;
+//! - where the HPA left the path because the load asked for less than the
+//!   policies allow (a legal deviation), the claim is not verified.
+//!
+//! Fails as soon as the outcome is certain.
 
 use serde::Serialize;
 
 use crate::fixtures::{PolicyType, ScalingRules, SelectPolicy, Step};
+
+/// What the scenario's metric asks for, as the HPA reported it in the same
+/// status as `desired` (one sync of the controller).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub(crate) struct Demand {
+    /// current / target of the metric.
+    pub(crate) ratio: f64,
+    /// The replicas that ratio asks for from the status' current replicas.
+    pub(crate) asks: i32,
+}
 
 /// One observation, `at` seconds after the load started.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
@@ -15,6 +32,8 @@ pub(crate) struct Sample {
     pub(crate) at: f64,
     pub(crate) desired: i32,
     pub(crate) ready: i32,
+    /// None while the HPA reports no value for the scenario's metric.
+    pub(crate) demand: Option<Demand>,
 }
 
 /// What the documentation claims, and the slack the test cluster needs.
@@ -27,7 +46,11 @@ pub(crate) struct Claim {
     /// Predicted steps from the first scale-up (at 0).
     pub(crate) predicted: Vec<Step>,
     pub(crate) scale_up: ScalingRules,
+    /// The HPA ignores ratios within 1 +- this (the controller's tolerance).
+    pub(crate) tolerance: f64,
+    /// Load start to the first scale-up: the metrics pipeline's latency.
     pub(crate) latency_budget: f64,
+    /// A step may be seen this long after its predicted absolute time.
     pub(crate) late_tolerance: f64,
     pub(crate) ready_budget: f64,
     /// Sampling period: a step is seen up to this late.
@@ -54,6 +77,9 @@ pub(crate) enum Verdict {
         ready_at: f64,
     },
     Failed(String),
+    /// The HPA did what its policies allow, but the load did not make the
+    /// documented path the only one: the claim was not established.
+    NotVerified(String),
 }
 
 impl Claim {
@@ -77,15 +103,32 @@ impl Claim {
         bound.unwrap_or(base).min(self.max)
     }
 
-    /// The predicted steps up to `reach`.
-    fn steps(&self) -> impl Iterator<Item = &Step> {
+    /// The predicted steps up to `reach`, capped at it.
+    pub(crate) fn steps(&self) -> impl Iterator<Item = Step> + '_ {
         let reach = self.reach;
         let mut done = false;
-        self.predicted.iter().take_while(move |s| {
-            let keep = !done;
-            done = s.replicas >= reach;
-            keep
-        })
+        self.predicted
+            .iter()
+            .take_while(move |s| {
+                let keep = !done;
+                done = s.replicas >= reach;
+                keep
+            })
+            .map(move |s| Step { at: s.at, replicas: s.replicas.min(reach) })
+    }
+
+    /// The documented path as text: `3 -> 5 -> 8`.
+    pub(crate) fn path(&self) -> String {
+        std::iter::once(self.min)
+            .chain(self.steps().map(|s| s.replicas))
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    }
+
+    /// Whether the HPA acts on this demand (outside its tolerance, upwards).
+    fn above(&self, d: &Demand) -> bool {
+        d.ratio > 1.0 + self.tolerance
     }
 }
 
@@ -104,9 +147,25 @@ fn first_at_least(samples: &[Sample], n: i32) -> Option<f64> {
     samples.iter().find(|s| s.desired >= n).map(|s| s.at)
 }
 
+/// The path observed so far: each change of desired replicas.
+fn observed_path(claim: &Claim, samples: &[Sample]) -> Vec<String> {
+    let mut path = vec![claim.min.to_string()];
+    let mut previous = claim.min;
+    for s in samples {
+        if s.desired != previous {
+            path.push(format!("{} @{:.0}s", s.desired, s.at));
+            previous = s.desired;
+        }
+    }
+    path
+}
+
 /// Judges the samples so far; `now` is seconds since the load started.
 pub(crate) fn judge(claim: &Claim, samples: &[Sample], now: f64) -> Verdict {
     let window = period(&claim.scale_up);
+    let last_desired = samples.last().map_or(claim.min, |s| s.desired);
+    // Every change against the policies and the exact path.
+    let mut expected = claim.steps();
     let mut previous = claim.min;
     for s in samples {
         if s.desired > claim.max {
@@ -114,6 +173,9 @@ pub(crate) fn judge(claim: &Claim, samples: &[Sample], now: f64) -> Verdict {
                 "desired {} replicas at {:.0} s, above the documented maxReplicas {}",
                 s.desired, s.at, claim.max
             ));
+        }
+        if s.desired == previous {
+            continue;
         }
         if s.desired > previous {
             // Base: what was in effect one period before, seen from the sample
@@ -127,42 +189,72 @@ pub(crate) fn judge(claim: &Claim, samples: &[Sample], now: f64) -> Verdict {
                 ));
             }
         }
+        let step = expected.next();
+        if step.is_none_or(|step| step.replicas != s.desired) {
+            let wanted = step.map_or_else(|| format!("to stay at {}", claim.reach), |st| format!("{}", st.replicas));
+            let path = observed_path(claim, samples).join(" -> ");
+            // The HPA takes the smaller of what the metric asks and what the
+            // policies allow: asking less than the step is a legal detour.
+            return match (step, s.demand) {
+                (Some(st), Some(d)) if d.asks < st.replicas => Verdict::NotVerified(format!(
+                    "the load asked for {} replicas at {:.0} s, fewer than the documented step to {}: the HPA went {previous} -> {} as its policies allow, so the documented path {} was not tested (observed {path})",
+                    d.asks,
+                    s.at,
+                    st.replicas,
+                    s.desired,
+                    claim.path()
+                )),
+                _ => Verdict::Failed(format!(
+                    "scaled {previous} -> {} at {:.0} s, the documented path wants {wanted}{}: documented {}, observed {path}",
+                    s.desired,
+                    s.at,
+                    s.demand.map_or_else(String::new, |d| format!(" (the metric asked for {})", d.asks)),
+                    claim.path()
+                )),
+            };
+        }
         previous = s.desired;
+    }
+    // The first sync that reports the demand scales up, or the documented
+    // stabilization window later (0: in that same status).
+    let stabilization = f64::from(claim.scale_up.stabilization_window_seconds);
+    if let Some(seen) = samples.iter().find(|s| s.demand.is_some_and(|d| claim.above(&d))) {
+        let deadline = seen.at + stabilization;
+        let scaled = samples.iter().any(|s| s.at <= deadline && s.desired > claim.min);
+        if !scaled && samples.last().is_some_and(|s| s.at >= deadline) {
+            return Verdict::Failed(format!(
+                "the HPA reported its metric at {:.2}x the target at {:.0} s and did not scale up within the documented scale-up stabilization window of {stabilization:.0} s (desired {})",
+                seen.demand.map_or(0.0, |d| d.ratio),
+                seen.at,
+                claim.min
+            ));
+        }
     }
     let Some(first) = samples.iter().find(|s| s.desired > claim.min).map(|s| s.at) else {
         return if now > claim.latency_budget {
             Verdict::Failed(format!(
-                "no scale-up within {:.0} s of load start (desired stayed {})",
-                claim.latency_budget,
-                samples.last().map_or(claim.min, |s| s.desired)
+                "no scale-up within {:.0} s of load start (desired stayed {last_desired})",
+                claim.latency_budget
             ))
         } else {
             Verdict::Pending
         };
     };
-    // Each predicted step has a deadline: the previous step's observed time
-    // plus the predicted gap plus the tolerance (the first: the latency budget).
-    let mut previous_at = (0u32, first);
+    // Each predicted step by its absolute time after the first scale-up.
+    let mut reached_at = first;
     for (k, step) in claim.steps().enumerate() {
-        let deadline = if k == 0 {
-            claim.latency_budget
-        } else {
-            previous_at.1 + f64::from(step.at - previous_at.0) + claim.late_tolerance
-        };
-        let target = step.replicas.min(claim.reach);
-        match first_at_least(samples, target) {
-            Some(at) => previous_at = (step.at, at),
+        let deadline = first + f64::from(step.at) + claim.late_tolerance;
+        match first_at_least(samples, step.replicas) {
+            Some(at) => reached_at = at,
             None if now > deadline => {
                 return Verdict::Failed(format!(
-                    "predicted step {k} ({target} replicas, {} s after the first scale-up) not reached by {deadline:.0} s after load start: desired {}",
-                    step.at,
-                    samples.last().map_or(claim.min, |s| s.desired)
+                    "predicted step {k} ({} replicas, {} s after the first scale-up at {first:.0} s) not reached by {deadline:.0} s after load start: desired {last_desired}",
+                    step.replicas, step.at
                 ));
             }
             None => return Verdict::Pending,
         }
     }
-    let reached_at = previous_at.1;
     match samples.iter().find(|s| s.at >= reached_at && s.ready >= claim.reach) {
         Some(s) => Verdict::Reached { latency: first, ready_at: s.at },
         None if now > reached_at + claim.ready_budget => Verdict::Failed(format!(
@@ -178,10 +270,8 @@ pub(crate) fn judge(claim: &Claim, samples: &[Sample], now: f64) -> Verdict {
 /// Predicted and observed steps side by side (seconds after the first scale-up).
 pub(crate) fn table(claim: &Claim, samples: &[Sample]) -> Vec<StepRow> {
     let first = samples.iter().find(|s| s.desired > claim.min).map(|s| s.at);
-    let mut rows: Vec<StepRow> = claim
-        .steps()
-        .map(|s| StepRow { replicas: s.replicas.min(claim.reach), predicted_at: Some(s.at), observed_at: None })
-        .collect();
+    let mut rows: Vec<StepRow> =
+        claim.steps().map(|s| StepRow { replicas: s.replicas, predicted_at: Some(s.at), observed_at: None }).collect();
     let mut previous = claim.min;
     for s in samples {
         if s.desired != previous {
@@ -235,8 +325,9 @@ mod tests {
                     .map(|(type_, value)| ScalingPolicy { type_, value, period_seconds: 60 })
                     .collect(),
             },
+            tolerance: 0.1,
             latency_budget: 90.0,
-            late_tolerance: 30.0,
+            late_tolerance: 20.0,
             ready_budget: 90.0,
             interval: 2.0,
         }
@@ -246,16 +337,34 @@ mod tests {
         claim(vec![(PolicyType::Percent, 50), (PolicyType::Pods, 2)])
     }
 
-    /// Samples every 2 s of a timeline given as (from second, desired, ready).
-    fn samples(until: u32, steps: &[(u32, i32, i32)]) -> Vec<Sample> {
+    /// Samples every 2 s of a timeline given as (from second, desired,
+    /// ready); from `demand_from` on the metric asks for 20 replicas.
+    fn samples_with(until: u32, demand_from: u32, steps: &[(u32, i32, i32)]) -> Vec<Sample> {
         (0..=until / 2)
             .map(|k| {
                 let at = k * 2;
                 let (_, desired, ready) =
                     steps.iter().rev().find(|(from, _, _)| *from <= at).copied().unwrap_or((0, 3, 3));
-                Sample { at: f64::from(at), desired, ready }
+                let demand = Some(if at >= demand_from {
+                    Demand { ratio: 4.0, asks: 20 }
+                } else {
+                    Demand { ratio: 1.0, asks: 3 }
+                });
+                Sample { at: f64::from(at), desired, ready, demand }
             })
             .collect()
+    }
+
+    /// The HPA sees the demand in the sync of the first step.
+    fn samples(until: u32, steps: &[(u32, i32, i32)]) -> Vec<Sample> {
+        samples_with(until, steps.first().map_or(u32::MAX, |s| s.0), steps)
+    }
+
+    fn failure(v: Verdict) -> String {
+        match v {
+            Verdict::Failed(why) => why,
+            other => panic!("expected a failure, got {other:?}"),
+        }
     }
 
     #[test]
@@ -263,6 +372,7 @@ mod tests {
         let c = documented();
         assert_eq!([3, 5, 8, 12].map(|b| c.allowed_from(b)), [5, 8, 12, 15]);
         assert_eq!(claim(vec![(PolicyType::Pods, 1)]).allowed_from(3), 4);
+        assert_eq!(c.path(), "3 -> 5 -> 8 -> 12 -> 15");
     }
 
     #[test]
@@ -280,30 +390,90 @@ mod tests {
     }
 
     #[test]
+    fn a_sync_missed_by_a_moment_is_within_the_tolerance() {
+        let s = samples(280, &[(36, 5, 5), (112, 8, 8), (172, 12, 12), (232, 15, 15)]);
+        assert!(matches!(judge(&documented(), &s, 280.0), Verdict::Reached { .. }));
+    }
+
+    #[test]
     fn waits_while_a_step_is_still_within_its_window() {
         let s = samples(120, &[(36, 5, 5), (98, 8, 8)]);
         assert_eq!(judge(&documented(), &s, 120.0), Verdict::Pending);
     }
 
     #[test]
+    fn steps_are_judged_against_absolute_times_not_the_previous_step() {
+        // A 75 s period: each step on time after the one before, 15 s late
+        // per step: the third is 30 s late of its absolute time.
+        let s = samples(178, &[(36, 5, 5), (112, 8, 8), (188, 12, 12)]);
+        let why = failure(judge(&documented(), &s, 178.0));
+        assert!(
+            why.contains("step 2 (12 replicas, 120 s after the first scale-up at 36 s) not reached by 176 s"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_ninety_second_period_fails_the_second_step() {
+        let s = samples(120, &[(36, 5, 5), (126, 8, 8)]);
+        let why = failure(judge(&documented(), &s, 118.0));
+        assert!(why.contains("step 1 (8 replicas") && why.contains("not reached by 116 s"), "{why}");
+    }
+
+    #[test]
+    fn a_scale_up_stabilization_window_fails_at_the_first_demand_not_acted_on() {
+        // The metric is reported above target at 36 s; a 60 s window holds 3 until 96 s.
+        let s = samples_with(40, 36, &[(96, 5, 5)]);
+        let why = failure(judge(&documented(), &s, 40.0));
+        assert!(
+            why.contains("4.00x the target at 36 s") && why.contains("stabilization window of 0 s (desired 3)"),
+            "{why}"
+        );
+        // Within the tolerance the HPA does nothing, and neither does the judge.
+        let quiet: Vec<Sample> = samples_with(40, 99, &[])
+            .into_iter()
+            .map(|s| Sample { demand: Some(Demand { ratio: 1.1, asks: 4 }), ..s })
+            .collect();
+        assert_eq!(judge(&documented(), &quiet, 40.0), Verdict::Pending);
+    }
+
+    #[test]
+    fn select_policy_min_leaves_the_documented_path() {
+        let s = samples(100, &[(36, 5, 5), (96, 7, 7)]);
+        let why = failure(judge(&documented(), &s, 100.0));
+        assert!(why.contains("scaled 5 -> 7 at 96 s, the documented path wants 8 (the metric asked for 20)"), "{why}");
+        assert!(why.contains("observed 3 -> 5 @36s -> 7 @96s"), "{why}");
+    }
+
+    #[test]
+    fn a_detour_the_load_asked_for_is_not_verified() {
+        let mut s = samples(100, &[(36, 5, 5), (96, 7, 7)]);
+        for x in s.iter_mut().filter(|x| x.at >= 96.0) {
+            x.demand = Some(Demand { ratio: 1.4, asks: 7 });
+        }
+        let Verdict::NotVerified(why) = judge(&documented(), &s, 100.0) else { panic!("expected not verified") };
+        assert!(why.contains("asked for 7 replicas at 96 s, fewer than the documented step to 8"), "{why}");
+    }
+
+    #[test]
+    fn an_intermediate_count_fails_the_path() {
+        let s = samples(60, &[(36, 4, 4)]);
+        let why = failure(judge(&documented(), &s, 60.0));
+        assert!(why.contains("scaled 3 -> 4 at 36 s, the documented path wants 5"), "{why}");
+    }
+
+    #[test]
     fn a_lower_maximum_fails_at_the_step_it_cannot_reach() {
         let s = samples(250, &[(36, 5, 5), (98, 8, 8), (158, 10, 10)]);
-        let Verdict::Failed(why) = judge(&documented(), &s, 250.0) else { panic!("expected a failure") };
-        assert!(why.contains("step 2 (12 replicas") && why.contains("desired 10"), "{why}");
+        let why = failure(judge(&documented(), &s, 250.0));
+        assert!(why.contains("8 -> 10 at 158 s, the documented path wants 12"), "{why}");
     }
 
     #[test]
     fn a_step_faster_than_the_policies_fails_at_once() {
         let s = samples(70, &[(36, 5, 5), (66, 8, 8)]);
-        let Verdict::Failed(why) = judge(&documented(), &s, 70.0) else { panic!("expected a failure") };
+        let why = failure(judge(&documented(), &s, 70.0));
         assert!(why.contains("5 -> 8 at 66 s") && why.contains("at most 5 from 3"), "{why}");
-    }
-
-    #[test]
-    fn one_pod_per_minute_misses_the_first_step() {
-        let s = samples(100, &[(36, 4, 4)]);
-        let Verdict::Failed(why) = judge(&documented(), &s, 100.0) else { panic!("expected a failure") };
-        assert!(why.contains("step 0 (5 replicas") && why.contains("desired 4"), "{why}");
     }
 
     #[test]
@@ -326,5 +496,6 @@ mod tests {
         let c = Claim { reach: 8, ..documented() };
         let s = samples(120, &[(30, 5, 5), (92, 8, 7), (96, 8, 8)]);
         assert_eq!(judge(&c, &s, 120.0), Verdict::Reached { latency: 30.0, ready_at: 96.0 });
+        assert_eq!(c.path(), "3 -> 5 -> 8");
     }
 }
