@@ -14,6 +14,22 @@ fn readme_names_every_check() {
 }
 
 #[test]
+fn readme_live_table_is_the_live_check_table() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+    let readme = std::fs::read_to_string(path).expect("read README.md");
+    let rows: Vec<String> = readme.lines().filter(|l| l.starts_with("| `live-")).map(str::to_owned).collect();
+    let table: Vec<String> = LIVE_CHECKS.iter().map(|(id, about)| format!("| `{id}` | {about} |")).collect();
+    assert_eq!(rows, table, "README.md's live checks differ from LIVE_CHECKS (live/run.rs)");
+}
+
+#[test]
+fn readme_is_a_front_page() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+    let size = std::fs::metadata(path).expect("README.md").len();
+    assert!(size <= 6 * 1024, "README.md is {size} bytes: the reference belongs in docs/");
+}
+
+#[test]
 fn readme_exit_code_table_matches_the_code() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
     let readme = std::fs::read_to_string(path).expect("read README.md");

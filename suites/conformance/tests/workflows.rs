@@ -46,7 +46,14 @@ fn just_calls(script: &str) -> Vec<Vec<String>> {
         .filter_map(|line| {
             let words: Vec<String> = line.split_whitespace().map(|w| w.trim_matches('"').to_owned()).collect();
             let at = words.iter().position(|w| w == "just")?;
-            Some(words[at + 1..].to_vec())
+            // The call ends where the shell takes over: a redirection, a
+            // pipe, a background `&`, a list operator or a comment.
+            let call: Vec<String> = words[at + 1..]
+                .iter()
+                .take_while(|w| !w.starts_with(['>', '<', '|', '&', ';', '#', ')']) && !w.starts_with("2>"))
+                .cloned()
+                .collect();
+            Some(call)
         })
         .filter(|call| !call.is_empty())
         .collect()
