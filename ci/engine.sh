@@ -14,6 +14,11 @@ source "$here/versions.env"
 state="${CBAM_ENGINE_DIR:-$HOME/.cache/cbam-conformance/engine}"
 wrapper=/usr/local/libexec/cbam/runc-caps
 action="${1:-up}"
+# One at a time: the main job and the cluster suites start side by side, and
+# each would rewrite the runtime wrapper (or start dockerd) at once.
+mkdir -p "$state"
+exec 8>"$state/.lock"
+flock 8
 
 say() { echo "engine: $*" >&2; }
 running() { docker info >/dev/null 2>&1; }
@@ -94,7 +99,8 @@ start_dockerd() {
 JSON
   fi
   say "starting dockerd (log: $state/dockerd.log)"
-  nohup dockerd --host unix:///var/run/docker.sock >"$state/dockerd.log" 2>&1 &
+  # 8>&-: dockerd outlives this script and must not hold its lock.
+  nohup dockerd --host unix:///var/run/docker.sock >"$state/dockerd.log" 2>&1 8>&- &
   echo $! >"$state/dockerd.pid"
   local i
   for i in $(seq 1 120); do
