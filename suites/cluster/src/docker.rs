@@ -45,15 +45,43 @@ pub async fn image_present(reference: &str) -> bool {
     docker(&["image", "inspect", "--format", "{{.Id}}", reference]).await.is_ok()
 }
 
-/// Everything that exists: containers, networks, volumes (to prove a
-/// teardown left the engine as it found it).
-pub async fn inventory() -> Result<(Vec<String>, Vec<String>, Vec<String>), DockerError> {
+/// Everything Docker holds for the containers, networks and volumes carrying
+/// `label` (anonymous volumes of those containers included), as
+/// `kind id-or-name` lines: what removing them must leave behind nothing of.
+/// Scoped by label so that other clusters coming and going meanwhile (CI runs
+/// several side by side) do not count.
+pub async fn owned(label: &str) -> Result<std::collections::BTreeSet<String>, DockerError> {
+    let filter = format!("label={label}");
+    let mut found = std::collections::BTreeSet::new();
+    for id in docker(&["ps", "-aq", "--no-trunc", "--filter", &filter]).await?.lines() {
+        found.insert(format!("container {id}"));
+        let mounts = docker(&["inspect", "--format", "{{range .Mounts}}{{.Name}} {{end}}", id]).await?;
+        found.extend(mounts.split_whitespace().map(|v| format!("volume {v}")));
+    }
+    for kind in ["network", "volume"] {
+        for name in docker(&[kind, "ls", "-q", "--filter", &filter]).await?.lines() {
+            found.insert(format!("{kind} {name}"));
+        }
+    }
+    Ok(found)
+}
+
+/// Which of `owned` Docker still holds.
+pub async fn still_present(owned: &std::collections::BTreeSet<String>) -> Result<Vec<String>, DockerError> {
     let lines = |s: String| s.lines().map(str::to_owned).collect::<Vec<_>>();
-    Ok((
-        lines(docker(&["ps", "-aq"]).await?),
-        lines(docker(&["network", "ls", "-q"]).await?),
-        lines(docker(&["volume", "ls", "-q"]).await?),
-    ))
+    let containers = lines(docker(&["ps", "-aq", "--no-trunc"]).await?);
+    let networks = lines(docker(&["network", "ls", "-q"]).await?);
+    let volumes = lines(docker(&["volume", "ls", "-q"]).await?);
+    Ok(owned
+        .iter()
+        .filter(|o| match o.split_once(' ') {
+            Some(("container", id)) => containers.iter().any(|c| c == id),
+            Some(("network", id)) => networks.iter().any(|n| id.starts_with(n.as_str()) || n == id),
+            Some(("volume", id)) => volumes.iter().any(|v| v == id),
+            _ => false,
+        })
+        .cloned()
+        .collect())
 }
 
 /// Copies an image archive into a node container and imports it into the

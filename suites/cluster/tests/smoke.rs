@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use cbam_cluster::docker;
 use cbam_cluster::exposure;
 use cbam_cluster::kit;
-use cbam_cluster::provider::{KitCluster, KitOptions};
+use cbam_cluster::provider::{KitCluster, KitOptions, LABEL};
 use cbam_cluster::readiness;
 use cbam_cluster::timeouts::Timeouts;
 use cbam_cluster::wait::{Poll, until};
@@ -64,7 +64,6 @@ async fn kit_cluster_smoke() {
     let image = kit::node_image().unwrap_or_else(|e| panic!("{e}"));
     assert!(docker::image_present(&image).await, "node image {image} is not loaded: run `just kit`");
     assert!(app_image().is_file(), "{} missing: run `just image`", app_image().display());
-    let before = docker::inventory().await.expect("docker inventory");
     let listening_before = exposure::listening();
     let t = Timeouts::default();
     let opts = KitOptions { name: "cbam-smoke".into(), agents: 2, image, timeouts: t, reuse: false };
@@ -75,11 +74,14 @@ async fn kit_cluster_smoke() {
     eprintln!("smoke: cluster ready in {:.1} s", started.elapsed().as_secs_f64());
     let exposed = loopback_only(&cluster, &listening_before).await;
     let result = exercise(&cluster, &t).await;
+    // What this cluster holds (other clusters may come and go meanwhile).
+    let owned = docker::owned(&format!("{LABEL}={}", cluster.name)).await.expect("docker inventory");
     cluster.down().await.expect("cluster down");
     exposed.unwrap_or_else(|e| panic!("{e}"));
-    let after = docker::inventory().await.expect("docker inventory");
+    let left = docker::still_present(&owned).await.expect("docker inventory");
     result.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(before, after, "cluster down must leave containers, networks and volumes as they were");
+    assert!(owned.iter().any(|o| o.starts_with("volume ")), "the inventory saw no volume: {owned:?}");
+    assert!(left.is_empty(), "cluster down must remove its containers, networks and volumes; left: {left:?}");
 }
 
 /// Nothing the cluster publishes, and nothing that started listening on the

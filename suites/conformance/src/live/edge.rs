@@ -269,6 +269,35 @@ pub(crate) async fn routing_version(cx: &LiveContext<'_>) -> String {
     parts.join(",")
 }
 
+/// Traefik applies a provider's change up to its `providersThrottleDuration`
+/// (2 s by default) after the change, and rebuilds its middlewares (a new
+/// rate-limit bucket) then: routing must have been still for longer than
+/// that before a burst, or the rebuild lands inside it. Seen when the burst
+/// followed the autoscaling check's last pod turning Ready: the first 429 at
+/// request 204, two buckets' worth.
+const ROUTING_QUIET: std::time::Duration = std::time::Duration::from_secs(5);
+/// The most a burst waits for routing to be still.
+const ROUTING_SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// The routing version once it has not changed for [`ROUTING_QUIET`] (or,
+/// after [`ROUTING_SETTLE_LIMIT`], the last seen: the burst's own
+/// before/after comparison then decides). Every change is logged.
+async fn settled_routing(cx: &LiveContext<'_>) -> String {
+    let started = Instant::now();
+    let mut last = routing_version(cx).await;
+    let mut since = Instant::now();
+    cx.ingress_log.routing(since, last.clone());
+    while since.elapsed() < ROUTING_QUIET && started.elapsed() < ROUTING_SETTLE_LIMIT {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let now = routing_version(cx).await;
+        if now != last {
+            (last, since) = (now, Instant::now());
+            cx.ingress_log.routing(since, last.clone());
+        }
+    }
+    last
+}
+
 pub(crate) async fn rate_limit(cx: &LiveContext<'_>, r: &mut Recorder) {
     let object = ingress_label(cx);
     let per_minute = cx.workload.ingress.rate_limit_per_minute;
@@ -290,8 +319,7 @@ pub(crate) async fn rate_limit(cx: &LiveContext<'_>, r: &mut Recorder) {
     // controller would start a new bucket). One retry once the bucket is
     // full again; a second change leaves the limit not verified.
     for attempt in 1..=2 {
-        let before = routing_version(cx).await;
-        cx.ingress_log.routing(Instant::now(), before.clone());
+        let before = settled_routing(cx).await;
         // The controller rebuilt its middlewares at the last routing change:
         // requests before it met another bucket. Requests sent while the
         // change was under way may have met either: then the burst waits
