@@ -76,7 +76,7 @@ pub async fn still_present(owned: &std::collections::BTreeSet<String>) -> Result
         .iter()
         .filter(|o| match o.split_once(' ') {
             Some(("container", id)) => containers.iter().any(|c| c == id),
-            Some(("network", id)) => networks.iter().any(|n| id.starts_with(n.as_str()) || n == id),
+            Some(("network", id)) => networks.iter().any(|n| n == id),
             Some(("volume", id)) => volumes.iter().any(|v| v == id),
             _ => false,
         })

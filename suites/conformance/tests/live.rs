@@ -163,7 +163,8 @@ enum Phase {
     Drain,
     /// The HPA above minReplicas under the run's load (live-autoscaling).
     Autoscaling,
-    /// The run says it is on live-rate-limit (nothing on the cluster shows it).
+    /// The run says live-rate-limit's burst has started (nothing on the
+    /// cluster shows it).
     RateLimit,
 }
 
@@ -237,7 +238,7 @@ async fn reached(client: &kube::Client, phase: Phase, namespace: &str, printed: 
                     h.status.as_ref().is_some_and(|s| s.desired_replicas > min)
                 })
             }),
-        Phase::RateLimit => printed.contains("live tier [production]: live-rate-limit"),
+        Phase::RateLimit => printed.contains("live-rate-limit: burst of"),
     }
 }
 
@@ -303,10 +304,6 @@ async fn interrupted_at(phase: Phase) -> Result<(), Failed> {
         return Err(
             format!("the run never reached {phase:?}:\n{}{}", String::from_utf8_lossy(&out.stdout), so_far()).into()
         );
-    }
-    if matches!(phase, Phase::RateLimit) {
-        // Into the burst, past the check's first requests.
-        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     }
     std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status()?;
     let out = tokio::time::timeout(std::time::Duration::from_secs(300), child.wait_with_output()).await??;

@@ -253,6 +253,10 @@ async fn hold_at_target(cx: &LiveContext<'_>, scenario: &Scenario, hold: Hold, r
         cx.ingress_log.routing(Instant::now(), edge::routing_version(cx).await);
         let o = match sampler.observe(&scenario.metric).await {
             Ok(o) => o,
+            // Retried at the next tick, within the same bound as a sample.
+            Err(e) if sampler.started.elapsed().as_secs_f64() > budget + hold_for => {
+                break Err(format!("failed to read the HPA for {:.0} s: {e}", budget + hold_for));
+            }
             Err(e) => {
                 eprintln!("live-autoscaling: {e}");
                 continue;

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use cbam_cluster::wait::{Poll, until};
 use reqwest::redirect::Policy;
 use reqwest::{Certificate, Client, Method, Response};
 
@@ -279,23 +280,32 @@ const ROUTING_QUIET: std::time::Duration = std::time::Duration::from_secs(5);
 /// The most a burst waits for routing to be still.
 const ROUTING_SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(90);
 
-/// The routing version once it has not changed for [`ROUTING_QUIET`] (or,
-/// after [`ROUTING_SETTLE_LIMIT`], the last seen: the burst's own
+/// The routing version once it has not changed for [`ROUTING_QUIET`]; after
+/// [`ROUTING_SETTLE_LIMIT`], the last seen (said on stderr: the burst's own
 /// before/after comparison then decides). Every change is logged.
 async fn settled_routing(cx: &LiveContext<'_>) -> String {
-    let started = Instant::now();
-    let mut last = routing_version(cx).await;
-    let mut since = Instant::now();
-    cx.ingress_log.routing(since, last.clone());
-    while since.elapsed() < ROUTING_QUIET && started.elapsed() < ROUTING_SETTLE_LIMIT {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        let now = routing_version(cx).await;
-        if now != last {
-            (last, since) = (now, Instant::now());
-            cx.ingress_log.routing(since, last.clone());
+    // The version and when it was first seen; empty: nothing seen yet.
+    let seen = std::cell::RefCell::new((String::new(), Instant::now()));
+    let condition = format!("routing (endpoints, Ingress) unchanged for {} s", ROUTING_QUIET.as_secs());
+    let settled = until(&condition, ROUTING_SETTLE_LIMIT, || async {
+        let version = routing_version(cx).await;
+        let mut s = seen.borrow_mut();
+        if version != s.0 {
+            *s = (version.clone(), Instant::now());
+            cx.ingress_log.routing(s.1, version);
         }
-    }
-    last
+        let still = s.1.elapsed();
+        if still >= ROUTING_QUIET {
+            Poll::Done(s.0.clone())
+        } else {
+            Poll::Pending(format!("last change {:.1} s ago", still.as_secs_f64()))
+        }
+    })
+    .await;
+    settled.unwrap_or_else(|e| {
+        eprintln!("live-rate-limit: {e}; the burst goes ahead and is judged by its own routing comparison");
+        seen.into_inner().0
+    })
 }
 
 pub(crate) async fn rate_limit(cx: &LiveContext<'_>, r: &mut Recorder) {
@@ -341,6 +351,8 @@ pub(crate) async fn rate_limit(cx: &LiveContext<'_>, r: &mut Recorder) {
             }
             earlier.retain(|p| p.at > change.seen);
         }
+        // Progress (the interrupt test waits for it): the burst starts now.
+        eprintln!("live-rate-limit: burst of at most {budget} requests");
         let started = Instant::now();
         let (times, refused) = match burst(cx, &client, budget).await {
             Ok(b) => b,
