@@ -86,10 +86,17 @@ _cluster-tests EXPR *ARGS:
 _live-clusters-down:
     for slot in 0 1; do CBAM_CLUSTER=cbam-live-test-$slot bash ci/kit/cluster.sh down; done
 
-# Formatting and lints, as CI runs them.
+# Formatting and lints, as CI runs them. Clippy compiles this workspace's own
+# crates in a normal dev build (`cargo clippy` runs the same driver the same
+# way, but in a check build): the dependencies are then compiled once, for
+# the lints and for `just test`, not a second time in check mode. From an
+# empty target directory: 124 s of clippy + 181 s for the tests' build
+# before, 190 s + 41 s now (the tests rebuild only our four crates).
+# CLIPPY_ARGS is how cargo-clippy hands its `-- ARGS` to the driver.
 lint:
     cargo fmt --all --check
-    cargo clippy --workspace --all-targets --quiet -- -D warnings
+    RUSTC_WORKSPACE_WRAPPER=clippy-driver CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__ \
+        cargo build --workspace --all-targets --quiet
 
 # Benchmarks: `just bench static|app|cluster|autoscaling` (ci/bench-TARGET.sh).
 bench TARGET:

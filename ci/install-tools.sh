@@ -16,6 +16,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
+# shellcheck source=go-compiler.env
+source "$here/go-compiler.env"
 quiet=false
 [ "${1:-}" = -q ] && quiet=true
 tools="${CBAM_TOOLS:-$HOME/.cache/cbam-conformance/tools}"

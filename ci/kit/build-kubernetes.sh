@@ -9,6 +9,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=../versions.env
 source "$here/versions.env"
+# shellcheck source=../go-compiler.env
+source "$here/go-compiler.env"
 kit="${CBAM_KIT:-$HOME/.cache/cbam-conformance/kit}"
 version="$KUBERNETES_VERSION"
 out="$kit/kubernetes-$version"

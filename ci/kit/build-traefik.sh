@@ -15,6 +15,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../versions.env
 source "$here/../versions.env"
+# shellcheck source=../go-compiler.env
+source "$here/../go-compiler.env"
 kit="${CBAM_KIT:-$HOME/.cache/cbam-conformance/kit}"
 out="$kit/traefik-$TRAEFIK_VERSION"
 if [ -f "$out/.complete" ]; then echo "kit: traefik $TRAEFIK_VERSION cached"; exit 0; fi

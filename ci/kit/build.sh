@@ -11,6 +11,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 # shellcheck source=../versions.env
 source "$here/../versions.env"
+# shellcheck source=../go-compiler.env
+source "$here/../go-compiler.env"
 kit="${CBAM_KIT:-$HOME/.cache/cbam-conformance/kit}"
 export CBAM_KIT="$kit"
 mkdir -p "$kit/images"

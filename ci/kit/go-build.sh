@@ -14,6 +14,8 @@
 set -euo pipefail
 [ $# -ge 4 ] || { echo "usage: go-build.sh NAME MODULE VERSION BIN=PACKAGE..." >&2; exit 2; }
 name="$1" module="$2" version="$3"; shift 3
+# shellcheck source=../go-compiler.env
+source "$(dirname "${BASH_SOURCE[0]}")/../go-compiler.env"
 kit="${CBAM_KIT:-$HOME/.cache/cbam-conformance/kit}"
 out="$kit/$name-$version"
 if [ -f "$out/.complete" ]; then echo "kit: $name $version cached"; exit 0; fi
