@@ -109,7 +109,8 @@ components() {
   echo "etcd|go.etcd.io/etcd/server/v3|$ETCD_VERSION|etcd=go.etcd.io/etcd/server/v3"
   echo "containerd|github.com/containerd/containerd/v2|$CONTAINERD_VERSION|containerd=github.com/containerd/containerd/v2/cmd/containerd containerd-shim-runc-v2=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 ctr=github.com/containerd/containerd/v2/cmd/ctr"
   echo "cni-plugins|github.com/containernetworking/plugins|$CNI_PLUGINS_VERSION|bridge=github.com/containernetworking/plugins/plugins/main/bridge loopback=github.com/containernetworking/plugins/plugins/main/loopback host-local=github.com/containernetworking/plugins/plugins/ipam/host-local portmap=github.com/containernetworking/plugins/plugins/meta/portmap"
-  echo "coredns|github.com/coredns/coredns|$COREDNS_VERSION|coredns=github.com/coredns/coredns"
+  # The plugins the Corefile uses, not all of them (ci/kit/main/coredns.go).
+  echo "coredns|github.com/coredns/coredns|$COREDNS_VERSION|coredns=./coredns"
   echo "metrics-server|sigs.k8s.io/metrics-server|$METRICS_SERVER_VERSION|metrics-server=sigs.k8s.io/metrics-server/cmd/metrics-server"
   echo "local-path-provisioner|github.com/rancher/local-path-provisioner|$LOCAL_PATH_PROVISIONER_VERSION|local-path-provisioner=github.com/rancher/local-path-provisioner"
   echo "prometheus|github.com/prometheus/prometheus|$PROMETHEUS_VERSION|prometheus=github.com/prometheus/prometheus/cmd/prometheus"

@@ -6,7 +6,10 @@
 # replace directives (`go install pkg@version` refuses modules that have
 # any). Env: GO_TAGS (build tags), CGO (default 0), LDFLAGS_EXTRA,
 # GO_REPLACE ("old=new ..." replace directives that win over the module's own).
-# Output: $CBAM_KIT/NAME-VERSION/bin/BIN, skipped when already complete.
+# A PACKAGE of `./BIN` is this project's own main package, ci/kit/main/BIN.go,
+# built inside the wrapper module (a trimmed main of the module's packages).
+# Output: $CBAM_KIT/NAME-VERSION/bin/BIN, skipped when already complete (and,
+# with an own main, built from that same main).
 # GO_BUILD_RESOLVE_ONLY=1 stops after the wrapper module is resolved (its
 # modules downloaded): build.sh does that for every component ahead, in the
 # background, while the compiler is busy with another; a lock keeps that and
@@ -14,17 +17,27 @@
 set -euo pipefail
 [ $# -ge 4 ] || { echo "usage: go-build.sh NAME MODULE VERSION BIN=PACKAGE..." >&2; exit 2; }
 name="$1" module="$2" version="$3"; shift 3
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../go-compiler.env
-source "$(dirname "${BASH_SOURCE[0]}")/../go-compiler.env"
+source "$here/../go-compiler.env"
 kit="${CBAM_KIT:-$HOME/.cache/cbam-conformance/kit}"
 out="$kit/$name-$version"
-if [ -f "$out/.complete" ]; then echo "kit: $name $version cached"; exit 0; fi
+own=()
+for spec in "$@"; do [[ "${spec#*=}" == ./* ]] && own+=("$here/main/${spec%%=*}.go"); done
+complete=""
+[ ${#own[@]} = 0 ] || complete="own main $(cat "${own[@]}" | sha256sum | cut -c1-16)"
+if [ -f "$out/.complete" ] && [ "$(cat "$out/.complete")" = "$complete" ]; then echo "kit: $name $version cached"; exit 0; fi
 src="$out/src"
 mkdir -p "$src" "$out/bin"
 cd "$src"
+for spec in "$@"; do
+  pkg="${spec#*=}"
+  [[ "$pkg" == ./* ]] || continue
+  mkdir -p "$src/${pkg#./}" && cp "$here/main/${spec%%=*}.go" "$src/${pkg#./}/main.go"
+done
 exec 9>"$out/.resolve.lock"
 flock 9
-resolved="$name $module $version $* ${GO_REPLACE:-}"
+resolved="$name $module $version $* ${GO_REPLACE:-} $complete"
 if [ "$(cat .resolved 2>/dev/null)" != "$resolved" ]; then
 rm -f .resolved
 info="$(go mod download -json "$module@$version")"
@@ -50,7 +63,7 @@ awk -v dir="$moddir" '
 for spec in ${GO_REPLACE:-}; do go mod edit -replace "$spec"; done
 {
   echo '//go:build tools'; echo; echo 'package tools'; echo; echo 'import ('
-  for spec in "$@"; do echo "	_ \"${spec#*=}\""; done
+  for spec in "$@"; do [[ "${spec#*=}" == ./* ]] || echo "	_ \"${spec#*=}\""; done
   echo ')'
 } >tools.go
 GOFLAGS=-mod=mod go mod tidy -e >tidy.log 2>&1 || { tail -20 tidy.log >&2; exit 2; }
@@ -65,4 +78,4 @@ for spec in "$@"; do
     -ldflags "-s -w ${LDFLAGS_EXTRA:-}" -o "$out/bin/$bin" "$pkg"
   echo "kit: built $name/$bin $version in $(( $(date +%s) - started )) s"
 done
-touch "$out/.complete"
+echo -n "$complete" >"$out/.complete"

@@ -142,12 +142,24 @@ pub struct Args {
     pub verbose: bool,
 }
 
-fn parse_live_check(text: &str) -> Result<String, String> {
-    if crate::live::LIVE_CHECKS.iter().any(|(id, _)| *id == text) {
-        Ok(text.to_owned())
-    } else {
-        let ids: Vec<&str> = crate::live::LIVE_CHECKS.iter().map(|(id, _)| *id).collect();
-        Err(format!("not a live check id: {text:?} (one of {})", ids.join(", ")))
+/// A flag value clap refuses (exit 2, with clap's usage line).
+#[derive(Debug, thiserror::Error)]
+pub enum ArgError {
+    #[error("not a live check id: {0:?} (one of {1})")]
+    UnknownCheck(String, String),
+    #[error("{0} cannot be skipped: every other live check needs the Deployment rolled out")]
+    Precondition(String),
+    #[error("expected `auto` or a factor >= 1, found {0:?}")]
+    Fit(String),
+}
+
+fn parse_live_check(text: &str) -> Result<String, ArgError> {
+    use crate::live::{LIVE_CHECKS, Role};
+    let skippable = || LIVE_CHECKS.iter().filter(|c| c.role != Role::Rollout).map(|c| c.id);
+    match LIVE_CHECKS.iter().find(|c| c.id == text) {
+        Some(c) if c.role == Role::Rollout => Err(ArgError::Precondition(text.to_owned())),
+        Some(_) => Ok(text.to_owned()),
+        None => Err(ArgError::UnknownCheck(text.to_owned(), skippable().collect::<Vec<_>>().join(", "))),
     }
 }
 
@@ -157,13 +169,13 @@ pub enum Fit {
     Factor(u32),
 }
 
-fn parse_fit(text: &str) -> Result<Fit, String> {
+fn parse_fit(text: &str) -> Result<Fit, ArgError> {
     if text == "auto" {
         return Ok(Fit::Auto);
     }
     match text.parse::<u32>() {
         Ok(n) if n >= 1 => Ok(Fit::Factor(n)),
-        _ => Err(format!("expected `auto` or a factor >= 1, found {text:?}")),
+        _ => Err(ArgError::Fit(text.to_owned())),
     }
 }
 
@@ -202,17 +214,18 @@ fn existing_options(args: &Args) -> ExistingOptions {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("failed to start the async runtime: {e}"))
+#[derive(Debug, thiserror::Error)]
+#[error("start the async runtime")]
+struct RuntimeError(#[source] std::io::Error);
+
+fn runtime() -> Result<tokio::runtime::Runtime, RuntimeError> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(RuntimeError)
 }
 
 /// After a panic: the journal replayed on a fresh runtime; what happened.
 fn runtime_cleanup(existing: &ExistingOptions) -> String {
-    match runtime().and_then(|rt| rt.block_on(live::cleanup_only(existing)).map_err(|e| chain(&e))) {
+    let result = runtime().map_err(|e| chain(&e));
+    match result.and_then(|rt| rt.block_on(live::cleanup_only(existing)).map_err(|e| chain(&e))) {
         Ok(undone) => format!("undone: {}", if undone.is_empty() { "nothing".into() } else { undone.join(", ") }),
         Err(e) => format!("NOT undone ({e}): run --cleanup-only"),
     }
@@ -224,8 +237,9 @@ fn cleanup_only(args: &Args) -> u8 {
         eprintln!("error: --cleanup-only needs --cluster existing (a kit cluster is removed with its run)");
         return EXIT_ERROR;
     }
-    let result =
-        runtime().and_then(|rt| rt.block_on(live::cleanup_only(&existing_options(args))).map_err(|e| chain(&e)));
+    let result = runtime()
+        .map_err(|e| chain(&e))
+        .and_then(|rt| rt.block_on(live::cleanup_only(&existing_options(args))).map_err(|e| chain(&e)));
     match result {
         Ok(undone) if undone.is_empty() => println!("cleanup: nothing left by an earlier run"),
         Ok(undone) => println!("cleanup: undone: {}", undone.join(", ")),
@@ -333,7 +347,7 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
                 };
                 let runtime = match runtime() {
                     Ok(rt) => rt,
-                    Err(err) => return fail_input(err),
+                    Err(err) => return fail_input(chain(&err)),
                 };
                 // A panic must not leave an existing cluster changed: its
                 // journal is replayed before the error is reported.

@@ -51,11 +51,18 @@ pub(crate) struct Recorder {
     env: Env,
     check: &'static str,
     pub(crate) outcomes: Vec<Outcome>,
+    /// Markdown the check adds to the report (the autoscaling step tables).
+    pub(crate) sections: Vec<String>,
 }
 
 impl Recorder {
     pub(crate) fn new(env: Env, check: &'static str) -> Self {
-        Recorder { env, check, outcomes: Vec::new() }
+        Recorder { env, check, outcomes: Vec::new(), sections: Vec::new() }
+    }
+
+    /// Adds a Markdown section to the report.
+    pub(crate) fn section(&mut self, markdown: String) {
+        self.sections.push(markdown);
     }
 
     fn push(&mut self, object: &str, subject: &str, expected: String, found: String, status: Status) {

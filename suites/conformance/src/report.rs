@@ -38,7 +38,9 @@ pub struct Skipped {
     pub reason: String,
 }
 
-fn write_atomic(path: &Path, contents: &str) -> Result<(), ReportError> {
+/// Every evidence file is written whole or not at all: a reader never sees
+/// half a file.
+pub(crate) fn write_atomic(path: &Path, contents: &str) -> Result<(), ReportError> {
     let io = |source| ReportError::Write { path: path.to_owned(), source };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;

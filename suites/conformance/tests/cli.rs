@@ -168,6 +168,7 @@ fn a_failed_check_exits_1_with_one_line_naming_check_object_expected_found() {
     "failed to read the kubeconfig /nonexistent/kubeconfig"
 )]
 #[case::unknown_live_check(&["production", "--skip-check", "live-nothing"], "not a live check id: \"live-nothing\"")]
+#[case::rollout_not_skippable(&["production", "--skip-check", "live-rollout"], "live-rollout cannot be skipped")]
 #[case::missing_infra(&["dev", "--tier", "static", "--infra", "/nonexistent/infra"], "/nonexistent/infra: no such directory")]
 fn usage_and_input_errors_exit_2(#[case] args: &[&str], #[case] message: &str) {
     let report = tempfile::tempdir().expect("temp dir");

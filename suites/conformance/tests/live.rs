@@ -52,7 +52,7 @@ enum Scope {
 fn skipped(m: &Mutation, scope: Scope) -> Vec<String> {
     LIVE_CHECKS
         .iter()
-        .map(|(id, _)| *id)
+        .map(|c| c.id)
         .filter(|id| {
             let named = *id == ROLLOUT || m.fails.iter().any(|f| f == id);
             match scope {
@@ -135,7 +135,7 @@ fn run_mutation(m: &Mutation, scope: Scope) -> Result<(), Failed> {
 /// Every live check is broken by a mutation that CI runs; every id a
 /// mutation names is a live check.
 fn coverage(mutations: &[Mutation]) -> Result<(), Failed> {
-    let known: BTreeSet<&str> = LIVE_CHECKS.iter().map(|(id, _)| *id).collect();
+    let known: BTreeSet<&str> = LIVE_CHECKS.iter().map(|c| c.id).collect();
     let in_ci: BTreeSet<&str> = mutations
         .iter()
         .filter(|m| m.nightly_only.is_none())
@@ -261,8 +261,8 @@ async fn interrupted_at(phase: Phase) -> Result<(), Failed> {
     args.extend(["--kubeconfig".into(), kubeconfig.display().to_string()]);
     args.extend(["--report".into(), dir.path().join("report").display().to_string()]);
     // Only what leads to the phase runs.
-    for (id, _) in LIVE_CHECKS.iter().filter(|(id, _)| *id != ROLLOUT && !phase.checks().contains(id)) {
-        args.extend(["--skip-check".into(), (*id).to_owned()]);
+    for check in LIVE_CHECKS.iter().filter(|c| c.id != ROLLOUT && !phase.checks().contains(&c.id)) {
+        args.extend(["--skip-check".into(), check.id.to_owned()]);
     }
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_conformance"))
         .current_dir(root())

@@ -1,5 +1,6 @@
-//! ci/workflows: actionlint passes, and every `just` recipe the workflows and
-//! .ci/run call exists, with flags the front door accepts.
+//! ci/: actionlint passes, every `just` recipe the workflows and .ci/run
+//! call exists, with flags the front door accepts, and the kit's own CoreDNS
+//! main compiles every plugin the kit's Corefile names.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -135,4 +136,34 @@ fn workflows_and_ci_call_existing_recipes_with_valid_flags() {
         }
     }
     assert!(conformance_calls >= 4, "expected the nightly, both gate jobs and .ci/run to call `just conformance`");
+}
+
+/// The directives of the kit's Corefile (its server block, one per line).
+fn corefile_directives() -> Vec<String> {
+    let text =
+        std::fs::read_to_string(root().join("ci/kit/node/addons/10-coredns.yaml")).expect("read the CoreDNS addon");
+    let corefile = text.split("Corefile: |").nth(1).expect("a Corefile").split("\n---").next().unwrap_or_default();
+    corefile
+        .lines()
+        .filter(|l| l.starts_with("        ") && !l.starts_with("         "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|d| *d != "}")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_kit_coredns_has_every_plugin_its_corefile_uses() {
+    let main = std::fs::read_to_string(root().join("ci/kit/main/coredns.go")).expect("read ci/kit/main/coredns.go");
+    let directives = corefile_directives();
+    assert!(directives.len() >= 5, "too few directives read from the Corefile: {directives:?}");
+    // A directive is served by the plugin package of its name, but for `prometheus`.
+    let missing: Vec<&String> = directives
+        .iter()
+        .filter(|d| {
+            let package = if d.as_str() == "prometheus" { "metrics" } else { d.as_str() };
+            !main.contains(&format!("\"github.com/coredns/coredns/plugin/{package}\""))
+        })
+        .collect();
+    assert!(missing.is_empty(), "ci/kit/main/coredns.go does not compile the Corefile's plugins {missing:?}");
 }

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
+use crate::cli::chain;
 use crate::live::context::LiveContext;
 use crate::outcome::Recorder;
 use crate::quantity::Quantity;
@@ -48,13 +49,24 @@ fn split(total: u64, min: u64, max: u64) -> Vec<u64> {
     parts
 }
 
-async fn dry_run(cx: &LiveContext<'_>, pod: &Pod) -> Result<(), (u16, String)> {
+#[derive(Debug, thiserror::Error)]
+enum AdmissionError {
+    /// The API server's answer: what the probe is judged by.
+    #[error("admit the pod: rejected ({code}): {message}")]
+    Rejected { code: u16, message: String },
+    #[error("submit the pod")]
+    Submit(#[source] kube::Error),
+    #[error("read ResourceQuota {0}")]
+    Quota(String, #[source] kube::Error),
+}
+
+async fn dry_run(cx: &LiveContext<'_>, pod: &Pod) -> Result<(), AdmissionError> {
     let api: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
     let params = PostParams { dry_run: true, ..PostParams::default() };
     match api.create(&params, pod).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) => Err((status.code, status.message)),
-        Err(e) => Err((0, e.to_string())),
+        Err(kube::Error::Api(status)) => Err(AdmissionError::Rejected { code: status.code, message: status.message }),
+        Err(e) => Err(AdmissionError::Submit(e)),
     }
 }
 
@@ -91,12 +103,15 @@ async fn probe(
     let result = dry_run(cx, &pod).await;
     let text = match &result {
         Ok(()) => "admitted".to_owned(),
-        Err((code, message)) => format!("rejected ({code}): {message}"),
+        Err(AdmissionError::Rejected { code, message }) => format!("rejected ({code}): {message}"),
+        Err(e) => chain(e),
     };
     let (expected, ok) = match want {
         Want::Admitted => ("admitted".to_owned(), result.is_ok()),
         Want::Rejected(reason) => {
-            (format!("rejected: {reason}"), matches!(&result, Err((403, m)) if m.contains(reason)))
+            let refused =
+                matches!(&result, Err(AdmissionError::Rejected { code: 403, message }) if message.contains(reason));
+            (format!("rejected: {reason}"), refused)
         }
     };
     r.record(object, &subject, expected, text, ok);
@@ -112,9 +127,10 @@ pub(crate) async fn limit_range_enforced(cx: &LiveContext<'_>, r: &mut Recorder)
 }
 
 /// CPU the quota has already counted (its status) under `key`.
-async fn quota_used(cx: &LiveContext<'_>, key: &str) -> Result<u64, String> {
+async fn quota_used(cx: &LiveContext<'_>, key: &str) -> Result<u64, AdmissionError> {
     let api: Api<ResourceQuota> = Api::namespaced(cx.client.clone(), cx.namespace());
-    let quota = api.get(&cx.governance.resource_quota.name).await.map_err(|e| format!("read the quota: {e}"))?;
+    let name = &cx.governance.resource_quota.name;
+    let quota = api.get(name).await.map_err(|e| AdmissionError::Quota(name.clone(), e))?;
     let used = quota.status.and_then(|s| s.used).and_then(|u| u.get(key).map(|q| q.0.clone()));
     Ok(used.map_or(0, |v| scaled_millis(&v, 1)))
 }
@@ -132,7 +148,9 @@ pub(crate) async fn quota_enforced(cx: &LiveContext<'_>, r: &mut Recorder) {
         };
         let used = match quota_used(cx, key).await {
             Ok(u) => u,
-            Err(e) => return r.record(&object, &format!("{key} used"), "read from the quota's status", e, false),
+            Err(e) => {
+                return r.record(&object, &format!("{key} used"), "read from the quota's status", chain(&e), false);
+            }
         };
         left.push((key.to_owned(), hard, used, hard.saturating_sub(used)));
     }

@@ -8,15 +8,17 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cbam_cluster::wait::{Poll, until};
+use cbam_cluster::wait::{Poll, WaitError, until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use serde_json::json;
 
+use crate::cli::chain;
 use crate::fixtures::{Hold, Load, ProfileName, Scenario};
 use crate::live::context::LiveContext;
+use crate::live::edge::EdgeError;
 use crate::live::hpa_reading::{self, Proposal};
 use crate::live::load::{Generator, LoadStats};
 use crate::live::scale_down::{self, DownClaim};
@@ -24,6 +26,7 @@ use crate::live::scaling_timeline::{self, Claim, Demand, Sample, Verdict};
 use crate::live::workload::{app_pods, is_ready};
 use crate::live::{edge, metrics_pipeline, timeline_plot};
 use crate::outcome::Recorder;
+use crate::report::write_atomic;
 
 /// How deep the autoscaling check goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +59,14 @@ struct Observation {
     proposals: Vec<Proposal>,
 }
 
+#[derive(Debug, thiserror::Error)]
+enum AutoscalingError {
+    #[error("read HorizontalPodAutoscaler {0}")]
+    Hpa(String, #[source] kube::Error),
+    #[error("read {0}")]
+    Deployment(String, #[source] kube::Error),
+}
+
 struct Sampler<'c, 'a> {
     cx: &'c LiveContext<'a>,
     hpas: Api<HorizontalPodAutoscaler>,
@@ -77,13 +88,14 @@ impl<'c, 'a> Sampler<'c, 'a> {
 
     /// One sample; `metric` (the scenario's) gives the sample's demand,
     /// reckoned against the documented target, not the live one.
-    async fn observe(&mut self, metric: &str) -> Result<Observation, String> {
-        let hpa = self.hpas.get(&self.cx.governance.hpa.name).await.map_err(|e| format!("read the HPA: {e}"))?;
+    async fn observe(&mut self, metric: &str) -> Result<Observation, AutoscalingError> {
+        let name = &self.cx.governance.hpa.name;
+        let hpa = self.hpas.get(name).await.map_err(|e| AutoscalingError::Hpa(name.clone(), e))?;
         let deployment = self
             .deployments
             .get(&self.cx.workload.deployment)
             .await
-            .map_err(|e| format!("read the Deployment: {e}"))?;
+            .map_err(|e| AutoscalingError::Deployment(self.cx.deployment_label(), e))?;
         let status = hpa.status.clone().unwrap_or_default();
         let proposals = hpa_reading::proposals(&hpa);
         let current_replicas = f64::from(status.current_replicas.unwrap_or(0));
@@ -181,7 +193,7 @@ fn other_drivers(scenario: &Scenario, observations: &[Observation]) -> Vec<Strin
 /// counts against the policies for a period; a hold at the target does not
 /// care, so it runs while that period passes). The start of every
 /// scenario; after a previous one this is its scale-down.
-async fn at_rest(cx: &LiveContext<'_>, timeout: Duration, settled: bool) -> Result<(), String> {
+async fn at_rest(cx: &LiveContext<'_>, timeout: Duration, settled: bool) -> Result<(), WaitError> {
     let min = cx.governance.hpa.min_replicas;
     let period = cx.governance.hpa.scale_up.policies.iter().map(|p| i64::from(p.period_seconds)).max().unwrap_or(0);
     let sampler = Sampler::new(cx);
@@ -208,7 +220,6 @@ async fn at_rest(cx: &LiveContext<'_>, timeout: Duration, settled: bool) -> Resu
         }
     })
     .await
-    .map_err(|e| e.to_string())
 }
 
 /// Before the load: `hold.runs` runs at minReplicas put the metric at its
@@ -229,7 +240,7 @@ async fn hold_at_target(cx: &LiveContext<'_>, scenario: &Scenario, hold: Hold, r
     let client = match edge::https(cx) {
         Ok(c) => c,
         Err(e) => {
-            r.record(object, &subject, expected, e, false);
+            r.record(object, &subject, expected, chain(&e), false);
             return false;
         }
     };
@@ -255,10 +266,10 @@ async fn hold_at_target(cx: &LiveContext<'_>, scenario: &Scenario, hold: Hold, r
             Ok(o) => o,
             // Retried at the next tick, within the same bound as a sample.
             Err(e) if sampler.started.elapsed().as_secs_f64() > budget + hold_for => {
-                break Err(format!("failed to read the HPA for {:.0} s: {e}", budget + hold_for));
+                break Err(format!("{} (retried for {:.0} s)", chain(&e), budget + hold_for));
             }
             Err(e) => {
-                eprintln!("live-autoscaling: {e}");
+                eprintln!("live-autoscaling: {}", chain(&e));
                 continue;
             }
         };
@@ -306,7 +317,7 @@ struct ScenarioRun {
     stopped_at: f64,
 }
 
-async fn scale_up(cx: &LiveContext<'_>, scenario: &Scenario, claim: &Claim) -> Result<ScenarioRun, String> {
+async fn scale_up(cx: &LiveContext<'_>, scenario: &Scenario, claim: &Claim) -> Result<ScenarioRun, EdgeError> {
     let client = edge::https(cx)?;
     let mut sampler = Sampler::new(cx);
     let generator =
@@ -322,7 +333,7 @@ async fn scale_up(cx: &LiveContext<'_>, scenario: &Scenario, claim: &Claim) -> R
         match sampler.observe(&scenario.metric).await {
             Ok(o) => observations.push(o),
             // A failed read is retried at the next tick; the judge's deadlines still apply.
-            Err(e) => eprintln!("live-autoscaling: {e}"),
+            Err(e) => eprintln!("live-autoscaling: {}", chain(&e)),
         }
         let samples: Vec<Sample> = observations.iter().map(|o| o.sample).collect();
         let verdict = scaling_timeline::judge(claim, &samples, sampler.started.elapsed().as_secs_f64());
@@ -399,7 +410,6 @@ async fn scale_down_after(cx: &LiveContext<'_>, scenario: &Scenario, from: i32, 
 fn write_evidence(dir: &Path, scenario: &Scenario, claim: &Claim, run: &ScenarioRun, latency: Option<f64>) -> String {
     let samples: Vec<Sample> = run.observations.iter().map(|o| o.sample).collect();
     let rows = scaling_timeline::table(claim, &samples);
-    let _ = std::fs::create_dir_all(dir);
     let doc = json!({
         "scenario": scenario.name, "metric": scenario.metric, "load": {
             "burst": scenario.load.burst, "arrivals_per_minute": scenario.load.arrivals_per_minute,
@@ -408,36 +418,37 @@ fn write_evidence(dir: &Path, scenario: &Scenario, claim: &Claim, run: &Scenario
         "verdict": format!("{:?}", run.verdict), "metric_latency_seconds": latency,
         "steps": rows, "samples": run.observations,
     });
-    let _ = std::fs::write(
-        dir.join(format!("{}.json", scenario.name)),
-        serde_json::to_string_pretty(&doc).unwrap_or_default(),
-    );
     let title = format!("{}: {} (load start = 0 s)", scenario.name, scenario.metric);
-    let _ = std::fs::write(
-        dir.join(format!("{}.svg", scenario.name)),
-        timeline_plot::svg(&title, claim.min, &claim.predicted, &samples, latency),
-    );
+    let written = write_atomic(
+        &dir.join(format!("{}.json", scenario.name)),
+        &serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    )
+    .and_then(|()| {
+        write_atomic(
+            &dir.join(format!("{}.svg", scenario.name)),
+            &timeline_plot::svg(&title, claim.min, &claim.predicted, &samples, latency),
+        )
+    });
+    // The step table below is the evidence either way; say when its files are missing.
+    let plot = match written {
+        Ok(()) => format!("Plot: `autoscaling/{}.svg`.", scenario.name),
+        Err(e) => format!("Samples and plot not written ({}).", chain(&e)),
+    };
     format!(
-        "### Autoscaling `{}` ({})\n\nLoad: {}. Metric latency (load start to first scale-up): {}. Plot: `autoscaling/{}.svg`.\n\n{}\n",
+        "### Autoscaling `{}` ({})\n\nLoad: {}. Metric latency (load start to first scale-up): {}. {plot}\n\n{}\n",
         scenario.name,
         scenario.metric,
         run.stats,
         latency.map_or_else(|| "none".to_owned(), |l| format!("{l:.0} s")),
-        scenario.name,
         scaling_timeline::markdown(&rows)
     )
 }
 
-/// Runs the profile's scenarios; returns Markdown sections for the report.
-pub(crate) async fn autoscaling(
-    cx: &LiveContext<'_>,
-    profile: Profile,
-    report_dir: &Path,
-    r: &mut Recorder,
-) -> Vec<String> {
+/// Runs the profile's scenarios; each adds its step table to the report.
+pub(crate) async fn autoscaling(cx: &LiveContext<'_>, r: &mut Recorder) {
+    let (profile, report_dir) = (cx.profile, cx.report_dir);
     let object = format!("HorizontalPodAutoscaler {}/{}", cx.namespace(), cx.governance.hpa.name);
     let documented = &cx.governance.hpa;
-    let mut sections = Vec::new();
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(cx.client.clone(), cx.namespace());
     match hpas.get(&documented.name).await {
         Ok(live) => {
@@ -470,7 +481,7 @@ pub(crate) async fn autoscaling(
                 &object,
                 &subject,
                 format!("{} replicas at rest before the load", documented.min_replicas),
-                e,
+                chain(&e),
                 false,
             );
             continue;
@@ -478,8 +489,8 @@ pub(crate) async fn autoscaling(
         let pods: Vec<String> = match app_pods(cx).await {
             Ok(p) => p.iter().filter(|p| is_ready(p)).filter_map(|p| p.metadata.name.clone()).collect(),
             Err(e) => {
-                r.record(&object, &subject, "the Deployment's Ready pods", e, false);
-                return sections;
+                r.record(&object, &subject, "the Deployment's Ready pods", chain(&e), false);
+                return;
             }
         };
         if let Err(e) =
@@ -490,10 +501,10 @@ pub(crate) async fn autoscaling(
                 &object,
                 "custom metrics pipeline",
                 format!("{} served for every pod", documented.pods_metric.name),
-                e,
+                chain(&e),
                 false,
             );
-            return sections;
+            return;
         }
         if let Some(hold) = scenario.hold
             && !hold_at_target(cx, scenario, hold, r, &object).await
@@ -513,7 +524,7 @@ pub(crate) async fn autoscaling(
                 &object,
                 &subject,
                 format!("{} replicas at rest, the last rescale a period ago, before the load", documented.min_replicas),
-                e,
+                chain(&e),
                 false,
             );
             continue;
@@ -521,7 +532,7 @@ pub(crate) async fn autoscaling(
         let run = match scale_up(cx, scenario, &claim).await {
             Ok(run) => run,
             Err(e) => {
-                r.record(&object, &subject, "an HTTPS client for the ingress", e, false);
+                r.record(&object, &subject, "an HTTPS client for the ingress", chain(&e), false);
                 continue;
             }
         };
@@ -569,13 +580,13 @@ pub(crate) async fn autoscaling(
             }
             Verdict::Pending => None,
         };
-        sections.push(write_evidence(&report_dir.join("autoscaling"), scenario, &claim, &run, latency));
+        r.section(write_evidence(&report_dir.join("autoscaling"), scenario, &claim, &run, latency));
         eprintln!("live-autoscaling: {} finished after {:.0} s ({})", scenario.name, run.stopped_at, run.stats);
         if profile == Profile::Nightly && k == 0 && matches!(run.verdict, Verdict::Reached { .. }) {
             scale_down_after(cx, scenario, claim.reach, r, &object).await;
         }
     }
-    if sections.is_empty() && r.outcomes.is_empty() {
+    if r.sections.is_empty() && r.outcomes.is_empty() {
         r.skip(
             &object,
             "scenarios",
@@ -583,7 +594,6 @@ pub(crate) async fn autoscaling(
             "fixtures/autoscaling.yaml has none for this profile",
         );
     }
-    sections
 }
 
 #[cfg(test)]

@@ -2,12 +2,14 @@
 //! ingress as published on 127.0.0.1.
 
 use std::net::SocketAddr;
+use std::path::Path;
 
 use cbam_cluster::timeouts::Timeouts;
 use kube::Client;
 
 use crate::environment::Env;
 use crate::fixtures::{Autoscaling, Environment, Governance, Workload};
+use crate::live::autoscaling::Profile;
 use crate::live::journal::Journal;
 use crate::live::rate_bucket::IngressLog;
 use crate::live::restarts::RestartLog;
@@ -37,6 +39,10 @@ pub(crate) struct LiveContext<'a> {
     pub(crate) ingress_log: IngressLog,
     /// Restart counts of the app's containers, sampled after every check.
     pub(crate) restarts: RestartLog,
+    /// Which autoscaling scenarios run (`--profile`).
+    pub(crate) profile: Profile,
+    /// The run's evidence directory (autoscaling plots and samples).
+    pub(crate) report_dir: &'a Path,
 }
 
 impl std::fmt::Debug for LiveContext<'_> {

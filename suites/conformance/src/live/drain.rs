@@ -13,21 +13,36 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::json;
 
+use crate::cli::chain;
 use crate::live::context::LiveContext;
-use crate::live::journal::{self, Undo};
+use crate::live::journal::{self, JournalError, Undo};
 use crate::live::workload::{app_pods, is_ready, selector};
 use crate::outcome::Recorder;
 
+#[derive(Debug, thiserror::Error)]
+enum EvictionError {
+    #[error("build the eviction of pod {0}")]
+    Request(String, #[source] http::Error),
+    #[error("evict pod {pod}: HTTP {code}: {message}")]
+    Refused { pod: String, code: u16, message: String },
+    #[error("evict pod {pod}")]
+    Send {
+        pod: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
 /// Cordons (registered in the journal first, so an interrupted run is
 /// undone) or uncordons (struck off the journal once done) a node.
-async fn cordon(cx: &LiveContext<'_>, node: &str, unschedulable: bool) -> Result<(), String> {
+async fn cordon(cx: &LiveContext<'_>, node: &str, unschedulable: bool) -> Result<(), JournalError> {
     let undo = Undo::Uncordon { node: node.to_owned() };
     if unschedulable {
-        cx.journal.record(undo.clone()).map_err(|e| e.to_string())?;
+        cx.journal.record(undo.clone())?;
     }
     journal::set_unschedulable(&cx.client, node, unschedulable).await?;
     if !unschedulable {
-        cx.journal.done(&undo).map_err(|e| e.to_string())?;
+        cx.journal.done(&undo)?;
     }
     Ok(())
 }
@@ -51,14 +66,14 @@ async fn pdb_status(cx: &LiveContext<'_>) -> String {
 
 /// POST a policy/v1 Eviction (kube-rs 5's `evict` sends a body without
 /// apiVersion/kind, which this API server does not treat as a policy/v1
-/// Eviction). Err carries the HTTP status.
-async fn evict(cx: &LiveContext<'_>, pod: &str) -> Result<(), (u16, String)> {
+/// Eviction). A refusal carries the HTTP status and the causes.
+async fn evict(cx: &LiveContext<'_>, pod: &str) -> Result<(), EvictionError> {
     let body =
         json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": cx.namespace()}});
     let request = http::Request::post(format!("/api/v1/namespaces/{}/pods/{pod}/eviction", cx.namespace()))
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(serde_json::to_vec(&body).unwrap_or_default())
-        .map_err(|e| (0, e.to_string()))?;
+        .map_err(|e| EvictionError::Request(pod.to_owned(), e))?;
     match cx.client.request_text(request).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) => {
@@ -69,9 +84,10 @@ async fn evict(cx: &LiveContext<'_>, pod: &str) -> Result<(), (u16, String)> {
                 .flat_map(|d| d.causes.iter())
                 .map(|c| format!("[{}] {}", c.reason, c.message))
                 .collect();
-            Err((status.code, format!("{} {}", status.message, causes.join(" ")).trim().to_owned()))
+            let message = format!("{} {}", status.message, causes.join(" ")).trim().to_owned();
+            Err(EvictionError::Refused { pod: pod.to_owned(), code: status.code, message })
         }
-        Err(e) => Err((0, e.to_string())),
+        Err(source) => Err(EvictionError::Send { pod: pod.to_owned(), source }),
     }
 }
 
@@ -87,7 +103,7 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
     let min_available = usize::try_from(cx.governance.pdb.min_available).unwrap_or(0);
     let pods = match app_pods(cx).await {
         Ok(p) => p,
-        Err(e) => return r.record(&object, "drain", "pods to drain", e, false),
+        Err(e) => return r.record(&object, "drain", "pods to drain", chain(&e), false),
     };
     let Some(victim) = pods.iter().find(|p| is_ready(p)).cloned() else {
         return r.record(&object, "drain", "a Ready pod", "none", false);
@@ -96,7 +112,7 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
     let victim_name = victim.metadata.name.clone().unwrap_or_default();
     let selector = match selector(cx).await {
         Ok(s) => s,
-        Err(e) => return r.record(&object, "drain", "the Deployment's selector", e, false),
+        Err(e) => return r.record(&object, "drain", "the Deployment's selector", chain(&e), false),
     };
     // Sample available (Ready, not terminating) replicas while the drain runs.
     let stop = Arc::new(AtomicBool::new(false));
@@ -121,7 +137,7 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
     let started = Instant::now();
     if let Err(e) = cordon(cx, &node, true).await {
         stop.store(true, Ordering::SeqCst);
-        return r.record(&object, "cordon", "node cordoned", e, false);
+        return r.record(&object, "cordon", "node cordoned", chain(&e), false);
     }
     // Drain the node as `kubectl drain` does: evict every app pod on it,
     // retrying while the budget refuses (429), until none is left.
@@ -132,7 +148,7 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
         async move {
             let pods = match app_pods(cx).await {
                 Ok(p) => p,
-                Err(e) => return Poll::Pending(e),
+                Err(e) => return Poll::Pending(chain(&e)),
             };
             let on_node: Vec<String> = pods
                 .iter()
@@ -147,10 +163,10 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
                     Ok(()) => {
                         evicted.fetch_add(1, Ordering::SeqCst);
                     }
-                    Err((429, _)) => {
+                    Err(EvictionError::Refused { code: 429, .. }) => {
                         refused.fetch_add(1, Ordering::SeqCst);
                     }
-                    Err((code, message)) => return Poll::Pending(format!("evict {pod}: {code}: {message}")),
+                    Err(e) => return Poll::Pending(chain(&e)),
                 }
             }
             Poll::Pending(format!("{} app pods left on {node}", on_node.len()))
@@ -178,19 +194,19 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
         let ready: Vec<String> = match app_pods(cx).await {
             Ok(pods) => pods.iter().filter(|p| is_ready(p)).filter_map(|p| p.metadata.name.clone()).collect(),
             Err(e) => {
-                error = Some(e);
+                error = Some(chain(&e));
                 break;
             }
         };
         let Some(next) = ready.into_iter().find(|p| *p != victim_name) else { break };
         match evict(cx, &next).await {
             Ok(()) => allowed += 1,
-            Err((code, message)) if refused_by_budget(code, &message, pdb) => {
+            Err(EvictionError::Refused { code, message, .. }) if refused_by_budget(code, &message, pdb) => {
                 refusal = Some(format!("{next}: {message}"));
                 break;
             }
-            Err((code, message)) => {
-                error = Some(format!("{code}: {message}"));
+            Err(e) => {
+                error = Some(chain(&e));
                 break;
             }
         }
@@ -222,7 +238,7 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
                         Poll::Pending(format!("{on_node} app pods on {node}, {ready} Ready"))
                     }
                 }
-                Err(e) => Poll::Pending(e),
+                Err(e) => Poll::Pending(chain(&e)),
             }
         })
         .await;
@@ -247,7 +263,7 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
         lowest != usize::MAX && lowest >= min_available,
     );
     if let Err(e) = uncordoned {
-        r.record(&object, "uncordon", "node schedulable again", e, false);
+        r.record(&object, "uncordon", "node schedulable again", chain(&e), false);
     }
 }
 

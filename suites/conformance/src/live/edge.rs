@@ -8,6 +8,7 @@ use cbam_cluster::wait::{Poll, until};
 use reqwest::redirect::Policy;
 use reqwest::{Certificate, Client, Method, Response};
 
+use crate::cli::chain;
 use crate::fixtures::CorsPolicy;
 use crate::live::context::LiveContext;
 use crate::live::rate_bucket::{self, Limit};
@@ -21,30 +22,57 @@ fn ingress_label(cx: &LiveContext<'_>) -> String {
     format!("Ingress {}/{} via https://{}", cx.namespace(), cx.workload.ingress.name, cx.fixture.hostname)
 }
 
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EdgeError {
+    #[error("read the run's CA certificate")]
+    Ca(#[source] reqwest::Error),
+    #[error("build the HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("{method} {url}")]
+    Request {
+        method: Method,
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("send request {n} of the burst")]
+    Burst {
+        n: u32,
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
 /// Trusts only the run's CA; offers TLS 1.2 and 1.3 only (rustls).
-pub(crate) fn https(cx: &LiveContext<'_>) -> Result<Client, String> {
-    let ca = Certificate::from_pem(cx.ca_pem.as_bytes()).map_err(|e| e.to_string())?;
+pub(crate) fn https(cx: &LiveContext<'_>) -> Result<Client, EdgeError> {
+    let ca = Certificate::from_pem(cx.ca_pem.as_bytes()).map_err(EdgeError::Ca)?;
     Client::builder()
         .tls_certs_only([ca])
         .resolve(&cx.fixture.hostname, cx.https)
         .redirect(Policy::none())
         .timeout(cx.timeouts.request)
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(EdgeError::Client)
 }
 
 pub(crate) fn url(cx: &LiveContext<'_>, path: &str) -> String {
     format!("https://{}:{}{path}", cx.fixture.hostname, cx.https.port())
 }
 
-async fn get(cx: &LiveContext<'_>, method: Method, path: &str, headers: &[(&str, &str)]) -> Result<Response, String> {
+async fn get(
+    cx: &LiveContext<'_>,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response, EdgeError> {
     let client = https(cx)?;
-    let mut request = client.request(method, url(cx, path));
+    let url = url(cx, path);
+    let mut request = client.request(method.clone(), &url);
     for (k, v) in headers {
         request = request.header(*k, *v);
     }
     let sent = Instant::now();
-    let response = request.send().await.map_err(|e| error_chain(&e))?;
+    let response = request.send().await.map_err(|source| EdgeError::Request { method, url, source })?;
     cx.ingress_log.record(sent, !rate_limited(&response));
     Ok(response)
 }
@@ -53,16 +81,6 @@ async fn get(cx: &LiveContext<'_>, method: Method, path: &str, headers: &[(&str,
 pub(crate) fn rate_limited(response: &Response) -> bool {
     response.status().as_u16() == 429
         && !response.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
-}
-
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 fn header(response: &Response, name: &str) -> Option<String> {
@@ -79,7 +97,7 @@ pub(crate) async fn tls(cx: &LiveContext<'_>, r: &mut Recorder) {
         "handshake and 200",
         match &found {
             Ok(resp) => format!("handshake ok, HTTP {}", resp.status().as_u16()),
-            Err(e) => e.clone(),
+            Err(e) => chain(e),
         },
         found.as_ref().is_ok_and(|resp| resp.status().is_success()),
     );
@@ -90,7 +108,7 @@ pub(crate) async fn tls(cx: &LiveContext<'_>, r: &mut Recorder) {
         let (text, ok) = match answer {
             Ok(Answer::Refused(how)) => (format!("refused ({how})"), true),
             Ok(Answer::Accepted(v)) => (format!("accepted: ServerHello {}", tls_versions::name(v)), false),
-            Err(e) => (e, false),
+            Err(e) => (chain(&e), false),
         };
         r.record(&object, &format!("a ClientHello offering only {}", tls_versions::name(legacy)), "refused", text, ok);
     }
@@ -98,7 +116,7 @@ pub(crate) async fn tls(cx: &LiveContext<'_>, r: &mut Recorder) {
     let (text, ok) = match tls_versions::offer(cx.https, host, &modern, cx.timeouts.request).await {
         Ok(Answer::Accepted(v)) => (format!("negotiated {}", tls_versions::name(v)), v >= tls_versions::TLS1_2),
         Ok(Answer::Refused(how)) => (format!("refused ({how})"), false),
-        Err(e) => (e, false),
+        Err(e) => (chain(&e), false),
     };
     r.record(&object, "a ClientHello offering TLS 1.3 and 1.2", "TLS 1.2 or 1.3 negotiated", text, ok);
 }
@@ -111,8 +129,12 @@ pub(crate) async fn https_redirect(cx: &LiveContext<'_>, r: &mut Recorder) {
         .build();
     let target = format!("http://{}:{}/health", cx.fixture.hostname, cx.http.port());
     let found = match client {
-        Ok(c) => c.get(&target).send().await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+        Ok(c) => c.get(&target).send().await.map_err(|source| EdgeError::Request {
+            method: Method::GET,
+            url: target.clone(),
+            source,
+        }),
+        Err(e) => Err(EdgeError::Client(e)),
     };
     let (text, ok) = match &found {
         Ok(resp) => {
@@ -121,7 +143,7 @@ pub(crate) async fn https_redirect(cx: &LiveContext<'_>, r: &mut Recorder) {
                 resp.status().is_redirection() && location.starts_with(&format!("https://{}", cx.fixture.hostname));
             (format!("HTTP {} Location {location:?}", resp.status().as_u16()), ok)
         }
-        Err(e) => (e.clone(), false),
+        Err(e) => (chain(e), false),
     };
     r.record(&ingress_label(cx), &format!("GET {target}"), "a redirect to https://", text, ok);
 }
@@ -139,18 +161,18 @@ pub(crate) async fn security_headers(cx: &LiveContext<'_>, r: &mut Recorder) {
                 );
             }
         }
-        Err(e) => r.record(&object, "response headers", "a response", e, false),
+        Err(e) => r.record(&object, "response headers", "a response", chain(&e), false),
     }
 }
 
 /// The Access-Control-Allow-Origin answered to a GET from `origin`.
-async fn allowed_origin(cx: &LiveContext<'_>, origin: &str) -> Result<String, String> {
+async fn allowed_origin(cx: &LiveContext<'_>, origin: &str) -> Result<String, EdgeError> {
     let resp = get(cx, Method::GET, &cx.workload.probes.liveness, &[("Origin", origin)]).await?;
     Ok(header(&resp, "access-control-allow-origin").unwrap_or_else(|| "absent".into()))
 }
 
 /// A preflight from `origin`: (status, allow-origin).
-async fn preflight(cx: &LiveContext<'_>, origin: &str, method: &str) -> Result<(u16, Option<String>), String> {
+async fn preflight(cx: &LiveContext<'_>, origin: &str, method: &str) -> Result<(u16, Option<String>), EdgeError> {
     let headers = [("Origin", origin), ("Access-Control-Request-Method", method)];
     let resp = get(cx, Method::OPTIONS, "/api/v1/pipeline/runs", &headers).await?;
     Ok((resp.status().as_u16(), header(&resp, "access-control-allow-origin")))
@@ -175,7 +197,7 @@ pub(crate) async fn cors(cx: &LiveContext<'_>, r: &mut Recorder) {
         let shown = want.clone().unwrap_or_else(|| "absent".into());
         match allowed_origin(cx, &origin).await {
             Ok(found) => r.equal(&object, &format!("Access-Control-Allow-Origin for {origin}"), shown.clone(), found),
-            Err(e) => r.record(&object, &format!("GET with Origin {origin}"), "a response", e, false),
+            Err(e) => r.record(&object, &format!("GET with Origin {origin}"), "a response", chain(&e), false),
         }
         let (text, ok) = match preflight(cx, &origin, method).await {
             Ok((status, acao)) => {
@@ -185,7 +207,7 @@ pub(crate) async fn cors(cx: &LiveContext<'_>, r: &mut Recorder) {
                 };
                 (format!("HTTP {status}, allow-origin {}", acao.unwrap_or_else(|| "absent".into())), ok)
             }
-            Err(e) => (e, false),
+            Err(e) => (chain(&e), false),
         };
         let expectation =
             if want.is_some() { format!("2xx, allow-origin {shown}") } else { "refused (no allow-origin)".to_owned() };
@@ -203,7 +225,7 @@ pub(crate) async fn api_docs(cx: &LiveContext<'_>, r: &mut Recorder) {
         let resp = match get(cx, Method::GET, path, &[]).await {
             Ok(resp) => resp,
             Err(e) => {
-                r.record(&ingress_label(cx), &subject, expected, e, false);
+                r.record(&ingress_label(cx), &subject, expected, chain(&e), false);
                 continue;
             }
         };
@@ -233,7 +255,7 @@ const CLOCK_MARGIN_TOKENS: f64 = 0.05;
 
 /// One burst: the send times up to the first 429 (inclusive), whether one
 /// came, or the error that stopped it.
-async fn burst(cx: &LiveContext<'_>, client: &Client, budget: u32) -> Result<(Vec<Instant>, bool), String> {
+async fn burst(cx: &LiveContext<'_>, client: &Client, budget: u32) -> Result<(Vec<Instant>, bool), EdgeError> {
     let mut times = Vec::new();
     for n in 1..=budget {
         let sent = Instant::now();
@@ -244,7 +266,7 @@ async fn burst(cx: &LiveContext<'_>, client: &Client, budget: u32) -> Result<(Ve
                 return Ok((times, true));
             }
             Ok(_) => cx.ingress_log.record(sent, true),
-            Err(e) => return Err(format!("request {n}: {}", error_chain(&e))),
+            Err(source) => return Err(EdgeError::Burst { n, source }),
         }
     }
     Ok((times, false))
@@ -317,7 +339,7 @@ pub(crate) async fn rate_limit(cx: &LiveContext<'_>, r: &mut Recorder) {
     };
     let client = match https(cx) {
         Ok(c) => c,
-        Err(e) => return r.record(&object, "rate limit", "a client", e, false),
+        Err(e) => return r.record(&object, "rate limit", "a client", chain(&e), false),
     };
     // Bounded: one client, at most twice the documented burst, so a larger
     // allowance (ingress-nginx's default multiplier is 5) shows as "no 429"
@@ -356,7 +378,7 @@ pub(crate) async fn rate_limit(cx: &LiveContext<'_>, r: &mut Recorder) {
         let started = Instant::now();
         let (times, refused) = match burst(cx, &client, budget).await {
             Ok(b) => b,
-            Err(e) => return r.record(&object, &subject, "responses", e, false),
+            Err(e) => return r.record(&object, &subject, "responses", chain(&e), false),
         };
         let elapsed = started.elapsed().as_secs_f64();
         if routing_version(cx).await != before {

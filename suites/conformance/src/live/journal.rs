@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cbam_cluster::wait::{Poll, until};
+use cbam_cluster::wait::{Poll, WaitError, until};
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+use crate::cli::chain;
 
 /// One change to undo.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +58,30 @@ pub enum JournalError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error("delete namespace {name}")]
+    DeleteNamespace {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("see namespace {name} gone")]
+    NamespaceStays {
+        name: String,
+        #[source]
+        source: WaitError,
+    },
+    #[error("cordon node {node}")]
+    Cordon {
+        node: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("uncordon node {node}")]
+    Uncordon {
+        node: String,
+        #[source]
+        source: kube::Error,
     },
 }
 
@@ -131,10 +157,10 @@ impl Journal {
             match perform(client, &undo, limit).await {
                 Ok(()) => {
                     if let Err(e) = self.done(&undo) {
-                        problems.push(format!("{undo}: done, but {e}"));
+                        problems.push(format!("{undo}: done, but {}", chain(&e)));
                     }
                 }
-                Err(e) => problems.push(format!("{undo}: {e}")),
+                Err(e) => problems.push(format!("{undo}: {}", chain(&e))),
             }
         }
         problems
@@ -143,14 +169,14 @@ impl Journal {
 
 /// Deletes a namespace and waits until it is gone (pods first, at once:
 /// the checks have observed the application's graceful shutdown already).
-pub(crate) async fn delete_namespace(client: &Client, name: &str, limit: Duration) -> Result<(), String> {
+pub(crate) async fn delete_namespace(client: &Client, name: &str, limit: Duration) -> Result<(), JournalError> {
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), name);
     let _ = pods.delete_collection(&DeleteParams::background().grace_period(0), &Default::default()).await;
     let api: Api<Namespace> = Api::all(client.clone());
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
-        Err(e) => return Err(format!("delete namespace {name}: {e}")),
+        Err(source) => return Err(JournalError::DeleteNamespace { name: name.to_owned(), source }),
     }
     until(&format!("namespace {name} deleted"), limit, || {
         let api = api.clone();
@@ -163,19 +189,22 @@ pub(crate) async fn delete_namespace(client: &Client, name: &str, limit: Duratio
         }
     })
     .await
-    .map_err(|e| e.to_string())
+    .map_err(|source| JournalError::NamespaceStays { name: name.to_owned(), source })
 }
 
-pub(crate) async fn set_unschedulable(client: &Client, node: &str, unschedulable: bool) -> Result<(), String> {
+pub(crate) async fn set_unschedulable(client: &Client, node: &str, unschedulable: bool) -> Result<(), JournalError> {
     let nodes: Api<Node> = Api::all(client.clone());
     nodes
         .patch(node, &PatchParams::default(), &Patch::Merge(json!({"spec": {"unschedulable": unschedulable}})))
         .await
         .map(drop)
-        .map_err(|e| format!("{} {node}: {e}", if unschedulable { "cordon" } else { "uncordon" }))
+        .map_err(|source| {
+            let node = node.to_owned();
+            if unschedulable { JournalError::Cordon { node, source } } else { JournalError::Uncordon { node, source } }
+        })
 }
 
-async fn perform(client: &Client, undo: &Undo, limit: Duration) -> Result<(), String> {
+async fn perform(client: &Client, undo: &Undo, limit: Duration) -> Result<(), JournalError> {
     match undo {
         Undo::DeleteNamespace { name } => delete_namespace(client, name, limit).await,
         Undo::Uncordon { node } => set_unschedulable(client, node, false).await,

@@ -8,14 +8,24 @@ use cbam_cluster::readiness;
 use cbam_cluster::wait::{Poll, WaitError, until};
 use kube::Client;
 
+use crate::cli::chain;
+
 /// The custom metrics API version the HPA controller prefers.
 const API_SERVICE: &str = "v1beta2.custom.metrics.k8s.io";
 
+#[derive(Debug, thiserror::Error)]
+enum MetricsError {
+    #[error("build the request for {0}")]
+    Request(String, #[source] http::Error),
+    #[error("list {0}")]
+    List(String, #[source] kube::Error),
+}
+
 /// Pods for which the metric is served, by name.
-async fn served_pods(client: &Client, namespace: &str, metric: &str) -> Result<Vec<String>, String> {
+async fn served_pods(client: &Client, namespace: &str, metric: &str) -> Result<Vec<String>, MetricsError> {
     let path = format!("/apis/custom.metrics.k8s.io/v1beta2/namespaces/{namespace}/pods/*/{metric}");
-    let request = http::Request::get(path).body(Vec::new()).map_err(|e| e.to_string())?;
-    let list: serde_json::Value = client.request(request).await.map_err(|e| e.to_string())?;
+    let request = http::Request::get(&path).body(Vec::new()).map_err(|e| MetricsError::Request(path.clone(), e))?;
+    let list: serde_json::Value = client.request(request).await.map_err(|e| MetricsError::List(path, e))?;
     Ok(list["items"]
         .as_array()
         .map(|items| items.iter().filter_map(|i| i["describedObject"]["name"].as_str().map(str::to_owned)).collect())
@@ -44,7 +54,7 @@ pub(crate) async fn ready(
                     Poll::Pending(format!("served for {served:?}; missing {missing:?}"))
                 }
             }
-            Err(e) => Poll::Pending(e),
+            Err(e) => Poll::Pending(chain(&e)),
         }
     })
     .await

@@ -126,12 +126,27 @@ pub(crate) fn read_answer(record: &[u8]) -> Answer {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TlsProbeError {
+    #[error("connect to {0}")]
+    Connect(SocketAddr, #[source] std::io::Error),
+    #[error("send a ClientHello to {0}")]
+    Send(SocketAddr, #[source] std::io::Error),
+    #[error("hear from {addr} within {limit:?}")]
+    Silent { addr: SocketAddr, limit: Duration },
+}
+
 /// Offers `versions` to `addr` with `host` as SNI.
-pub(crate) async fn offer(addr: SocketAddr, host: &str, versions: &[u16], limit: Duration) -> Result<Answer, String> {
+pub(crate) async fn offer(
+    addr: SocketAddr,
+    host: &str,
+    versions: &[u16],
+    limit: Duration,
+) -> Result<Answer, TlsProbeError> {
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        let mut stream = TcpStream::connect(addr).await.map_err(|e| TlsProbeError::Connect(addr, e))?;
         let random: [u8; 32] = std::array::from_fn(|i| u8::try_from((i * 37 + 11) % 251).unwrap_or(0));
-        stream.write_all(&client_hello(host, versions, random)).await.map_err(|e| format!("send: {e}"))?;
+        stream.write_all(&client_hello(host, versions, random)).await.map_err(|e| TlsProbeError::Send(addr, e))?;
         let mut header = [0u8; 5];
         if stream.read_exact(&mut header).await.is_err() {
             return Ok(Answer::Refused("connection closed".into()));
@@ -145,7 +160,7 @@ pub(crate) async fn offer(addr: SocketAddr, host: &str, versions: &[u16], limit:
         record.extend(body);
         Ok(read_answer(&record))
     };
-    tokio::time::timeout(limit, exchange).await.map_err(|_| format!("no answer from {addr} within {limit:?}"))?
+    tokio::time::timeout(limit, exchange).await.map_err(|_| TlsProbeError::Silent { addr, limit })?
 }
 
 #[cfg(test)]

@@ -11,17 +11,29 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
+use crate::cli::chain;
 use crate::live::context::LiveContext;
 use crate::live::workload::{app_pods, is_ready};
 use crate::outcome::Recorder;
 
+#[derive(Debug, thiserror::Error)]
+enum UnreadyError {
+    #[error("list the EndpointSlices of Service {0}")]
+    Slices(String, #[source] kube::Error),
+    #[error("add an ephemeral container to pod {0}")]
+    Ephemeral(String, #[source] kube::Error),
+}
+
 /// The pod's endpoint in the Service's EndpointSlices: Some(ready) or None
 /// when it is not listed at all.
-async fn endpoint_ready(cx: &LiveContext<'_>, pod: &str) -> Result<Option<bool>, String> {
+async fn endpoint_ready(cx: &LiveContext<'_>, pod: &str) -> Result<Option<bool>, UnreadyError> {
     let api: Api<EndpointSlice> = Api::namespaced(cx.client.clone(), cx.namespace());
-    let selector = format!("kubernetes.io/service-name={}", cx.workload.service.name);
-    let slices =
-        api.list(&ListParams::default().labels(&selector)).await.map_err(|e| format!("list EndpointSlices: {e}"))?;
+    let service = &cx.workload.service.name;
+    let selector = format!("kubernetes.io/service-name={service}");
+    let slices = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| UnreadyError::Slices(service.clone(), e))?;
     Ok(slices
         .items
         .iter()
@@ -56,7 +68,7 @@ async fn tool_state(pods: &Api<Pod>, pod: &str) -> String {
 }
 
 /// SIGTERM to the app container's process from an ephemeral container.
-async fn terminate_app(cx: &LiveContext<'_>, pod: &str) -> Result<(), String> {
+async fn terminate_app(cx: &LiveContext<'_>, pod: &str) -> Result<(), UnreadyError> {
     let pods: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
     let patch = json!({"spec": {"ephemeralContainers": [{
         "name": "cbam-conformance-sigterm",
@@ -75,14 +87,14 @@ async fn terminate_app(cx: &LiveContext<'_>, pod: &str) -> Result<(), String> {
     pods.patch_ephemeral_containers(pod, &PatchParams::default(), &Patch::Strategic(patch))
         .await
         .map(drop)
-        .map_err(|e| format!("add an ephemeral container to {pod}: {e}"))
+        .map_err(|e| UnreadyError::Ephemeral(pod.to_owned(), e))
 }
 
 pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recorder) {
     let object = format!("Service {}/{}", cx.namespace(), cx.workload.service.name);
     let pods = match app_pods(cx).await {
         Ok(p) => p,
-        Err(e) => return r.record(&object, "endpoints", "a Ready pod", e, false),
+        Err(e) => return r.record(&object, "endpoints", "a Ready pod", chain(&e), false),
     };
     let Some(pod) = pods.iter().find(|p| is_ready(p)) else {
         return r.record(&object, "endpoints", "a Ready pod", "none", false);
@@ -94,7 +106,7 @@ pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recor
         &object,
         &format!("endpoint of Ready pod {name}"),
         "listed ready",
-        before.as_ref().map_or_else(Clone::clone, |s| shown(*s).to_owned()),
+        before.as_ref().map_or_else(|e| chain(e), |s| shown(*s).to_owned()),
         matches!(before, Ok(Some(true))),
     );
     if !matches!(before, Ok(Some(true))) {
@@ -102,7 +114,7 @@ pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recor
     }
     cx.restarts.on_purpose(&name);
     if let Err(e) = terminate_app(cx, &name).await {
-        return r.record(&object, "make a pod unready", "SIGTERM delivered", e, false);
+        return r.record(&object, "make a pod unready", "SIGTERM delivered", chain(&e), false);
     }
     let t = cx.timeouts.rollout;
     let pods_api: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
@@ -110,7 +122,7 @@ pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recor
         match endpoint_ready(cx, &name).await {
             Ok(Some(true)) => Poll::Pending(format!("still listed ready; {}", tool_state(&pods_api, &name).await)),
             Ok(state) => Poll::Done(shown(state)),
-            Err(e) => Poll::Pending(e),
+            Err(e) => Poll::Pending(chain(&e)),
         }
     })
     .await;
@@ -135,7 +147,7 @@ pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recor
         match endpoint_ready(cx, &name).await {
             Ok(Some(true)) if is_ready(&same) => Poll::Done(Ok("listed ready")),
             Ok(state) => Poll::Pending(format!("pod Ready {}, endpoint {}", is_ready(&same), shown(state))),
-            Err(e) => Poll::Pending(e),
+            Err(e) => Poll::Pending(chain(&e)),
         }
     })
     .await;

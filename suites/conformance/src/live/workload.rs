@@ -5,22 +5,48 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 
+use crate::cli::chain;
 use crate::live::context::LiveContext;
 use crate::outcome::Recorder;
 
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WorkloadError {
+    #[error("read {0}")]
+    Deployment(String, #[source] kube::Error),
+    #[error("list the pods of {0}")]
+    Pods(String, #[source] kube::Error),
+    #[error("build the request for GET {0}")]
+    Request(String, #[source] http::Error),
+    #[error("GET {path} from pod {pod}: HTTP {status}")]
+    Status { pod: String, path: String, status: u16 },
+    #[error("GET {path} from pod {pod}")]
+    Proxy {
+        pod: String,
+        path: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
 /// The Deployment's own label selector, as `k=v,k=v`.
-pub(crate) async fn selector(cx: &LiveContext<'_>) -> Result<String, String> {
+pub(crate) async fn selector(cx: &LiveContext<'_>) -> Result<String, WorkloadError> {
     let deployments: Api<Deployment> = Api::namespaced(cx.client.clone(), cx.namespace());
-    let deployment = deployments.get(&cx.workload.deployment).await.map_err(|e| format!("get Deployment: {e}"))?;
+    let deployment = deployments
+        .get(&cx.workload.deployment)
+        .await
+        .map_err(|e| WorkloadError::Deployment(cx.deployment_label(), e))?;
     let labels = deployment.spec.and_then(|s| s.selector.match_labels).unwrap_or_default();
     Ok(labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
 }
 
 /// The Deployment's pods that are not terminating, by its own selector.
-pub(crate) async fn app_pods(cx: &LiveContext<'_>) -> Result<Vec<Pod>, String> {
+pub(crate) async fn app_pods(cx: &LiveContext<'_>) -> Result<Vec<Pod>, WorkloadError> {
     let selector = selector(cx).await?;
     let pods: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
-    let list = pods.list(&ListParams::default().labels(&selector)).await.map_err(|e| format!("list pods: {e}"))?;
+    let list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| WorkloadError::Pods(cx.deployment_label(), e))?;
     Ok(list.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect())
 }
 
@@ -130,7 +156,7 @@ pub(crate) async fn replicas(cx: &LiveContext<'_>, r: &mut Recorder) {
             let hpa = if cx.fixture.governance { hpa_replicas(cx).await } else { String::new() };
             r.record(&object, "Ready replicas at rest", want, format!("{ready}{hpa}"), ready == want);
         }
-        Err(e) => r.record(&object, "Ready replicas at rest", cx.replicas_at_rest(), e, false),
+        Err(e) => r.record(&object, "Ready replicas at rest", cx.replicas_at_rest(), chain(&e), false),
     }
 }
 
@@ -145,12 +171,14 @@ async fn hpa_replicas(cx: &LiveContext<'_>) -> String {
 }
 
 /// GET through the API server's pod proxy (works on any cluster, no port-forward).
-pub(crate) async fn pod_get(cx: &LiveContext<'_>, pod: &str, port: i32, path: &str) -> Result<String, String> {
+pub(crate) async fn pod_get(cx: &LiveContext<'_>, pod: &str, port: i32, path: &str) -> Result<String, WorkloadError> {
     let uri = format!("/api/v1/namespaces/{}/pods/{pod}:{port}/proxy{path}", cx.namespace());
-    let request = http::Request::get(uri).body(Vec::new()).map_err(|e| e.to_string())?;
+    let request = http::Request::get(uri).body(Vec::new()).map_err(|e| WorkloadError::Request(path.to_owned(), e))?;
     cx.client.request_text(request).await.map_err(|e| match e {
-        kube::Error::Api(status) => format!("HTTP {}", status.code),
-        other => other.to_string(),
+        kube::Error::Api(status) => {
+            WorkloadError::Status { pod: pod.to_owned(), path: path.to_owned(), status: status.code }
+        }
+        source => WorkloadError::Proxy { pod: pod.to_owned(), path: path.to_owned(), source },
     })
 }
 
@@ -158,7 +186,7 @@ pub(crate) async fn probes(cx: &LiveContext<'_>, r: &mut Recorder) {
     let pods = match app_pods(cx).await {
         Ok(pods) if !pods.is_empty() => pods,
         Ok(_) => return r.missing(&cx.deployment_label(), "pods"),
-        Err(e) => return r.record(&cx.deployment_label(), "pods", "listed", e, false),
+        Err(e) => return r.record(&cx.deployment_label(), "pods", "listed", chain(&e), false),
     };
     let port = cx.workload.service.container_port;
     let p = &cx.workload.probes;
@@ -171,7 +199,7 @@ pub(crate) async fn probes(cx: &LiveContext<'_>, r: &mut Recorder) {
                 &object,
                 &format!("GET {path}"),
                 "200",
-                found.as_ref().map_or_else(|e| e.clone(), |_| "200".into()),
+                found.as_ref().map_or_else(|e| chain(e), |_| "200".into()),
                 found.is_ok(),
             );
         }
@@ -184,7 +212,7 @@ pub(crate) async fn probes(cx: &LiveContext<'_>, r: &mut Recorder) {
             match &metrics {
                 Ok(_) if exposes => "present".to_owned(),
                 Ok(_) => "absent from the exposition".to_owned(),
-                Err(e) => e.clone(),
+                Err(e) => chain(e),
             },
             exposes,
         );
