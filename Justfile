@@ -22,7 +22,8 @@ tools:
     bash ci/install-tools.sh
 
 # Check ENV (dev | staging | production | all). Flags: --tier static|live|all,
-# --infra DIR, --report DIR, --fit auto|N, --app-image TAR, --skip-check ID, -v.
+# --infra DIR, --report DIR, --fit auto|N, --app-image TAR, --skip-check ID,
+# --timeout NAME=SECONDS, -v.
 # Exit 0 every asked-for check ran and passed, 1 a check failed, 2 usage,
 # input or environment error, 3 incomplete (something asked for not verified).
 # Installs on first use what it lacks: the tools, and unless --tier static or
@@ -73,11 +74,10 @@ cluster-suites: engine kit image
     just _cluster-tests 'binary(smoke) | binary(live)'
 
 # nextest on the cluster tests (EXPR), the live suite's clusters removed
-# before and after. A broken rollout is waited for 45 s.
+# before and after.
 _cluster-tests EXPR *ARGS:
     #!/usr/bin/env bash
     set -euo pipefail
-    export CBAM_TIMEOUT_ROLLOUT_SECONDS=45
     just _live-clusters-down >/dev/null 2>&1
     trap 'just _live-clusters-down' EXIT
     cargo nextest run --workspace --profile ci -E '{{ EXPR }}' {{ ARGS }}

@@ -1,34 +1,127 @@
-//! Every wait of the cluster tier has its bound here, with the reason for it.
+//! Every wait's bound, per operation, from fixtures/timeouts.yaml (compiled
+//! in; the file says why each value). One run overrides any of them by name
+//! (`--timeout NAME=SECONDS`); nothing is read from the environment.
 
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy)]
+use serde::Deserialize;
+
+/// The file, as the harness was built with it.
+const FILE: &str = include_str!("../../../fixtures/timeouts.yaml");
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Timeouts {
-    /// A node container logs "ready": PKI, etcd and the API server, then
-    /// containerd, airgap image import and kubelet (measured 10-15 s warm).
+    #[serde(with = "seconds")]
     pub node_start: Duration,
-    /// Every node Ready (kubelet registered, CNI config written).
+    #[serde(with = "seconds")]
     pub nodes_ready: Duration,
-    /// Addons (CoreDNS, metrics-server, Traefik, storage) Available; the
-    /// metrics API needs one scrape after metrics-server starts (15 s).
+    #[serde(with = "seconds")]
     pub addons_ready: Duration,
-    /// A test workload rolled out.
+    #[serde(with = "seconds")]
     pub rollout: Duration,
-    /// One HTTP request to a published port.
+    #[serde(with = "seconds")]
+    pub namespace_cleanup: Duration,
+    #[serde(with = "seconds")]
+    pub drain: Duration,
+    #[serde(with = "seconds")]
     pub request: Duration,
+    #[serde(with = "seconds")]
+    pub metrics_pipeline: Duration,
+    #[serde(with = "seconds")]
+    pub routing_settle: Duration,
 }
+
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TimeoutError {
+    #[error("override timeout {0:?}: expected NAME=SECONDS")]
+    Syntax(String),
+    #[error("override timeout {name:?}: not one of {known}")]
+    Unknown { name: String, known: String },
+}
+
+/// The names `--timeout` accepts, in the file's order.
+pub const NAMES: [&str; 9] = [
+    "node_start",
+    "nodes_ready",
+    "addons_ready",
+    "rollout",
+    "namespace_cleanup",
+    "drain",
+    "request",
+    "metrics_pipeline",
+    "routing_settle",
+];
 
 impl Default for Timeouts {
     fn default() -> Self {
-        // A rollout that cannot succeed (a broken probe path) is waited for
-        // this long; mutation tests shorten it with CBAM_TIMEOUT_ROLLOUT_SECONDS.
-        let rollout = std::env::var("CBAM_TIMEOUT_ROLLOUT_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(120);
-        Timeouts {
-            node_start: Duration::from_secs(180),
-            nodes_ready: Duration::from_secs(120),
-            addons_ready: Duration::from_secs(180),
-            rollout: Duration::from_secs(rollout),
-            request: Duration::from_secs(5),
-        }
+        // The file is part of the build, and the unit test below parses it.
+        serde_norway::from_str(FILE).expect("fixtures/timeouts.yaml parses (see the unit test)")
+    }
+}
+
+impl Timeouts {
+    /// The bound called `name`.
+    fn field(&mut self, name: &str) -> Option<&mut Duration> {
+        Some(match name {
+            "node_start" => &mut self.node_start,
+            "nodes_ready" => &mut self.nodes_ready,
+            "addons_ready" => &mut self.addons_ready,
+            "rollout" => &mut self.rollout,
+            "namespace_cleanup" => &mut self.namespace_cleanup,
+            "drain" => &mut self.drain,
+            "request" => &mut self.request,
+            "metrics_pipeline" => &mut self.metrics_pipeline,
+            "routing_settle" => &mut self.routing_settle,
+            _ => return None,
+        })
+    }
+
+    /// Applies one `NAME=SECONDS` override.
+    pub fn set(&mut self, text: &str) -> Result<(), TimeoutError> {
+        let (name, seconds) = text.split_once('=').ok_or_else(|| TimeoutError::Syntax(text.to_owned()))?;
+        let seconds: u64 = seconds.trim().parse().map_err(|_| TimeoutError::Syntax(text.to_owned()))?;
+        let slot = self
+            .field(name.trim())
+            .ok_or_else(|| TimeoutError::Unknown { name: name.to_owned(), known: NAMES.join(", ") })?;
+        *slot = Duration::from_secs(seconds);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FILE, NAMES, Timeouts};
+
+    #[test]
+    fn the_file_parses_and_names_every_bound() {
+        let t = Timeouts::default();
+        assert!(t.rollout.as_secs() > 0 && t.request.as_secs() > 0);
+        let keys: Vec<&str> = FILE
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains(':'))
+            .filter_map(|l| l.split(':').next())
+            .collect();
+        assert_eq!(keys, NAMES, "fixtures/timeouts.yaml and NAMES list the same bounds in the same order");
+        let mut probe = Timeouts::default();
+        assert!(NAMES.iter().all(|n| probe.field(n).is_some()), "every name has a field");
+    }
+
+    #[test]
+    fn an_override_sets_one_bound_and_refuses_the_unknown() {
+        let mut t = Timeouts::default();
+        t.set("rollout=45").expect("a known name");
+        assert_eq!(t.rollout.as_secs(), 45);
+        assert!(t.set("rollout").is_err() && t.set("rollout=soon").is_err() && t.set("patience=9").is_err());
     }
 }

@@ -10,6 +10,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::environment::Env;
 use cbam_cluster::existing::ExistingOptions;
+use cbam_cluster::timeouts::{TimeoutError, Timeouts};
 
 use crate::live::{self, LiveError, LiveOptions};
 use crate::outcome::Status;
@@ -133,6 +134,10 @@ pub struct Args {
     /// A live check not to run (repeatable); reported as not verified, never as passed.
     #[arg(long = "skip-check", value_name = "CHECK", value_parser = parse_live_check)]
     pub skip_checks: Vec<String>,
+    /// Override one wait's bound for this run (repeatable): NAME=SECONDS,
+    /// NAME one of fixtures/timeouts.yaml's (rollout, drain, ...).
+    #[arg(long = "timeout", value_name = "NAME=SECONDS", value_parser = parse_timeout)]
+    pub timeouts: Vec<String>,
     /// Only undo what interrupted runs left on the `--cluster existing`
     /// cluster (its cleanup journal), then exit: 0 done, 2 not possible.
     #[arg(long)]
@@ -161,6 +166,20 @@ fn parse_live_check(text: &str) -> Result<String, ArgError> {
         Some(_) => Ok(text.to_owned()),
         None => Err(ArgError::UnknownCheck(text.to_owned(), skippable().collect::<Vec<_>>().join(", "))),
     }
+}
+
+fn parse_timeout(text: &str) -> Result<String, TimeoutError> {
+    Timeouts::default().set(text).map(|()| text.to_owned())
+}
+
+/// The bounds of this run: the file's, with `--timeout` applied.
+fn timeouts(args: &Args) -> Timeouts {
+    let mut t = Timeouts::default();
+    for text in &args.timeouts {
+        // Each was checked by the parser; a failure here cannot happen.
+        let _ = t.set(text);
+    }
+    t
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,9 +242,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, RuntimeError> {
 }
 
 /// After a panic: the journal replayed on a fresh runtime; what happened.
-fn runtime_cleanup(existing: &ExistingOptions) -> String {
+fn runtime_cleanup(existing: &ExistingOptions, t: &Timeouts) -> String {
     let result = runtime().map_err(|e| chain(&e));
-    match result.and_then(|rt| rt.block_on(live::cleanup_only(existing)).map_err(|e| chain(&e))) {
+    match result.and_then(|rt| rt.block_on(live::cleanup_only(existing, t)).map_err(|e| chain(&e))) {
         Ok(undone) => format!("undone: {}", if undone.is_empty() { "nothing".into() } else { undone.join(", ") }),
         Err(e) => format!("NOT undone ({e}): run --cleanup-only"),
     }
@@ -237,9 +256,9 @@ fn cleanup_only(args: &Args) -> u8 {
         eprintln!("error: --cleanup-only needs --cluster existing (a kit cluster is removed with its run)");
         return EXIT_ERROR;
     }
-    let result = runtime()
-        .map_err(|e| chain(&e))
-        .and_then(|rt| rt.block_on(live::cleanup_only(&existing_options(args))).map_err(|e| chain(&e)));
+    let result = runtime().map_err(|e| chain(&e)).and_then(|rt| {
+        rt.block_on(live::cleanup_only(&existing_options(args), &timeouts(args))).map_err(|e| chain(&e))
+    });
     match result {
         Ok(undone) if undone.is_empty() => println!("cleanup: nothing left by an earlier run"),
         Ok(undone) => println!("cleanup: undone: {}", undone.join(", ")),
@@ -339,6 +358,7 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
                         Profile::Nightly => live::Profile::Nightly,
                     },
                     skip_checks: args.skip_checks.clone(),
+                    timeouts: timeouts(args),
                     tool_image: args.tool_image.clone(),
                     provider: match args.cluster {
                         Cluster::Existing => live::Provider::Existing(existing_options(args)),
@@ -359,7 +379,7 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
                     Ok(outcome) => outcome,
                     Err(_) => {
                         let undone = match &opts.provider {
-                            live::Provider::Existing(existing) => runtime_cleanup(existing),
+                            live::Provider::Existing(existing) => runtime_cleanup(existing, &opts.timeouts),
                             live::Provider::Kit { .. } => "a kit cluster is swept by the next run".into(),
                         };
                         return fail_input(format!(

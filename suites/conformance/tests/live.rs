@@ -77,6 +77,13 @@ fn slot() -> Result<(String, std::fs::File), Failed> {
     Err(format!("all {SLOTS} live clusters are in use (run at most {SLOTS} live tests at once)").into())
 }
 
+/// The file's bounds, but a broken rollout (the expected outcome of some
+/// mutations) is waited for 45 s, not 120: three times the 15 s a healthy
+/// rollout takes on a warm kit cluster.
+fn mutation_timeouts() -> Timeouts {
+    Timeouts { rollout: std::time::Duration::from_secs(45), ..Timeouts::default() }
+}
+
 async fn cluster() -> Result<(KitCluster, std::fs::File), Failed> {
     if !docker::engine_reachable().await {
         return Err("no Docker engine answers: run `just engine`".into());
@@ -112,6 +119,7 @@ async fn failing_live_checks(m: &Mutation, scope: Scope) -> Result<BTreeSet<Stri
         provider: Provider::Kit { reuse: true },
         tool_image: None,
         skip_checks: skipped(m, scope),
+        timeouts: mutation_timeouts(),
     };
     let (cluster, _slot) = cluster().await?;
     let live = run_on(&run, &opts, &cluster).await.map_err(|e| chain(&e))?;

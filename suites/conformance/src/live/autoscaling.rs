@@ -47,10 +47,6 @@ impl Profile {
     }
 }
 
-/// The custom metric pipeline gets this long to serve every pod (adapter
-/// relist 10 s, Prometheus scrape 5 s, pod discovery).
-const PIPELINE_READY: Duration = Duration::from_secs(120);
-
 /// One sampled moment: the judged numbers plus each metric's proposal.
 #[derive(Debug, Clone, serde::Serialize)]
 struct Observation {
@@ -493,9 +489,14 @@ pub(crate) async fn autoscaling(cx: &LiveContext<'_>, r: &mut Recorder) {
                 return;
             }
         };
-        if let Err(e) =
-            metrics_pipeline::ready(&cx.client, cx.namespace(), &documented.pods_metric.name, &pods, PIPELINE_READY)
-                .await
+        if let Err(e) = metrics_pipeline::ready(
+            &cx.client,
+            cx.namespace(),
+            &documented.pods_metric.name,
+            &pods,
+            cx.timeouts.metrics_pipeline,
+        )
+        .await
         {
             r.record(
                 &object,

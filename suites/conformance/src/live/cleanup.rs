@@ -42,7 +42,7 @@ pub(crate) async fn replayed_journal(
 ) -> Result<(Journal, Vec<String>), LiveError> {
     let journal = Journal::open(&journal::path_for(&journal_dir(), &cluster.server, &cluster.context))?;
     let leftovers: Vec<String> = journal.pending().iter().map(ToString::to_string).collect();
-    let problems = journal.unwind(&cluster.client, t.rollout).await;
+    let problems = journal.unwind(&cluster.client, t.namespace_cleanup).await;
     if !problems.is_empty() {
         return Err(LiveError::Leftovers(problems.join("; ")));
     }
@@ -50,12 +50,11 @@ pub(crate) async fn replayed_journal(
 }
 /// `--cleanup-only`: undo what interrupted runs left on an existing
 /// cluster, and nothing else. Returns what was undone.
-pub async fn cleanup_only(existing: &ExistingOptions) -> Result<Vec<String>, LiveError> {
-    let t = Timeouts::default();
+pub async fn cleanup_only(existing: &ExistingOptions, t: &Timeouts) -> Result<Vec<String>, LiveError> {
     let (client, context, server) = cbam_cluster::existing::client(existing).await?;
     let journal = Journal::open(&journal::path_for(&journal_dir(), &server, &context))?;
     let leftovers: Vec<String> = journal.pending().iter().map(ToString::to_string).collect();
-    let problems = journal.unwind(&client, t.rollout).await;
+    let problems = journal.unwind(&client, t.namespace_cleanup).await;
     if problems.is_empty() { Ok(leftovers) } else { Err(LiveError::Leftovers(problems.join("; "))) }
 }
 /// Whatever the run did not undo itself (an error, an interrupt) is undone
@@ -68,7 +67,7 @@ pub(crate) async fn finally(
 ) -> Result<(), LiveError> {
     let Err(error) = result else { return Ok(()) };
     let left: Vec<String> = journal.pending().iter().map(ToString::to_string).collect();
-    let problems = journal.unwind(client, t.rollout).await;
+    let problems = journal.unwind(client, t.namespace_cleanup).await;
     let summary = match (left.is_empty(), problems.is_empty()) {
         (true, _) => "the run had changed nothing on the cluster".to_owned(),
         (false, true) => format!("undone: {}", left.join(", ")),

@@ -143,7 +143,7 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
     // retrying while the budget refuses (429), until none is left.
     let refused_on_node = Arc::new(AtomicUsize::new(0));
     let evicted_on_node = Arc::new(AtomicUsize::new(0));
-    let emptied = until(&format!("every app pod on {node} evicted"), cx.timeouts.rollout, || {
+    let emptied = until(&format!("every app pod on {node} evicted"), cx.timeouts.drain, || {
         let (node, refused, evicted) = (node.clone(), refused_on_node.clone(), evicted_on_node.clone());
         async move {
             let pods = match app_pods(cx).await {
@@ -224,7 +224,7 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
     );
     let want = usize::try_from(cx.replicas_at_rest()).unwrap_or(0);
     let drained =
-        until(&format!("node {node} drained and {want} replicas Ready elsewhere"), cx.timeouts.rollout, || async {
+        until(&format!("node {node} drained and {want} replicas Ready elsewhere"), cx.timeouts.drain, || async {
             match app_pods(cx).await {
                 Ok(pods) => {
                     let on_node = pods

@@ -299,17 +299,15 @@ pub(crate) async fn routing_version(cx: &LiveContext<'_>) -> String {
 /// followed the autoscaling check's last pod turning Ready: the first 429 at
 /// request 204, two buckets' worth.
 const ROUTING_QUIET: std::time::Duration = std::time::Duration::from_secs(5);
-/// The most a burst waits for routing to be still.
-const ROUTING_SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// The routing version once it has not changed for [`ROUTING_QUIET`]; after
-/// [`ROUTING_SETTLE_LIMIT`], the last seen (said on stderr: the burst's own
-/// before/after comparison then decides). Every change is logged.
+/// the `routing_settle` timeout, the last seen (said on stderr: the burst's
+/// own before/after comparison then decides). Every change is logged.
 async fn settled_routing(cx: &LiveContext<'_>) -> String {
     // The version and when it was first seen; empty: nothing seen yet.
     let seen = std::cell::RefCell::new((String::new(), Instant::now()));
     let condition = format!("routing (endpoints, Ingress) unchanged for {} s", ROUTING_QUIET.as_secs());
-    let settled = until(&condition, ROUTING_SETTLE_LIMIT, || async {
+    let settled = until(&condition, cx.timeouts.routing_settle, || async {
         let version = routing_version(cx).await;
         let mut s = seen.borrow_mut();
         if version != s.0 {

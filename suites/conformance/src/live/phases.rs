@@ -179,7 +179,7 @@ pub(crate) async fn environment(
     }
     let since = Instant::now();
     if cluster.wait_cleanup {
-        match journal::delete_namespace(client, &ns, t.rollout).await {
+        match journal::delete_namespace(client, &ns, t.namespace_cleanup).await {
             Ok(()) => cluster.journal.done(&undo_namespace)?,
             // Reported beside the verdict and kept in the journal for the next run.
             Err(e) => out.cleanup.push(format!("{undo_namespace}: {}", chain(&e))),

@@ -83,6 +83,8 @@ pub struct LiveOptions {
     pub tool_image: Option<String>,
     /// Checks not run (`--skip-check`), each reported as not verified.
     pub skip_checks: Vec<String>,
+    /// Every wait's bound (fixtures/timeouts.yaml, `--timeout` applied).
+    pub timeouts: Timeouts,
 }
 
 #[derive(Debug, Clone)]
@@ -185,7 +187,7 @@ async fn controller_image(client: &Client) -> String {
 pub async fn run_on(run: &StaticRun, opts: &LiveOptions, cluster: &KitCluster) -> Result<LiveRun, LiveError> {
     let mut out = LiveRun::default();
     let journal = Journal::in_memory();
-    let t = Timeouts::default();
+    let t = opts.timeouts;
     let result = body(run, opts, &Target::kit(cluster, &journal), &t, &mut out).await;
     if result.is_err() {
         // The cluster outlives the run (the tests share one): leave it clean.
@@ -243,7 +245,7 @@ async fn run_existing(
     opts: &LiveOptions,
     existing: &ExistingOptions,
 ) -> Result<LiveRun, LiveError> {
-    let t = Timeouts::default();
+    let t = opts.timeouts;
     let mut out = LiveRun::default();
     let since = Instant::now();
     let cluster = ExistingCluster::connect(existing).await?;
@@ -287,7 +289,7 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
     if !opts.app_image.is_file() {
         return Err(LiveError::AppImageMissing(opts.app_image.clone()));
     }
-    let t = Timeouts::default();
+    let t = opts.timeouts;
     let mut out = LiveRun::default();
     out.notes.push(format!("cluster: kit node image {image}, 1 server + {} agents", opts.agents));
     out.notes.push("TLS: served with a certificate from a CA generated for this run; the cert-manager ClusterIssuer annotations are checked by the static tier (Let's Encrypt is unreachable from a test cluster)".into());
