@@ -21,7 +21,7 @@ default:
 tools:
     bash ci/install-tools.sh
 
-# Check ENV (dev | staging | production | all). Flags: --tier static|live|all,
+# Check ENV (a fixtures/environments/ENV.yaml, or all). Flags: --tier static|live|all,
 # --infra DIR, --report DIR, --fit auto|N, --app-image TAR, --skip-check ID,
 # --timeout NAME=SECONDS, -v.
 # Exit 0 every asked-for check ran and passed, 1 a check failed, 2 usage,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 
-use crate::environment::Env;
+use crate::environment::{self, Env, EnvError};
 use cbam_cluster::existing::ExistingOptions;
 use cbam_cluster::timeouts::{TimeoutError, Timeouts};
 
@@ -28,32 +28,10 @@ pub enum Tier {
     All,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Target {
-    Dev,
-    Staging,
-    Production,
-    All,
-}
-
-impl Target {
-    pub fn envs(self) -> Vec<Env> {
-        match self {
-            Target::Dev => vec![Env::Dev],
-            Target::Staging => vec![Env::Staging],
-            Target::Production => vec![Env::Production],
-            Target::All => Env::ALL.to_vec(),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Target::Dev => "dev",
-            Target::Staging => "staging",
-            Target::Production => "production",
-            Target::All => "all",
-        }
-    }
+/// `ENV` as typed: `all` or a well-formed name (whether it has a fixture
+/// is known once the fixtures directory is).
+fn parse_env(text: &str) -> Result<String, EnvError> {
+    if text == environment::ALL { Ok(text.to_owned()) } else { Env::new(text).map(|e| e.as_str().to_owned()) }
 }
 
 /// How deep the live tier goes (autoscaling scenarios, scale-down).
@@ -80,9 +58,9 @@ pub enum Cluster {
 #[derive(Debug, Parser)]
 #[command(name = "conformance", version)]
 pub struct Args {
-    /// Environment to check.
-    #[arg(value_enum)]
-    pub env: Target,
+    /// Environment to check: one of fixtures/environments/NAME.yaml, or `all`.
+    #[arg(value_parser = parse_env)]
+    pub env: String,
     /// Which tier to run.
     #[arg(long, value_enum, default_value = "all")]
     pub tier: Tier,
@@ -274,7 +252,7 @@ pub fn run(args: Args) -> u8 {
     if args.cleanup_only {
         return cleanup_only(&args);
     }
-    let target = args.report.clone().unwrap_or_else(|| PathBuf::from("target/conformance").join(args.env.name()));
+    let target = args.report.clone().unwrap_or_else(|| PathBuf::from("target/conformance").join(&args.env));
     let staging = match Staging::create(&target) {
         Ok(s) => s,
         Err(err) => {
@@ -307,8 +285,11 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
         Ok(k) => k,
         Err(err) => return fail_input(chain(&err)),
     };
-    let options =
-        StaticOptions { envs: args.env.envs(), infra: args.infra.clone(), fixtures: args.fixtures.clone(), kustomize };
+    let envs = match Env::select(&args.env, &args.fixtures) {
+        Ok(envs) => envs,
+        Err(err) => return fail_input(chain(&err)),
+    };
+    let options = StaticOptions { envs, infra: args.infra.clone(), fixtures: args.fixtures.clone(), kustomize };
     let static_run = match static_tier::run(&options) {
         Ok(run) => run,
         Err(err) => return fail_input(chain(&err)),

@@ -342,6 +342,8 @@ pub(crate) struct LimitRange {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Governance {
     pub(crate) namespace: String,
+    /// infra/ files holding it, in apply order.
+    pub(crate) files: Vec<String>,
     pub(crate) hpa: Hpa,
     pub(crate) pdb: Pdb,
     pub(crate) resource_quota: ResourceQuota,

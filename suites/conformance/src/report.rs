@@ -432,7 +432,7 @@ mod tests {
 
     fn fact(status: Status) -> Outcome {
         Outcome {
-            env: Env::Production,
+            env: Env::new("production").expect("a valid name"),
             check: "live-rate-limit",
             object: "Ingress gl-cbam/cbam-api".into(),
             subject: "first 429".into(),

@@ -13,8 +13,6 @@ use crate::manifest::{ManifestError, Object, parse};
 use crate::outcome::{Outcome, Recorder, Status};
 use crate::render::{Kustomize, RenderError};
 
-/// Governance manifests, applied with `kubectl apply -f` in production.
-pub const GOVERNANCE_FILES: [&str; 4] = ["resourcequota.yaml", "limitrange.yaml", "pdb.yaml", "hpa.yaml"];
 pub const SUMMARY_FILE: &str = "INFRASTRUCTURE_SUMMARY.md";
 
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +131,7 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
         let expectations = Expectations::load(&options.fixtures, &options.envs)?;
         let summary = read(&options.infra.join(SUMMARY_FILE))?;
         let mut governance = Vec::new();
-        for file in GOVERNANCE_FILES {
+        for file in &expectations.governance.files {
             let path = options.infra.join(file);
             governance.extend(parse(&path.display().to_string(), &read(&path)?)?);
         }

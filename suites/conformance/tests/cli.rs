@@ -59,6 +59,55 @@ fn all_environments_conform_statically() {
     assert!(text(&out.stdout).contains("3 -> 5 @0s -> 8 @60s -> 12 @120s -> 15 @180s"), "prints the HPA timeline");
 }
 
+/// A fourth environment is data: an overlay, a fixture and a summary column
+/// (here `qa`, a copy of staging) in a scratch tree, and the static tier
+/// checks it like the others, with no change to the harness.
+#[test]
+fn a_new_environment_is_an_overlay_a_fixture_and_a_summary_column() {
+    let (dir, infra) = infra_copy();
+    let fixtures = dir.path().join("fixtures");
+    copy_tree(&root().join("fixtures"), &fixtures).expect("copy fixtures");
+    copy_tree(&infra.join("kustomize/overlays/staging"), &infra.join("kustomize/overlays/qa")).expect("copy overlay");
+    let staging = std::fs::read_to_string(fixtures.join("environments/staging.yaml")).expect("staging fixture");
+    let qa = staging.replacen("environment: staging", "environment: qa", 1).replacen(
+        "display_name: Staging",
+        "display_name: QA",
+        1,
+    );
+    std::fs::write(fixtures.join("environments/qa.yaml"), qa).expect("write the qa fixture");
+    // The summary: a QA row in the overlays table, a QA column in the comparison.
+    let summary_path = infra.join("INFRASTRUCTURE_SUMMARY.md");
+    let table_text = std::fs::read_to_string(&summary_path).expect("summary");
+    let mut lines = Vec::new();
+    let mut in_comparison = false;
+    for line in table_text.lines() {
+        in_comparison = in_comparison || line.starts_with("| Feature | Development | Staging |");
+        if line.starts_with("| **Staging** |") {
+            lines.push(line.to_owned());
+            lines.push(line.replacen("**Staging**", "**QA**", 1));
+        } else if in_comparison && line.starts_with('|') {
+            let cells: Vec<&str> = line.split('|').collect();
+            let added = if line.starts_with("| Feature") { " QA ".to_owned() } else { cells[3].to_owned() };
+            lines.push(format!("{line}{added}|"));
+        } else {
+            in_comparison = false;
+            lines.push(line.to_owned());
+        }
+    }
+    std::fs::write(&summary_path, lines.join("\n") + "\n").expect("write the summary");
+    let (infra_arg, fixtures_arg) = (infra.display().to_string(), fixtures.display().to_string());
+    for env in ["qa", "all"] {
+        let report = tempfile::tempdir().expect("temp dir");
+        let args = [env, "--tier", "static", "--infra", &infra_arg, "--fixtures", &fixtures_arg];
+        let out = conformance(&args, report.path());
+        assert_eq!(out.status.code(), Some(0), "{env}: stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+        let json = summary(report.path());
+        let envs = json["environments"].as_array().map(Vec::len);
+        assert_eq!(envs, Some(if env == "qa" { 1 } else { 4 }), "{env}: {}", json["environments"]);
+        assert!(report.path().join("rendered/qa.yaml").is_file(), "{env}: rendered/qa.yaml");
+    }
+}
+
 /// Asked for and not verified: exit 3, "incomplete" everywhere, never a pass.
 fn assert_incomplete(out: &Output, report: &Path) {
     assert_eq!(out.status.code(), Some(3), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
@@ -159,7 +208,8 @@ fn a_failed_check_exits_1_with_one_line_naming_check_object_expected_found() {
 }
 
 #[rstest]
-#[case::unknown_env(&["qa", "--tier", "static"], "invalid value 'qa'")]
+#[case::unknown_env(&["qa", "--tier", "static"], "find environment \"qa\": no fixtures/environments/qa.yaml")]
+#[case::malformed_env(&["../qa", "--tier", "static"], "use \"../qa\" as an environment name")]
 #[case::unknown_tier(&["dev", "--tier", "cluster"], "invalid value 'cluster'")]
 #[case::bad_fit(&["dev", "--fit", "0"], "expected `auto` or a factor >= 1")]
 #[case::cleanup_only_needs_existing(&["production", "--cleanup-only"], "--cleanup-only needs --cluster existing")]

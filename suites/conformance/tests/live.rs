@@ -77,11 +77,12 @@ fn slot() -> Result<(String, std::fs::File), Failed> {
     Err(format!("all {SLOTS} live clusters are in use (run at most {SLOTS} live tests at once)").into())
 }
 
-/// The file's bounds, but a broken rollout (the expected outcome of some
-/// mutations) is waited for 45 s, not 120: three times the 15 s a healthy
-/// rollout takes on a warm kit cluster.
+/// The file's bounds, but a rollout or a drain that cannot finish (the
+/// expected outcome of some mutations) is waited for 45 s, not 120: three
+/// times the 15 s a healthy one takes on a warm kit cluster.
 fn mutation_timeouts() -> Timeouts {
-    Timeouts { rollout: std::time::Duration::from_secs(45), ..Timeouts::default() }
+    let bound = std::time::Duration::from_secs(45);
+    Timeouts { rollout: bound, drain: bound, ..Timeouts::default() }
 }
 
 async fn cluster() -> Result<(KitCluster, std::fs::File), Failed> {
