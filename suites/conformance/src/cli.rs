@@ -137,9 +137,9 @@ pub enum ArgError {
 }
 
 fn parse_live_check(text: &str) -> Result<String, ArgError> {
-    use crate::live::{LIVE_CHECKS, Role};
+    use crate::live::{LIVE_CHECKS, Role, find};
     let skippable = || LIVE_CHECKS.iter().filter(|c| c.role != Role::Rollout).map(|c| c.id);
-    match LIVE_CHECKS.iter().find(|c| c.id == text) {
+    match find(text) {
         Some(c) if c.role == Role::Rollout => Err(ArgError::Precondition(text.to_owned())),
         Some(_) => Ok(text.to_owned()),
         None => Err(ArgError::UnknownCheck(text.to_owned(), skippable().collect::<Vec<_>>().join(", "))),
