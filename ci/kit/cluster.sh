@@ -19,6 +19,9 @@ source "$here/../versions.env"
 kubectl() { local own="$kit/kubernetes-$KUBERNETES_VERSION/bin/kubectl"; if [ -x "$own" ]; then "$own" "$@"; else command kubectl "$@"; fi; }
 export -f kubectl; export kit KUBERNETES_VERSION
 
+# bound NAME: a bound from fixtures/timeouts.yaml, as the harness reads it.
+bound() { awk -F': *' -v k="$1" '$1 == k { print $2 }' "$here/../../fixtures/timeouts.yaml"; }
+
 # until_ok WHAT SECONDS COMMAND...: polls until COMMAND succeeds; names what it waited for.
 until_ok() {
   local what="$1" limit="$2"; shift 2
@@ -43,18 +46,19 @@ up() {
     docker run -d --privileged --name "$name-$node" --hostname "$node" --network "$name" --network-alias "$node" \
       --label "$label" --tmpfs /run --tmpfs /tmp \
       -v "$name-shared:/var/lib/cbam/shared" -v "$name-storage:/var/lib/cbam/storage" \
-      -e CBAM_ROLE="$role" -e CBAM_SERVER=server "$@" "$image" >/dev/null
+      -e CBAM_ROLE="$role" -e CBAM_SERVER=server -e CBAM_COMPONENT_TIMEOUT="$(bound node_component)" \
+      -e CBAM_JOIN_TIMEOUT="$(bound node_start)" -e CBAM_CRASH_WINDOW="$(bound crash_window)" "$@" "$image" >/dev/null
   }
   run_node server server -p 127.0.0.1::6443 -p 127.0.0.1::80 -p 127.0.0.1::443
   local i
   for i in $(seq 1 "$agents"); do run_node "agent$i" agent; done
-  until_ok "the server's kubeconfig" 180 docker exec "$name-server" test -f /var/lib/cbam/shared/kubeconfig/super-admin.conf
+  until_ok "the server's kubeconfig" "$(bound node_start)" docker exec "$name-server" test -f /var/lib/cbam/shared/kubeconfig/super-admin.conf
   local port
   port="$(docker port "$name-server" 6443/tcp | head -1 | cut -d: -f2)"
   docker exec "$name-server" cat /var/lib/cbam/shared/kubeconfig/super-admin.conf |
     sed "s|server: https://.*|server: https://127.0.0.1:$port|" >"$kubeconfig"
   chmod 600 "$kubeconfig"
-  until_ok "$((agents + 1)) nodes Ready" 300 bash -c \
+  until_ok "$((agents + 1)) nodes Ready" "$(( $(bound node_start) + $(bound nodes_ready) ))" bash -c \
     "[ \"\$(kubectl --kubeconfig '$kubeconfig' get nodes --no-headers 2>/dev/null | awk '\$2==\"Ready\"' | wc -l)\" -eq $((agents + 1)) ]" || { status; exit 1; }
   say "up in $(( $(date +%s) - started )) s: https $(docker port "$name-server" 443/tcp | head -1), http $(docker port "$name-server" 80/tcp | head -1)"
   echo "$kubeconfig"

@@ -2,7 +2,9 @@
 //! node image, a k3s-style provider (server + agents, testcontainers), the
 //! readiness gate, and the one waiting primitive with its timeouts.
 
+pub mod components;
 pub mod docker;
+pub mod error_chain;
 pub mod existing;
 pub mod exposure;
 pub mod kit;

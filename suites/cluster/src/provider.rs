@@ -42,6 +42,8 @@ pub const LABEL: &str = "cbam.io/kit-cluster";
 pub enum ClusterError {
     #[error(transparent)]
     Docker(#[from] DockerError),
+    #[error("start node {node}: {said}")]
+    NodeFailed { node: String, said: String },
     #[error("start node {node}")]
     Start {
         node: String,
@@ -80,6 +82,9 @@ pub struct KitOptions {
     /// Keep the cluster after the run and attach to it on the next one
     /// (the name then comes from `reuse_name`).
     pub reuse: bool,
+    /// Extra arguments per supervised component, e.g. ("kube-proxy",
+    /// "--v=4") (the node's CBAM_ARGS_<COMPONENT>).
+    pub component_args: Vec<(String, String)>,
 }
 
 /// The name of a reusable cluster, keyed by its configuration: the node
@@ -120,6 +125,23 @@ impl std::fmt::Debug for KitCluster {
             .field("https_port", &self.https_port)
             .finish_non_exhaustive()
     }
+}
+
+/// What a node that stopped before it was ready said last: its FATAL line
+/// (cbam-node names the component or the wait that failed).
+fn node_said(error: &testcontainers::TestcontainersError) -> Option<String> {
+    use testcontainers::core::error::WaitContainerError;
+    use testcontainers::core::logs::WaitLogError;
+    let testcontainers::TestcontainersError::WaitContainer(WaitContainerError::WaitLog(WaitLogError::EndOfStream(
+        lines,
+    ))) = error
+    else {
+        return None;
+    };
+    lines.iter().rev().find_map(|line| {
+        let line = String::from_utf8_lossy(line);
+        line.split_once("FATAL: ").map(|(_, said)| said.trim().to_owned())
+    })
 }
 
 fn split_reference(reference: &str) -> (&str, &str) {
@@ -176,8 +198,18 @@ impl KitCluster {
             .with_mount(Mount::tmpfs_mount("/tmp"))
             .with_env_var("CBAM_ROLE", role)
             .with_env_var("CBAM_SERVER", server_container)
-            .with_startup_timeout(opts.timeouts.node_start);
-        let handle = request.start().await.map_err(|source| ClusterError::Start { node: node.to_owned(), source })?;
+            .with_env_var("CBAM_COMPONENT_TIMEOUT", opts.timeouts.node_component.as_secs().to_string())
+            .with_env_var("CBAM_JOIN_TIMEOUT", opts.timeouts.node_start.as_secs().to_string())
+            .with_env_var("CBAM_CRASH_WINDOW", opts.timeouts.crash_window.as_secs().to_string());
+        let request = opts.component_args.iter().fold(request, |request, (component, args)| {
+            request.with_env_var(format!("CBAM_ARGS_{}", component.replace('-', "_").to_uppercase()), args)
+        });
+        let handle = request.with_startup_timeout(opts.timeouts.node_start).start().await.map_err(|source| {
+            match node_said(&source) {
+                Some(said) => ClusterError::NodeFailed { node: node.to_owned(), said },
+                None => ClusterError::Start { node: node.to_owned(), source },
+            }
+        })?;
         Ok(Node { name: node.to_owned(), container, handle: Some(handle) })
     }
 
@@ -270,6 +302,20 @@ impl KitCluster {
             }
         }
         Self::sweep(&opts.name).await?;
+        let created = Self::create(opts).await;
+        if created.is_err() {
+            // A cluster that did not come up is not left behind. The nodes'
+            // handles were dropped (testcontainers removes them meanwhile):
+            // a second sweep takes what the first found in removal.
+            if Self::sweep(&opts.name).await.is_err() {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                Self::sweep(&opts.name).await?;
+            }
+        }
+        created
+    }
+
+    async fn create(opts: &KitOptions) -> Result<KitCluster, ClusterError> {
         let label = format!("{LABEL}={}", opts.name);
         docker::docker(&["network", "create", "--label", &label, &opts.name]).await?;
         for volume in ["shared", "storage"] {

@@ -1,6 +1,8 @@
 //! The gate before any suite runs: nodes Ready, CoreDNS, the metrics API,
 //! the ingress controller serving on the published port, a default
-//! StorageClass. Each is a named wait that reports what it last saw.
+//! StorageClass, and on a kit cluster every node's components steady. Each
+//! is a named wait that reports what it last saw; a component that
+//! crash-loops meanwhile stops the gate at once, naming it.
 
 use std::time::Duration;
 
@@ -11,8 +13,18 @@ use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::Client;
 use kube::api::{Api, ListParams};
 
+use crate::components::{self, CrashLoop};
+use crate::provider::KitCluster;
 use crate::timeouts::Timeouts;
 use crate::wait::{Poll, WaitError, until};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Wait(#[from] WaitError),
+    #[error(transparent)]
+    CrashLoop(CrashLoop),
+}
 
 fn ready(node: &Node) -> bool {
     node.status
@@ -157,14 +169,28 @@ async fn default_storage_class(client: &Client, timeout: Duration) -> Result<Str
     .await
 }
 
-/// Everything a suite needs, or the first thing that is not there.
-pub async fn gate(client: &Client, expected_nodes: usize, http_port: u16, t: &Timeouts) -> Result<(), WaitError> {
-    nodes_ready(client, expected_nodes, t.nodes_ready).await?;
-    deployment_available(client, "kube-system", "coredns", t.addons_ready).await?;
-    default_storage_class(client, t.addons_ready).await?;
-    metrics_api(client, t.addons_ready).await?;
-    ingress_serving(client, http_port, t, true).await?;
-    Ok(())
+/// Everything a suite needs on a kit cluster, or the first thing that is
+/// not there. A component crash-looping on any node ends it first.
+pub async fn gate(cluster: &KitCluster, t: &Timeouts) -> Result<(), GateError> {
+    let client = &cluster.client;
+    let waits = async {
+        nodes_ready(client, cluster.nodes.len(), t.nodes_ready).await?;
+        deployment_available(client, "kube-system", "coredns", t.addons_ready).await?;
+        default_storage_class(client, t.addons_ready).await?;
+        metrics_api(client, t.addons_ready).await?;
+        ingress_serving(client, cluster.http_port, t, true).await?;
+        // Last, as nothing above needs every component (kube-proxy, say):
+        // each is running, and one that restarted has run a whole window.
+        let window = t.crash_window;
+        until("every kit node's components running", t.nodes_ready + window, || {
+            components::poll_steady(cluster, window)
+        })
+        .await
+    };
+    tokio::select! {
+        result = waits => Ok(result?),
+        looping = components::first_crash_loop(cluster, t.crash_window) => Err(GateError::CrashLoop(looping)),
+    }
 }
 
 /// The gate on a cluster the harness did not create: every node it has

@@ -15,6 +15,10 @@ pub struct Timeouts {
     #[serde(with = "seconds")]
     pub node_start: Duration,
     #[serde(with = "seconds")]
+    pub node_component: Duration,
+    #[serde(with = "seconds")]
+    pub crash_window: Duration,
+    #[serde(with = "seconds")]
     pub nodes_ready: Duration,
     #[serde(with = "seconds")]
     pub addons_ready: Duration,
@@ -51,8 +55,10 @@ pub enum TimeoutError {
 }
 
 /// The names `--timeout` accepts, in the file's order.
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 11] = [
     "node_start",
+    "node_component",
+    "crash_window",
     "nodes_ready",
     "addons_ready",
     "rollout",
@@ -75,6 +81,8 @@ impl Timeouts {
     fn field(&mut self, name: &str) -> Option<&mut Duration> {
         Some(match name {
             "node_start" => &mut self.node_start,
+            "node_component" => &mut self.node_component,
+            "crash_window" => &mut self.crash_window,
             "nodes_ready" => &mut self.nodes_ready,
             "addons_ready" => &mut self.addons_ready,
             "rollout" => &mut self.rollout,

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use cbam_cluster::docker;
+use cbam_cluster::error_chain;
 use cbam_cluster::exposure;
 use cbam_cluster::kit;
 use cbam_cluster::provider::{KitCluster, KitOptions, LABEL};
@@ -21,6 +22,9 @@ use kube::Client;
 use kube::api::{Api, ListParams, LogParams, Patch, PatchParams};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::json;
+
+/// What a step of the suite failed with, shown as the test's failure.
+type Failed = Box<dyn std::error::Error + Send + Sync>;
 
 const NS: &str = "smoke";
 const HOST: &str = "smoke.kit.test";
@@ -66,11 +70,18 @@ async fn kit_cluster_smoke() {
     assert!(app_image().is_file(), "{} missing: run `just image`", app_image().display());
     let listening_before = exposure::listening();
     let t = Timeouts::default();
-    let opts = KitOptions { name: "cbam-smoke".into(), agents: 2, image, timeouts: t, reuse: false };
+    let opts = KitOptions {
+        name: "cbam-smoke".into(),
+        agents: 2,
+        image,
+        timeouts: t,
+        reuse: false,
+        component_args: Vec::new(),
+    };
 
     let started = std::time::Instant::now();
     let cluster = KitCluster::up(&opts).await.expect("cluster up");
-    readiness::gate(&cluster.client, 3, cluster.http_port, &t).await.expect("readiness gate");
+    readiness::gate(&cluster, &t).await.expect("readiness gate");
     eprintln!("smoke: cluster ready in {:.1} s", started.elapsed().as_secs_f64());
     let exposed = loopback_only(&cluster, &listening_before).await;
     let result = exercise(&cluster, &t).await;
@@ -87,16 +98,16 @@ async fn kit_cluster_smoke() {
 /// Nothing the cluster publishes, and nothing that started listening on the
 /// host since it came up, is reachable beyond loopback; the API server
 /// refuses an anonymous request.
-async fn loopback_only(cluster: &KitCluster, before: &BTreeSet<SocketAddr>) -> Result<(), String> {
+async fn loopback_only(cluster: &KitCluster, before: &BTreeSet<SocketAddr>) -> Result<(), Failed> {
     let new: BTreeSet<SocketAddr> = exposure::listening().difference(before).copied().collect();
-    let bindings = exposure::bindings(&cluster.name).await.map_err(|e| e.to_string())?;
+    let bindings = exposure::bindings(&cluster.name).await?;
     eprintln!("smoke: published {bindings:?}; new listeners {new:?}");
     if bindings.len() != 3 {
-        return Err(format!("expected the server's 6443, 80 and 443 published, found {bindings:?}"));
+        return Err(format!("expected the server's 6443, 80 and 443 published, found {bindings:?}").into());
     }
     let beyond = exposure::beyond_loopback(&new, &bindings);
     if !beyond.is_empty() {
-        return Err(format!("exposed beyond loopback: {}", beyond.join("; ")));
+        return Err(format!("exposed beyond loopback: {}", beyond.join("; ")).into());
     }
     let client = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
@@ -105,15 +116,15 @@ async fn loopback_only(cluster: &KitCluster, before: &BTreeSet<SocketAddr>) -> R
     let url = format!("https://127.0.0.1:{}/version", cluster.api_port);
     let status = client.get(&url).send().await.map_err(|e| format!("failed to GET {url}: {e}"))?.status();
     if status != reqwest::StatusCode::UNAUTHORIZED {
-        return Err(format!("anonymous GET {url}: expected 401 (anonymous auth off), found {status}"));
+        return Err(format!("anonymous GET {url}: expected 401 (anonymous auth off), found {status}").into());
     }
     Ok(())
 }
 
-async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), String> {
+async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), Failed> {
     let client = &cluster.client;
-    let nodes = readiness::nodes_ready(client, 3, t.nodes_ready).await.map_err(|e| e.to_string())?;
-    cluster.import_image(&app_image()).await.map_err(|e| e.to_string())?;
+    let nodes = readiness::nodes_ready(client, 3, t.nodes_ready).await?;
+    cluster.import_image(&app_image()).await?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
         .patch(
@@ -179,26 +190,23 @@ async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), String> {
             }
         }
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     let on: Vec<String> = pods
         .list(&ListParams::default().labels("app=api"))
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .items
         .iter()
         .filter_map(|p| p.spec.as_ref()?.node_name.clone())
         .collect();
     if on.iter().collect::<std::collections::BTreeSet<_>>().len() != 2 {
-        return Err(format!("the two replicas must run on two nodes, found {on:?}"));
+        return Err(format!("the two replicas must run on two nodes, found {on:?}").into());
     }
     let https = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).map_err(|e| e.to_string())?])
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes())?])
         .resolve(HOST, std::net::SocketAddr::from(([127, 0, 0, 1], cluster.https_port)))
         .timeout(t.request)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let url = format!("https://{HOST}:{}/health", cluster.https_port);
     until(&format!("GET {url} (SNI {HOST}, chained to the run's CA) answers 200"), t.rollout, || {
         let (https, url) = (https.clone(), url.clone());
@@ -210,8 +218,7 @@ async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), String> {
             }
         }
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
 
     // Pod CPU/memory metrics are served for the workload.
     until("pod metrics for smoke/api", t.addons_ready, || {
@@ -243,8 +250,7 @@ async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), String> {
             }
         }
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
 
     // A ReadWriteMany volume written from pods on different nodes.
     apply::<PersistentVolumeClaim>(
@@ -283,7 +289,58 @@ async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), String> {
             }
         }
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     Ok(())
+}
+
+/// A one-node cluster whose `component` gets a flag it refuses: it exits
+/// at once, every time.
+async fn broken(name: &str, component: &str) -> KitOptions {
+    assert!(docker::engine_reachable().await, "no Docker engine answers: run `just engine` (ci/engine.sh) first");
+    let image = kit::node_image().unwrap_or_else(|e| panic!("{e}"));
+    KitOptions {
+        name: name.into(),
+        agents: 0,
+        image,
+        timeouts: Timeouts::default(),
+        reuse: false,
+        component_args: vec![(component.into(), "--no-such-flag".into())],
+    }
+}
+
+async fn nothing_left(name: &str) {
+    let left = docker::docker(&["ps", "-aq", "--filter", &format!("label={LABEL}={name}")]).await.expect("docker ps");
+    assert!(left.trim().is_empty(), "a cluster that did not come up is removed; left: {left}");
+}
+
+/// While a node boots: the node stops at once, naming the component (not
+/// after the component's bound), and `up` removes what it made.
+#[tokio::test]
+async fn a_component_crash_looping_at_boot_stops_the_node_naming_it() {
+    let opts = broken("cbam-crashloop-boot", "etcd").await;
+    let started = std::time::Instant::now();
+    let err = KitCluster::up(&opts).await.expect_err("etcd cannot start");
+    let said = error_chain::render(&err);
+    eprintln!("smoke: {said} ({:.1} s)", started.elapsed().as_secs_f64());
+    assert!(said.contains("start node server: etcd is crash-looping"), "{said}");
+    assert!(said.contains("no-such-flag"), "the component's own words are shown: {said}");
+    assert!(started.elapsed() < opts.timeouts.node_component, "a crash loop is not waited out");
+    nothing_left(&opts.name).await;
+}
+
+/// After a node is ready (kube-proxy is started, never waited for): the
+/// readiness gate fails naming the component and the node, with its log.
+#[tokio::test]
+async fn a_component_crash_looping_after_boot_fails_the_gate_naming_it() {
+    let opts = broken("cbam-crashloop-gate", "kube-proxy").await;
+    let cluster = KitCluster::up(&opts).await.expect("the node boots: nothing waits for kube-proxy");
+    let gate = readiness::gate(&cluster, &opts.timeouts).await;
+    cluster.down().await.expect("cluster down");
+    nothing_left(&opts.name).await;
+    let err = gate.expect_err("kube-proxy cannot run");
+    let said = error_chain::render(&err);
+    eprintln!("smoke: {said}");
+    assert!(matches!(err, readiness::GateError::CrashLoop(_)), "{said}");
+    assert!(said.contains("kube-proxy on node server is crash-looping: exited"), "{said}");
+    assert!(said.contains("no-such-flag"), "what the component said is shown: {said}");
 }

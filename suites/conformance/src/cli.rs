@@ -3,7 +3,6 @@
 //! input or environment error (clap also exits 2 on bad usage). 3:
 //! incomplete, nothing failed but something asked for was not verified.
 
-use std::error::Error;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
@@ -191,17 +190,8 @@ pub fn exit_codes() -> [(u8, &'static str); 4] {
     [code(Verdict::Pass), code(Verdict::Fail), (EXIT_ERROR, "error"), code(Verdict::Incomplete)]
 }
 
-/// "failed to X: Y: Z" from an error and its sources: the one error-chain
-/// formatter of the harness and its tests.
-pub fn chain(err: &dyn Error) -> String {
-    let mut text = format!("failed to {err}");
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
+/// The one error-chain formatter ("failed to X: Y: Z"), shared with the cluster crate.
+pub use cbam_cluster::error_chain::render as chain;
 
 fn existing_options(args: &Args) -> ExistingOptions {
     ExistingOptions {

@@ -94,7 +94,14 @@ async fn cluster() -> Result<(KitCluster, std::fs::File), Failed> {
         return Err(format!("node image {image} is not loaded: run `just kit`").into());
     }
     let (name, lock) = slot()?;
-    let options = KitOptions { name, agents: AGENTS, image, timeouts: Timeouts::default(), reuse: true };
+    let options = KitOptions {
+        name,
+        agents: AGENTS,
+        image,
+        timeouts: Timeouts::default(),
+        reuse: true,
+        component_args: Vec::new(),
+    };
     let cluster = KitCluster::up(&options).await.map_err(|e| chain(&e))?;
     Ok((cluster, lock))
 }
@@ -261,7 +268,7 @@ async fn interrupted_at(phase: Phase) -> Result<(), Failed> {
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, &cluster.kubeconfig_yaml)?;
     // The cluster as a user would find it: ready (a first test may just have created it).
-    readiness::gate(&cluster.client, AGENTS + 1, cluster.http_port, &Timeouts::default()).await?;
+    readiness::gate(&cluster, &Timeouts::default()).await?;
     let before = snapshot(&cluster.client).await?;
     let mut args: Vec<String> =
         ["production", "--tier", "live", "--cluster", "existing", "--tool-image", kit::TOOL_IMAGE]

@@ -10,9 +10,8 @@ use cbam_cluster::docker::{self, DockerError};
 use cbam_cluster::existing::{ExistingCluster, ExistingError, ExistingOptions};
 use cbam_cluster::kit::{self, KitError};
 use cbam_cluster::provider::{ClusterError, KitCluster, KitOptions, reuse_name};
-use cbam_cluster::readiness;
+use cbam_cluster::readiness::{self, GateError};
 use cbam_cluster::timeouts::Timeouts;
-use cbam_cluster::wait::WaitError;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use kube::Client;
 use kube::api::Api;
@@ -39,7 +38,7 @@ pub enum LiveError {
     #[error("bring the cluster up")]
     Cluster(#[source] Box<ClusterError>),
     #[error("pass the readiness gate")]
-    Gate(#[source] WaitError),
+    Gate(#[source] GateError),
     #[error("load the application image into the nodes")]
     Image(#[source] DockerError),
     #[error(transparent)]
@@ -206,8 +205,8 @@ async fn body(
 ) -> Result<(), LiveError> {
     let since = Instant::now();
     match cluster.kit {
-        Some(_) => readiness::gate(&cluster.client, opts.agents + 1, cluster.http_port, t).await,
-        None => readiness::gate_existing(&cluster.client, cluster.http_port, t).await,
+        Some(kit) => readiness::gate(kit, t).await,
+        None => readiness::gate_existing(&cluster.client, cluster.http_port, t).await.map_err(GateError::from),
     }
     .map_err(LiveError::Gate)?;
     timed(&mut out.timings, "readiness gate".into(), since);
@@ -296,7 +295,15 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
     let since = Instant::now();
     let reuse = matches!(opts.provider, Provider::Kit { reuse: true });
     let name = if reuse { reuse_name(&image, opts.agents) } else { "cbam-conformance".to_owned() };
-    let cluster = KitCluster::up(&KitOptions { name, agents: opts.agents, image, timeouts: t, reuse }).await?;
+    let cluster = KitCluster::up(&KitOptions {
+        name,
+        agents: opts.agents,
+        image,
+        timeouts: t,
+        reuse,
+        component_args: Vec::new(),
+    })
+    .await?;
     timed(&mut out.timings, "cluster up".into(), since);
     // A cluster removed right after the run need not wait for its namespaces.
     let journal = Journal::in_memory();
