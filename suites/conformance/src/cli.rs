@@ -42,6 +42,19 @@ pub enum Profile {
     Nightly,
 }
 
+/// What the run prints on stdout (`--format`, repeatable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One line per failing fact (check, object, expected, found, source), then the verdict.
+    Text,
+    /// summary.json (the text goes to stderr).
+    Json,
+    /// The SARIF 2.1.0 log, results.sarif (the text goes to stderr).
+    Sarif,
+    /// GitHub workflow annotations at the source lines, at most 10, after the text.
+    Github,
+}
+
 /// Where the live tier runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Cluster {
@@ -119,9 +132,33 @@ pub struct Args {
     /// cluster (its cleanup journal), then exit: 0 done, 2 not possible.
     #[arg(long)]
     pub cleanup_only: bool,
+    /// What to print on stdout (repeatable): json and sarif only alone, as
+    /// stdout is then a document. Every format is also in the report directory.
+    #[arg(long = "format", value_enum, default_value = "text")]
+    pub formats: Vec<Format>,
     /// Print passing facts too.
     #[arg(long, short)]
     pub verbose: bool,
+}
+
+/// The human text's stream: stdout, or stderr when stdout is a document.
+#[derive(Debug, Clone, Copy)]
+struct Console {
+    to_stderr: bool,
+}
+
+impl Console {
+    fn new(formats: &[Format]) -> Self {
+        Console { to_stderr: formats.iter().any(|f| matches!(f, Format::Json | Format::Sarif)) }
+    }
+
+    fn say(&self, line: impl std::fmt::Display) {
+        if self.to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
 }
 
 /// A flag value clap refuses (exit 2, with clap's usage line).
@@ -242,6 +279,11 @@ pub fn run(args: Args) -> u8 {
     if args.cleanup_only {
         return cleanup_only(&args);
     }
+    let documents = args.formats.iter().filter(|f| matches!(f, Format::Json | Format::Sarif)).count();
+    if documents > 0 && args.formats.len() > 1 {
+        eprintln!("error: --format json and --format sarif make stdout a document: give either alone");
+        return EXIT_ERROR;
+    }
     let target = args.report.clone().unwrap_or_else(|| PathBuf::from("target/conformance").join(&args.env));
     let staging = match Staging::create(&target) {
         Ok(s) => s,
@@ -261,6 +303,7 @@ pub fn run(args: Args) -> u8 {
 /// The run, its evidence written to `report_dir` (published as `target`).
 fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
     let report_dir = report_dir.to_owned();
+    let console = Console::new(&args.formats);
     let fail_input = |message: String| {
         eprintln!("error: {message}");
         if let Err(err) = report::write_error(&report_dir, &message) {
@@ -285,22 +328,22 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
         Err(err) => return fail_input(chain(&err)),
     };
     for outcome in static_run.outcomes().filter(|o| args.verbose || o.status == Status::Fail) {
-        println!("{}", outcome.line());
+        console.say(outcome.line());
     }
     for result in &static_run.results {
         if let Some((up, down)) = &result.hpa_timeline {
-            println!("predicted HPA timeline [{}]: scale-up {up}", result.env);
-            println!("predicted HPA timeline [{}]: scale-down {down}", result.env);
+            console.say(format!("predicted HPA timeline [{}]: scale-up {up}", result.env));
+            console.say(format!("predicted HPA timeline [{}]: scale-down {down}", result.env));
         }
     }
     let envs: Vec<&str> = static_run.results.iter().map(|r| r.env.as_str()).collect();
-    println!(
+    console.say(format!(
         "static tier [{}]: {} facts in {} ms; kustomize {}",
         envs.join(", "),
         static_run.outcomes().count(),
         static_run.elapsed.as_millis(),
         static_run.kustomize
-    );
+    ));
     let mut skipped = Vec::new();
     let mut live_run = None;
     if args.tier != Tier::Static {
@@ -371,10 +414,10 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
         match outcome {
             Ok(run) => {
                 for outcome in run.outcomes.iter().filter(|o| args.verbose || o.status != Status::Pass) {
-                    println!("{}", outcome.line());
+                    console.say(outcome.line());
                 }
                 for note in &run.notes {
-                    println!("live tier: {note}");
+                    console.say(format!("live tier: {note}"));
                 }
                 for problem in &run.cleanup {
                     eprintln!(
@@ -397,14 +440,26 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
         return EXIT_ERROR;
     }
     let counts = report::counts(&evidence);
-    println!("evidence: {}", target.display());
-    println!(
+    console.say(format!("evidence: {}", target.display()));
+    console.say(format!(
         "{}: {} passed, {} failed, {} not verified, {} skipped by request",
         counts.verdict().headline(),
         counts.passed,
         counts.failed,
         counts.not_verified,
         counts.excluded
-    );
+    ));
+    for format in &args.formats {
+        match format {
+            Format::Text => {}
+            Format::Json => println!("{:#}", report::summary_json(&evidence)),
+            Format::Sarif => println!("{:#}", crate::sarif::log(&evidence)),
+            Format::Github => {
+                for line in crate::annotations::lines(evidence.outcomes(), &target.display().to_string()) {
+                    println!("{line}");
+                }
+            }
+        }
+    }
     counts.verdict().exit_code()
 }

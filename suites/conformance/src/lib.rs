@@ -1,6 +1,7 @@
 //! Conformance harness for the CBAM Importer Copilot's Kubernetes deployment:
 //! every documented outcome of `infra/` becomes a check that can fail.
 
+pub mod annotations;
 pub mod checks;
 pub mod cli;
 mod context;
@@ -14,5 +15,7 @@ mod quantity;
 pub mod redact;
 pub mod render;
 pub mod report;
+pub mod sarif;
+pub mod source_map;
 pub mod static_tier;
 mod unknown_fields;

@@ -160,18 +160,28 @@ fn decode(origin: &str, index: usize, value: Value) -> Result<Object, ManifestEr
     })
 }
 
-/// Every object of a multi-document YAML stream, in order.
-pub(crate) fn parse(origin: &str, yaml: &str) -> Result<Vec<Object>, ManifestError> {
-    let mut objects = Vec::new();
+/// Every document of a multi-document YAML stream, untyped, in order (with
+/// its index in the stream).
+fn documents(origin: &str, yaml: &str) -> Result<Vec<(usize, Value)>, ManifestError> {
+    let mut values = Vec::new();
     for (index, document) in serde_norway::Deserializer::from_str(yaml).enumerate() {
         let value =
             Value::deserialize(document).map_err(|source| ManifestError::Yaml { origin: origin.to_owned(), source })?;
-        if value.is_null() {
-            continue;
+        if !value.is_null() {
+            values.push((index, value));
         }
-        objects.push(decode(origin, index, value)?);
     }
-    Ok(objects)
+    Ok(values)
+}
+
+/// Every document of a YAML stream, untyped.
+pub(crate) fn values(origin: &str, yaml: &str) -> Result<Vec<Value>, ManifestError> {
+    Ok(documents(origin, yaml)?.into_iter().map(|(_, v)| v).collect())
+}
+
+/// Every object of a multi-document YAML stream, in order.
+pub(crate) fn parse(origin: &str, yaml: &str) -> Result<Vec<Object>, ManifestError> {
+    documents(origin, yaml)?.into_iter().map(|(index, value)| decode(origin, index, value)).collect()
 }
 
 #[cfg(test)]

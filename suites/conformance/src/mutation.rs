@@ -83,6 +83,30 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), MutationError> {
 }
 
 impl Mutation {
+    /// The lines (1-based, of the edited file) each edit writes, as applied
+    /// to the tree at `original`: a replacement's lines, or the appended
+    /// ones; a deletion, the line where the text was.
+    pub fn edited_lines(&self, original: &Path) -> Result<Vec<std::ops::RangeInclusive<usize>>, MutationError> {
+        let mut ranges = Vec::new();
+        for edit in &self.edits {
+            let path = original.join(&edit.file);
+            let text = std::fs::read_to_string(&path).map_err(|source| MutationError::Copy {
+                from: path.clone(),
+                to: path.clone(),
+                source,
+            })?;
+            let (offset, written) = match (&edit.find, &edit.replace, &edit.append) {
+                (Some(find), Some(replace), None) => (text.find(find.as_str()).unwrap_or(0), replace.as_str()),
+                (None, None, Some(append)) => (text.len(), append.as_str()),
+                _ => return Err(MutationError::Malformed { mutation: self.name.clone(), file: edit.file.clone() }),
+            };
+            let first = text[..offset].matches('\n').count() + 1;
+            let last = first + written.trim_end_matches('\n').matches('\n').count();
+            ranges.push(first..=last);
+        }
+        Ok(ranges)
+    }
+
     /// Applies every edit to the infra tree at `root`.
     pub fn apply(&self, root: &Path) -> Result<(), MutationError> {
         for edit in &self.edits {

@@ -5,6 +5,7 @@ use std::fmt::Display;
 use serde::Serialize;
 
 use crate::environment::Env;
+use crate::source_map::Source;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -27,6 +28,13 @@ pub struct Outcome {
     pub expected: String,
     pub found: String,
     pub status: Status,
+    /// The object's field the fact is about, where the subject does not
+    /// name it (`spec.tls`, `volumeMounts`): where its source is looked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+    /// Where in the checked infra tree the value comes from (static facts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
 }
 
 impl Outcome {
@@ -38,8 +46,9 @@ impl Outcome {
             Status::Skip => "NOT VERIFIED",
             Status::Excluded => "SKIPPED BY REQUEST",
         };
+        let at = self.source.as_ref().map(|s| format!(" at {s}")).unwrap_or_default();
         format!(
-            "{tag} [{}] {}: {} {}: expected {}, found {}",
+            "{tag} [{}] {}: {} {}: expected {}, found {}{at}",
             self.env, self.check, self.object, self.subject, self.expected, self.found
         )
     }
@@ -53,11 +62,20 @@ pub(crate) struct Recorder {
     pub(crate) outcomes: Vec<Outcome>,
     /// Markdown the check adds to the report (the autoscaling step tables).
     pub(crate) sections: Vec<String>,
+    /// The field the next fact is about (`at`).
+    field: Option<&'static str>,
 }
 
 impl Recorder {
     pub(crate) fn new(env: Env, check: &'static str) -> Self {
-        Recorder { env, check, outcomes: Vec::new(), sections: Vec::new() }
+        Recorder { env, check, outcomes: Vec::new(), sections: Vec::new(), field: None }
+    }
+
+    /// Names the object's field the next fact is about, where its subject
+    /// does not (`r.at("spec.selector").record(...)`).
+    pub(crate) fn at(&mut self, field: &'static str) -> &mut Self {
+        self.field = Some(field);
+        self
     }
 
     /// Adds a Markdown section to the report.
@@ -75,6 +93,8 @@ impl Recorder {
             expected,
             found,
             status,
+            field: self.field.take(),
+            source: None,
         });
     }
 

@@ -18,6 +18,20 @@ pub enum RenderError {
     Failed { program: String, overlay: PathBuf, status: std::process::ExitStatus, stderr: String },
     #[error("render {overlay}: output is not UTF-8")]
     NotUtf8 { overlay: PathBuf },
+    #[error("write a wrapper kustomization for {overlay}'s build metadata")]
+    Wrapper {
+        overlay: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A build with kustomize's origin annotations: the output, and the wrapper
+/// directory its origin paths are relative to (removed when dropped).
+#[derive(Debug)]
+pub struct Annotated {
+    pub yaml: String,
+    pub wrapper: tempfile::TempDir,
 }
 
 /// How to call kustomize: the standalone binary, or kubectl's embedded copy.
@@ -76,9 +90,33 @@ impl Kustomize {
             .unwrap_or_else(|| "unknown".to_owned())
     }
 
+    /// Builds `overlay` through a wrapper kustomization in a temporary
+    /// directory that asks for origin annotations: the user's tree is never
+    /// written, and the objects are the overlay's own (the wrapper adds no
+    /// transformer). kustomize accepts only a relative path to the overlay.
+    pub fn build_annotated(&self, overlay: &Path) -> Result<Annotated, RenderError> {
+        let wrapper_error = |source| RenderError::Wrapper { overlay: overlay.to_owned(), source };
+        let wrapper = tempfile::tempdir().map_err(wrapper_error)?;
+        let from = wrapper.path().canonicalize().map_err(wrapper_error)?;
+        let to = overlay.canonicalize().map_err(wrapper_error)?;
+        let up = "../".repeat(from.components().count().saturating_sub(1));
+        let down = to.strip_prefix("/").unwrap_or(&to).display().to_string();
+        let kustomization = format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {up}{down}\nbuildMetadata: [originAnnotations]\n"
+        );
+        std::fs::write(wrapper.path().join("kustomization.yaml"), kustomization).map_err(wrapper_error)?;
+        let yaml = self.run(wrapper.path(), overlay)?;
+        Ok(Annotated { yaml, wrapper })
+    }
+
     pub fn build(&self, overlay: &Path) -> Result<String, RenderError> {
+        self.run(overlay, overlay)
+    }
+
+    /// Runs the build of `dir`; errors name `overlay`.
+    fn run(&self, dir: &Path, overlay: &Path) -> Result<String, RenderError> {
         let program = self.describe();
-        let output = self.command().arg(overlay).output().map_err(|source| RenderError::Spawn {
+        let output = self.command().arg(dir).output().map_err(|source| RenderError::Spawn {
             program: program.clone(),
             overlay: overlay.to_owned(),
             source,

@@ -13,7 +13,7 @@ use crate::live::LiveRun;
 use crate::outcome::{Outcome, Status};
 use crate::static_tier::StaticRun;
 
-pub const FILES: [&str; 3] = ["summary.json", "junit.xml", "summary.md"];
+pub const FILES: [&str; 4] = ["summary.json", "junit.xml", "summary.md", "results.sarif"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -52,8 +52,8 @@ pub(crate) fn write_atomic(path: &Path, contents: &str) -> Result<(), ReportErro
 
 /// What a report directory may hold: anything else means the user pointed
 /// `--report` at a directory of their own, which is never removed.
-const REPORT_ENTRIES: [&str; 7] =
-    ["summary.json", "junit.xml", "summary.md", "error.txt", "rendered", "autoscaling", "diagnostics"];
+const REPORT_ENTRIES: [&str; 8] =
+    ["summary.json", "junit.xml", "summary.md", "results.sarif", "error.txt", "rendered", "autoscaling", "diagnostics"];
 
 /// One run's evidence, written to `<dir>.partial` and swapped in whole.
 #[derive(Debug)]
@@ -131,7 +131,7 @@ pub struct Evidence<'a> {
 }
 
 impl<'a> Evidence<'a> {
-    fn outcomes(&self) -> impl Iterator<Item = &'a Outcome> {
+    pub fn outcomes(&self) -> impl Iterator<Item = &'a Outcome> {
         self.run.outcomes().chain(self.live.into_iter().flat_map(|l| l.outcomes.iter()))
     }
 }
@@ -244,7 +244,7 @@ fn tier_verdict(groups: &[(String, &'static str, Vec<&Outcome>)], tier: &str) ->
     }
 }
 
-fn summary_json(evidence: &Evidence<'_>) -> serde_json::Value {
+pub fn summary_json(evidence: &Evidence<'_>) -> serde_json::Value {
     let (run, skipped) = (evidence.run, evidence.skipped);
     let groups = grouped(evidence);
     let counts = counts(evidence);
@@ -258,7 +258,7 @@ fn summary_json(evidence: &Evidence<'_>) -> serde_json::Value {
                 "status": check_status(outcomes),
                 "facts": outcomes.iter().map(|o| json!({
                     "object": o.object, "subject": o.subject, "expected": o.expected,
-                    "found": o.found, "status": o.status,
+                    "found": o.found, "status": o.status, "field": o.field, "source": o.source,
                 })).collect::<Vec<_>>(),
             })
         })
@@ -421,6 +421,7 @@ pub fn write(dir: &Path, evidence: &Evidence<'_>) -> Result<(), ReportError> {
     }
     write_atomic(&dir.join("junit.xml"), &junit(evidence)?)?;
     write_atomic(&dir.join("summary.md"), &markdown(evidence))?;
+    write_atomic(&dir.join("results.sarif"), &format!("{:#}\n", crate::sarif::log(evidence)))?;
     // Last: summary.json is what a gate reads, so it appears only when the rest is there.
     write_atomic(&dir.join("summary.json"), &format!("{:#}\n", summary_json(evidence)))
 }
@@ -439,6 +440,8 @@ mod tests {
             expected: "request 101".into(),
             found: "x".into(),
             status,
+            field: None,
+            source: None,
         }
     }
 

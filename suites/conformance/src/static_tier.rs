@@ -12,6 +12,7 @@ use crate::fixtures::{Expectations, FixtureError};
 use crate::manifest::{ManifestError, Object, parse};
 use crate::outcome::{Outcome, Recorder, Status};
 use crate::render::{Kustomize, RenderError};
+use crate::source_map::{self, SourceMap};
 
 pub const SUMMARY_FILE: &str = "INFRASTRUCTURE_SUMMARY.md";
 
@@ -91,13 +92,28 @@ fn require_dir(what: &'static str, path: &Path) -> Result<(), InputError> {
     if path.is_dir() { Ok(()) } else { Err(InputError::MissingDir { what, path: path.to_owned() }) }
 }
 
-fn render(kustomize: &Kustomize, infra: &Path, env: Env) -> Result<(Vec<Object>, String, Duration), InputError> {
+/// One overlay rendered: its objects, the build output (without the
+/// origin annotations asked for), its time, and each object's origin file.
+struct Rendered {
+    objects: Vec<Object>,
+    yaml: String,
+    time: Duration,
+    origins: Vec<(String, String, String)>,
+    overlay: PathBuf,
+}
+
+fn render(kustomize: &Kustomize, infra: &Path, env: Env) -> Result<Rendered, InputError> {
     let started = Instant::now();
     let overlay = infra.join("kustomize/overlays").join(env.as_str());
     require_dir("overlay", &overlay)?;
-    let yaml = kustomize.build(&overlay)?;
-    let objects = parse(&format!("overlay {env} ({})", overlay.display()), &yaml)?;
-    Ok((objects, yaml, started.elapsed()))
+    let annotated = kustomize.build_annotated(&overlay)?;
+    let origin = format!("overlay {env} ({})", overlay.display());
+    let values = crate::manifest::values(&origin, &annotated.yaml)?;
+    let root = infra.canonicalize().map_err(|source| InputError::Read { path: infra.to_owned(), source })?;
+    let origins = source_map::origins(&values, annotated.wrapper.path(), &root);
+    let yaml = source_map::strip_origins(&annotated.yaml);
+    let objects = parse(&origin, &yaml)?;
+    Ok(Rendered { objects, yaml, time: started.elapsed(), origins, overlay: overlay.canonicalize().unwrap_or(overlay) })
 }
 
 fn run_checks(cx: &Context) -> Vec<Outcome> {
@@ -137,7 +153,7 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
         }
         let mut results = Vec::new();
         for (handle, &env) in renders.into_iter().zip(&options.envs) {
-            let (overlay, rendered, render_time) =
+            let Rendered { objects: overlay, yaml: rendered, time: render_time, origins, overlay: dir } =
                 handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
             let fixture = &expectations.environments[&env];
             let cx = Context {
@@ -156,7 +172,12 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
                 let max = spec.map_or(0, |s| s.max_replicas);
                 (describe(min, &up), describe(max, &down))
             });
-            let outcomes = run_checks(&cx);
+            let mut outcomes = run_checks(&cx);
+            let root = options.infra.canonicalize().unwrap_or_else(|_| options.infra.clone());
+            let sources = SourceMap::build(&root, &dir, &origins, &expectations.governance.files, &summary);
+            for outcome in &mut outcomes {
+                outcome.source = sources.locate(outcome).map(|s| s.under(&options.infra));
+            }
             results.push(EnvResult {
                 env,
                 outcomes,

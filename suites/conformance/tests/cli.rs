@@ -57,6 +57,19 @@ fn all_environments_conform_statically() {
     assert!(report.path().join("junit.xml").is_file());
     assert!(report.path().join("rendered/production.yaml").is_file());
     assert!(text(&out.stdout).contains("3 -> 5 @0s -> 8 @60s -> 12 @120s -> 15 @180s"), "prints the HPA timeline");
+    // Every static fact names the file and line it comes from, in the tree
+    // as given (`infra/...`, relative to where the harness ran).
+    let facts: Vec<&serde_json::Value> =
+        json["checks"].as_array().expect("checks").iter().flat_map(|c| c["facts"].as_array().expect("facts")).collect();
+    let unplaced: Vec<_> = facts
+        .iter()
+        .filter(|f| {
+            !f["source"]["file"].as_str().is_some_and(|p| p.starts_with("infra/"))
+                || f["source"]["line"].as_u64() < Some(1)
+        })
+        .map(|f| format!("{} {}", f["object"], f["subject"]))
+        .collect();
+    assert!(facts.len() > 400 && unplaced.is_empty(), "facts without a source: {unplaced:#?}");
 }
 
 /// A fourth environment is data: an overlay, a fixture and a summary column
@@ -170,7 +183,7 @@ fn a_report_directory_holds_exactly_one_run() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into())
         .collect();
     entries.sort();
-    assert_eq!(entries, ["junit.xml", "rendered", "summary.json", "summary.md"]);
+    assert_eq!(entries, ["junit.xml", "rendered", "results.sarif", "summary.json", "summary.md"]);
     let siblings: Vec<String> = std::fs::read_dir(report.path())
         .expect("parent")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into())
@@ -199,7 +212,10 @@ fn a_failed_check_exits_1_with_one_line_naming_check_object_expected_found() {
     let stdout = text(&out.stdout);
     assert!(
         stdout.lines().any(|l| l
-            == "FAIL [production] pdb: PodDisruptionBudget gl-cbam/cbam-api-pdb minAvailable: expected 2, found 3"),
+            == format!(
+                "FAIL [production] pdb: PodDisruptionBudget gl-cbam/cbam-api-pdb minAvailable: expected 2, found 3 at {}/pdb.yaml:13",
+                infra.display()
+            )),
         "{stdout}"
     );
     assert_eq!(summary(report.path())["status"], "fail");
@@ -324,4 +340,73 @@ fn a_committed_secret_fails_without_its_value_reaching_any_output() {
     assert!(read >= 4, "summary.json, junit.xml, summary.md and rendered/dev.yaml read");
     let rendered = std::fs::read_to_string(report.path().join("rendered/dev.yaml")).expect("rendered");
     assert!(rendered.contains("DATABASE_URL: redacted:sha256:"), "the key is kept:\n{rendered}");
+}
+
+/// The SARIF log validates against the published SARIF 2.1.0 schema, is the
+/// same on stdout and in the report, and places a failure at the line that
+/// broke it.
+#[test]
+fn sarif_validates_and_points_at_the_line_that_broke() {
+    let (_dir, infra) = infra_copy();
+    edit(&infra, "pdb.yaml", "minAvailable: 2", "minAvailable: 3");
+    let report = tempfile::tempdir().expect("temp dir");
+    let infra_arg = infra.to_str().expect("utf-8");
+    let out =
+        conformance(&["production", "--tier", "static", "--infra", infra_arg, "--format", "sarif"], report.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let log: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is the SARIF log");
+    // The published schema, with its one typo (the language patterns of
+    // `run` and `toolComponent` end `]?$`, a stray `]` no regex engine here
+    // compiles) mended in memory.
+    let published = include_str!("data/sarif-2.1.0-rtm.5.json");
+    let typo = r#""^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$""#;
+    assert_eq!(published.matches(typo).count(), 2, "the schema's one known typo, in its two places");
+    let schema: serde_json::Value =
+        serde_json::from_str(&published.replace(typo, r#""^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}$""#)).expect("schema");
+    let validator = jsonschema::draft4::new(&schema).expect("the published schema");
+    let errors: Vec<String> = validator.iter_errors(&log).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.path().join("results.sarif")).expect("results.sarif"))
+            .expect("JSON");
+    assert_eq!(file, log, "stdout and results.sarif are one log");
+    let results = log["runs"][0]["results"].as_array().expect("results");
+    let pdb = results.iter().find(|r| r["ruleId"] == "pdb").expect("the pdb failure");
+    let region = &pdb["locations"][0]["physicalLocation"];
+    assert_eq!(region["artifactLocation"]["uri"], format!("file://{}/pdb.yaml", infra.display()));
+    assert_eq!(region["region"]["startLine"], 13);
+    assert!(results.iter().all(|r| r["kind"] == "fail" || r["kind"] == "open"), "no passes in the log");
+    let rules = log["runs"][0]["tool"]["driver"]["rules"].as_array().expect("rules");
+    assert!(rules.iter().any(|r| r["id"] == "pdb" && r["shortDescription"]["text"] == "PDB minAvailable"));
+    assert!(text(&out.stderr).contains("FAIL [production] pdb:"), "the text goes to stderr");
+}
+
+/// GitHub shows 10 annotations per step: no more are written, and one
+/// notice counts the rest.
+#[test]
+fn github_annotations_stop_at_ten_and_count_the_rest() {
+    let (_dir, infra) = infra_copy();
+    // Every object of the overlay in the wrong namespace: more than 10 failures.
+    edit(&infra, "kustomize/overlays/production/kustomization.yaml", "namespace: gl-cbam\n", "namespace: gl-cbam-x\n");
+    let report = tempfile::tempdir().expect("temp dir");
+    let infra_arg = infra.to_str().expect("utf-8");
+    let out =
+        conformance(&["production", "--tier", "static", "--infra", infra_arg, "--format", "github"], report.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    let failed = stdout.lines().filter(|l| l.starts_with("FAIL ")).count();
+    let errors: Vec<&str> = stdout.lines().filter(|l| l.starts_with("::error ")).collect();
+    assert!(failed > 10, "the mutation makes more than 10 failures: {stdout}");
+    assert_eq!(errors.len(), 10, "{stdout}");
+    assert!(errors.iter().all(|l| l.contains(",line=")), "each at a line: {errors:#?}");
+    let notice = stdout.lines().find(|l| l.starts_with("::notice ")).expect("a notice for the rest");
+    assert!(notice.contains(&format!("{} more findings", failed - 10)), "{notice}");
+}
+
+#[test]
+fn json_and_sarif_on_stdout_are_each_alone() {
+    let report = tempfile::tempdir().expect("temp dir");
+    let out = conformance(&["dev", "--tier", "static", "--format", "json", "--format", "github"], report.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("give either alone"), "{}", text(&out.stderr));
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use cbam_conformance::checks::CHECKS;
 use cbam_conformance::mutation::{self, Mutation};
+use cbam_conformance::outcome::{Outcome, Status};
 use cbam_conformance::render::Kustomize;
 use cbam_conformance::static_tier::{self, StaticOptions};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -29,18 +30,47 @@ fn run_mutation(m: &Mutation) -> Result<(), Failed> {
     let run = static_tier::run(&options)?;
     let failed: BTreeSet<&str> = run.failed_checks(m.env).into_iter().collect();
     let expected: BTreeSet<&str> = m.fails.iter().map(String::as_str).collect();
-    if failed == expected {
-        return Ok(());
+    let failures: Vec<&Outcome> = run.outcomes().filter(|o| o.status == Status::Fail).collect();
+    let lines_text = || failures.iter().map(|o| o.line()).collect::<Vec<_>>().join("\n");
+    if failed != expected {
+        return Err(format!(
+            "mutation {} on {}: expected failing checks {expected:?}, found {failed:?}\n{}",
+            m.name,
+            m.env,
+            lines_text()
+        )
+        .into());
     }
-    let lines: Vec<String> =
-        run.outcomes().filter(|o| o.status == cbam_conformance::outcome::Status::Fail).map(|o| o.line()).collect();
-    Err(format!(
-        "mutation {} on {}: expected failing checks {expected:?}, found {failed:?}\n{}",
-        m.name,
-        m.env,
-        lines.join("\n")
-    )
-    .into())
+    // Each edit that writes a line is pointed at: some failure's source is
+    // the edited file, at a line the edit wrote. A deletion leaves no line:
+    // some failure points into a file it edited (the object's start, saying
+    // the value is absent).
+    let ranges = m.edited_lines(&root().join("infra"))?;
+    let in_copy = |file: &Path| options.infra.join(file).display().to_string();
+    let points_into = |file: &str, lines: Option<&std::ops::RangeInclusive<usize>>| {
+        failures
+            .iter()
+            .any(|o| o.source.as_ref().is_some_and(|s| s.file == file && lines.is_none_or(|l| l.contains(&s.line))))
+    };
+    let deleted: Vec<String> =
+        m.edits.iter().filter(|e| e.replace.as_deref() == Some("")).map(|e| in_copy(&e.file)).collect();
+    for (edit, lines) in m.edits.iter().zip(&ranges) {
+        let file = in_copy(&edit.file);
+        if edit.replace.as_deref() != Some("") && !points_into(&file, Some(lines)) {
+            return Err(format!(
+                "mutation {}: no failure points at the edit, {file} lines {}-{}\n{}",
+                m.name,
+                lines.start(),
+                lines.end(),
+                lines_text()
+            )
+            .into());
+        }
+    }
+    if !deleted.is_empty() && !deleted.iter().any(|f| points_into(f, None)) {
+        return Err(format!("mutation {}: no failure points into {deleted:?}\n{}", m.name, lines_text()).into());
+    }
+    Ok(())
 }
 
 fn coverage(mutations: &[Mutation]) -> Result<(), Failed> {

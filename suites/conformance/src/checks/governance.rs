@@ -69,13 +69,13 @@ pub(crate) fn hpa(cx: &Context, r: &mut Recorder) {
     r.equal(&object, "minReplicas", want.min_replicas.to_string(), shown(spec.min_replicas));
     r.equal(&object, "maxReplicas", want.max_replicas.to_string(), spec.max_replicas.to_string());
     let metrics = spec.metrics.clone().unwrap_or_default();
-    r.equal(
+    r.at("metrics").equal(
         &object,
         "cpu target",
         format!("Utilization {}", want.cpu_utilization),
         shown(resource_target(&metrics, "cpu")),
     );
-    r.equal(
+    r.at("metrics").equal(
         &object,
         "memory target",
         format!("Utilization {}", want.memory_utilization),
@@ -95,7 +95,7 @@ pub(crate) fn hpa(cx: &Context, r: &mut Recorder) {
                 .zip(Quantity::parse(&want.pods_metric.average_value).ok())
                 .is_some_and(|(a, b)| a.same(b))
     });
-    r.record(
+    r.at("metrics").record(
         &object,
         &format!("Pods metric {}", want.pods_metric.name),
         format!("AverageValue {}", want.pods_metric.average_value),

@@ -273,7 +273,7 @@ pub(crate) fn ingress_tls_hosts(cx: &Context, r: &mut Recorder) {
     let mut covered: Vec<String> = tls.iter().flat_map(|t| t.hosts.clone().unwrap_or_default()).collect();
     covered.sort();
     covered.dedup();
-    r.equal(&object, "TLS hosts = rule hosts", rules.join(","), covered.join(","));
+    r.at("spec.tls").equal(&object, "TLS hosts = rule hosts", rules.join(","), covered.join(","));
     for (index, entry) in tls.iter().enumerate() {
         let secret = entry.secret_name.clone().filter(|s| !s.is_empty());
         r.record(&object, &format!("tls[{index}].secretName"), "set", shown(secret.as_ref()), secret.is_some());

@@ -71,7 +71,7 @@ pub(crate) fn service_selector(cx: &Context, r: &mut Recorder) {
     let selector = service.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
     let labels = pod_labels(cx);
     let matches = !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v));
-    r.record(
+    r.at("selector").record(
         &object,
         "selector matches the Deployment's pod labels",
         labels_text(&labels),
@@ -88,7 +88,7 @@ pub(crate) fn service_port(cx: &Context, r: &mut Recorder) {
     for port in service.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
         let target = port.target_port.clone().unwrap_or(IntOrString::Int(port.port));
         let resolved = resolve_port(container, &target);
-        r.record(
+        r.at("spec.ports").record(
             &object,
             &format!("port {} targetPort {}", port.port, int_or_string(&target)),
             format!("container port {}", cx.workload.service.container_port),
@@ -103,7 +103,7 @@ pub(crate) fn probe_port(cx: &Context, r: &mut Recorder) {
     let Some(container) = cx.container() else {
         return r.missing(&object, "container");
     };
-    let probes: [(&str, &Option<Probe>); 3] = [
+    let probes: [(&'static str, &Option<Probe>); 3] = [
         ("livenessProbe", &container.liveness_probe),
         ("readinessProbe", &container.readiness_probe),
         ("startupProbe", &container.startup_probe),
@@ -113,7 +113,7 @@ pub(crate) fn probe_port(cx: &Context, r: &mut Recorder) {
             continue;
         };
         let resolved = resolve_port(container, &get.port);
-        r.record(
+        r.at(name).record(
             &object,
             &format!("{name} port {}", int_or_string(&get.port)),
             format!("container port {}", cx.workload.service.container_port),
@@ -148,7 +148,7 @@ pub(crate) fn ingress_backend(cx: &Context, r: &mut Recorder) {
                 })
             })
         });
-        r.record(
+        r.at("backend").record(
             &object,
             &format!("backend {}:{port_text}", backend.name),
             "a port of a Service in the overlay",
@@ -215,7 +215,7 @@ pub(crate) fn volume_claims(cx: &Context, r: &mut Recorder) {
     for volume in pod.volumes.iter().flatten() {
         if let Some(pvc) = &volume.persistent_volume_claim {
             let ok = claims.contains(&pvc.claim_name);
-            r.record(
+            r.at("volumes").record(
                 &object,
                 &format!("volume {} claim {}", volume.name, pvc.claim_name),
                 "a PVC in the overlay",
@@ -228,7 +228,7 @@ pub(crate) fn volume_claims(cx: &Context, r: &mut Recorder) {
     for container in pod.containers.iter().chain(pod.init_containers.iter().flatten()) {
         for mount in container.volume_mounts.iter().flatten() {
             let ok = names.contains(&mount.name.as_str());
-            r.record(
+            r.at("volumeMounts").record(
                 &format!("{object} container {}", container.name),
                 &format!("volumeMount {}", mount.name),
                 "a volume of the pod",
@@ -274,7 +274,7 @@ pub(crate) fn pdb_selector(cx: &Context, r: &mut Recorder) {
     let labels = pod_labels(cx);
     let empty = selector.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
         && selector.match_expressions.as_ref().is_none_or(Vec::is_empty);
-    r.record(
+    r.at("selector").record(
         &object,
         "selector matches the Deployment's pod labels",
         labels_text(&labels),
