@@ -2,6 +2,7 @@
 
 mod app_config;
 mod docs_drift;
+mod env_contract;
 mod governance;
 pub(crate) mod hpa_timeline;
 mod ingress;
@@ -84,4 +85,5 @@ checks! {
     "cors-credentials", Every, invariants::cors_credentials, "no credentials with a wildcard origin";
     "hpa-timeline", Governed, hpa_timeline::timeline, "predicted scale-up/down timeline";
     "docs-drift", Every, docs_drift::docs_drift, "summary tables agree with the fixtures";
+    "env-contract", Every, env_contract::env_contract, "environments differ only in the fields fixtures/env-contract.yaml lets differ";
 }

@@ -24,6 +24,11 @@ pub(crate) struct Context<'a> {
     pub(crate) governance: &'a [Object],
     /// infra/INFRASTRUCTURE_SUMMARY.md
     pub(crate) summary: &'a str,
+    /// Every environment's rendered overlay, this one included, or why it
+    /// did not render (env-contract).
+    pub(crate) peers: &'a [(Env, Result<Vec<Object>, String>)],
+    /// fixtures/env-contract.yaml
+    pub(crate) env_contract: &'a crate::fixtures::EnvContract,
 }
 
 macro_rules! first_of {

@@ -413,10 +413,19 @@ pub(crate) struct Autoscaling {
     pub(crate) scenarios: Vec<Scenario>,
 }
 
+/// fixtures/env-contract.yaml: the fields in which environments may differ,
+/// per kind (`*`: every kind).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EnvContract {
+    pub(crate) differ: BTreeMap<String, Vec<String>>,
+}
+
 /// Everything the static tier compares against.
 #[derive(Debug)]
 pub struct Expectations {
     pub(crate) environments: BTreeMap<Env, Environment>,
+    pub(crate) env_contract: EnvContract,
     pub(crate) workload: Workload,
     pub(crate) governance: Governance,
     pub(crate) autoscaling: Autoscaling,
@@ -446,6 +455,12 @@ impl Expectations {
                 return Err(FixtureError::Scenario { path, scenario: s.name.clone(), reason });
             }
         }
-        Ok(Expectations { environments, workload: load(&dir.join("workload.yaml"))?, governance, autoscaling })
+        Ok(Expectations {
+            environments,
+            env_contract: load(&dir.join("env-contract.yaml"))?,
+            workload: load(&dir.join("workload.yaml"))?,
+            governance,
+            autoscaling,
+        })
     }
 }

@@ -96,6 +96,26 @@ impl Object {
         self.metadata().name.as_deref().unwrap_or("")
     }
 
+    /// The object as JSON, as kustomize rendered it (typed fields only).
+    pub(crate) fn to_value(&self) -> Value {
+        let value = match self {
+            Object::Namespace(o) => serde_json::to_value(o),
+            Object::ServiceAccount(o) => serde_json::to_value(o),
+            Object::ConfigMap(o) => serde_json::to_value(o),
+            Object::Secret(o) => serde_json::to_value(o),
+            Object::Service(o) => serde_json::to_value(o),
+            Object::PersistentVolumeClaim(o) => serde_json::to_value(o),
+            Object::Deployment(o) => serde_json::to_value(o),
+            Object::Ingress(o) => serde_json::to_value(o),
+            Object::HorizontalPodAutoscaler(o) => serde_json::to_value(o),
+            Object::PodDisruptionBudget(o) => serde_json::to_value(o),
+            Object::ResourceQuota(o) => serde_json::to_value(o),
+            Object::LimitRange(o) => serde_json::to_value(o),
+        };
+        // Serializing a decoded object cannot fail (it was decoded from JSON).
+        value.unwrap_or(Value::Null)
+    }
+
     /// "Kind namespace/name", as failures name objects.
     pub(crate) fn label(&self) -> String {
         match &self.metadata().namespace {

@@ -31,7 +31,7 @@ pub struct Outcome {
     /// The object's field the fact is about, where the subject does not
     /// name it (`spec.tls`, `volumeMounts`): where its source is looked for.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<&'static str>,
+    pub field: Option<String>,
     /// Where in the checked infra tree the value comes from (static facts).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
@@ -63,7 +63,7 @@ pub(crate) struct Recorder {
     /// Markdown the check adds to the report (the autoscaling step tables).
     pub(crate) sections: Vec<String>,
     /// The field the next fact is about (`at`).
-    field: Option<&'static str>,
+    field: Option<String>,
 }
 
 impl Recorder {
@@ -73,8 +73,8 @@ impl Recorder {
 
     /// Names the object's field the next fact is about, where its subject
     /// does not (`r.at("spec.selector").record(...)`).
-    pub(crate) fn at(&mut self, field: &'static str) -> &mut Self {
-        self.field = Some(field);
+    pub(crate) fn at(&mut self, field: impl Into<String>) -> &mut Self {
+        self.field = Some(field.into());
         self
     }
 

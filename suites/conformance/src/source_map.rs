@@ -397,7 +397,7 @@ impl SourceMap {
         // explanation in parentheses), else the subject's first word
         // (`requests.cpu >= ...`).
         let subject = fact.subject.split(" (").next().unwrap_or(&fact.subject).trim();
-        let keys: Vec<&str> = match fact.field {
+        let keys: Vec<&str> = match fact.field.as_deref() {
             Some(field) => vec![field],
             None => vec![subject, subject.split_whitespace().next().unwrap_or(subject)],
         };

@@ -137,12 +137,19 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
     let started = Instant::now();
     require_dir("infra directory", &options.infra)?;
     require_dir("fixtures directory", &options.fixtures)?;
+    // Every environment with a fixture is rendered, asked for or not: the
+    // env-contract check compares each one asked for with all the others.
+    let mut rendered_envs = options.envs.clone();
+    for env in Env::discover(&options.fixtures).unwrap_or_default() {
+        if !rendered_envs.contains(&env) {
+            rendered_envs.push(env);
+        }
+    }
     let version = std::thread::scope(|scope| {
         let version = scope.spawn(|| options.kustomize.version());
-        let renders: Vec<_> = options
-            .envs
+        let renders: Vec<_> = rendered_envs
             .iter()
-            .map(|&env| scope.spawn(move || render(&options.kustomize, &options.infra, env)))
+            .map(|&env| (env, scope.spawn(move || render(&options.kustomize, &options.infra, env))))
             .collect();
         let expectations = Expectations::load(&options.fixtures, &options.envs)?;
         let summary = read(&options.infra.join(SUMMARY_FILE))?;
@@ -151,10 +158,21 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
             let path = options.infra.join(file);
             governance.extend(parse(&path.display().to_string(), &read(&path)?)?);
         }
+        let mut asked = Vec::new();
+        let mut peers: Vec<(Env, Result<Vec<Object>, String>)> = Vec::new();
+        for (env, handle) in renders {
+            let result = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            if options.envs.contains(&env) {
+                let rendered = result?;
+                peers.push((env, Ok(rendered.objects.clone())));
+                asked.push((env, rendered));
+            } else {
+                peers.push((env, result.map(|r| r.objects).map_err(|e| crate::cli::chain(&e))));
+            }
+        }
         let mut results = Vec::new();
-        for (handle, &env) in renders.into_iter().zip(&options.envs) {
-            let Rendered { objects: overlay, yaml: rendered, time: render_time, origins, overlay: dir } =
-                handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        for (env, rendered) in asked {
+            let Rendered { objects: overlay, yaml: rendered, time: render_time, origins, overlay: dir } = rendered;
             let fixture = &expectations.environments[&env];
             let cx = Context {
                 env,
@@ -164,6 +182,8 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
                 overlay: &overlay,
                 governance: &governance,
                 summary: &summary,
+                peers: &peers,
+                env_contract: &expectations.env_contract,
             };
             let hpa_timeline = fixture.governance.then(|| cx.hpa()).flatten().map(|hpa| {
                 let (up, down) = predict(hpa);
