@@ -1,7 +1,7 @@
 //! The Ingress: host, TLS, issuer, controller class and the controller
 //! annotations that carry the redirect and the rate limit.
 
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{HTTPIngressPath, Ingress, IngressBackend};
 
 use crate::context::Context;
 use crate::outcome::{Recorder, shown};
@@ -83,4 +83,98 @@ pub(crate) fn class(cx: &Context, r: &mut Recorder) {
         let found = ingress.spec.as_ref().and_then(|s| s.ingress_class_name.clone());
         r.equal(object, "ingressClassName", cx.workload.ingress.class.clone(), shown(found));
     });
+}
+
+/// Whether an Ingress path matches a request path, by the Ingress API's
+/// rules: `Exact` is the whole path, case-sensitive; `Prefix` compares
+/// `/`-separated elements (`/api` matches `/api` and `/api/v1`, not
+/// `/apis`), a trailing `/` ignored. None for `ImplementationSpecific`: its
+/// meaning is the controller's.
+fn path_matches(path_type: &str, path: &str, request: &str) -> Option<bool> {
+    let elements = |p: &str| p.split('/').filter(|e| !e.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+    match path_type {
+        "Exact" => Some(path == request),
+        "Prefix" => {
+            let (want, got) = (elements(path), elements(request));
+            Some(got.len() >= want.len() && got[..want.len()] == want[..])
+        }
+        _ => None,
+    }
+}
+
+/// The path a request to `request` on `host` takes: the longest matching
+/// path of the rules for that host (an `Exact` before a `Prefix` of the same
+/// length), else the default backend. Err names an `ImplementationSpecific`
+/// path that could decide it.
+fn route<'a>(ingress: &'a Ingress, host: &str, request: &str) -> Result<Option<(&'a IngressBackend, String)>, String> {
+    let Some(spec) = ingress.spec.as_ref() else { return Ok(None) };
+    let mut best: Option<(&HTTPIngressPath, usize, bool)> = None;
+    let rules = spec.rules.iter().flatten().filter(|r| r.host.as_deref().is_none_or(|h| h == host));
+    for path in rules.filter_map(|r| r.http.as_ref()).flat_map(|h| h.paths.iter()) {
+        let text = path.path.clone().unwrap_or_else(|| "/".to_owned());
+        match path_matches(&path.path_type, &text, request) {
+            None => return Err(format!("path {text} is ImplementationSpecific: its matching is the controller's")),
+            Some(false) => {}
+            Some(true) => {
+                let (length, exact) = (text.trim_end_matches('/').len(), path.path_type == "Exact");
+                if best.is_none_or(|(_, l, e)| length > l || (length == l && exact && !e)) {
+                    best = Some((path, length, exact));
+                }
+            }
+        }
+    }
+    Ok(match best {
+        Some((path, _, _)) => {
+            Some((&path.backend, format!("{} {}", path.path_type, path.path.as_deref().unwrap_or("/"))))
+        }
+        None => spec.default_backend.as_ref().map(|b| (b, "the default backend".to_owned())),
+    })
+}
+
+fn backend_text(backend: &IngressBackend) -> String {
+    match &backend.service {
+        Some(service) => {
+            let port = service.port.as_ref();
+            let port = port.and_then(|p| p.name.clone().or(p.number.map(|n| n.to_string()))).unwrap_or_default();
+            format!("Service {} port {port}", service.name)
+        }
+        None => "a resource backend".to_owned(),
+    }
+}
+
+pub(crate) fn routes(cx: &Context, r: &mut Recorder) {
+    with_ingress(cx, r, |ingress, object, r| {
+        let service = &cx.workload.service;
+        for request in &cx.workload.ingress.routes {
+            let subject = format!("route {}{request}", cx.fixture.hostname);
+            // The Service, by name: whether the port exists is wiring-ingress-backend's.
+            let expected = format!("Service {}", service.name);
+            match route(ingress, &cx.fixture.hostname, request) {
+                Err(reason) => r.at("paths").skip(object, &subject, expected, reason),
+                Ok(None) => r.at("paths").record(object, &subject, expected, "no rule or default backend", false),
+                Ok(Some((backend, via))) => {
+                    let to_service = backend.service.as_ref().is_some_and(|s| s.name == service.name);
+                    let found = format!("{} via {via}", backend_text(backend));
+                    r.at("paths").record(object, &subject, expected, found, to_service);
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_matches;
+
+    #[test]
+    fn prefix_matches_whole_elements_and_exact_the_whole_path() {
+        assert_eq!(path_matches("Prefix", "/", "/health"), Some(true));
+        assert_eq!(path_matches("Prefix", "/api", "/api/v1/pipeline/runs"), Some(true));
+        assert_eq!(path_matches("Prefix", "/api/", "/api"), Some(true));
+        assert_eq!(path_matches("Prefix", "/api", "/apis"), Some(false));
+        assert_eq!(path_matches("Prefix", "/health/ready", "/health"), Some(false));
+        assert_eq!(path_matches("Exact", "/health", "/health"), Some(true));
+        assert_eq!(path_matches("Exact", "/health", "/health/"), Some(false));
+        assert_eq!(path_matches("ImplementationSpecific", "/", "/health"), None);
+    }
 }
