@@ -391,7 +391,34 @@ pub(crate) struct Scenario {
     /// scale the HPA up.
     #[serde(default)]
     pub(crate) hold: Option<Hold>,
+    /// Before the load (resource metrics): the documented target pinned by
+    /// the HPA's own readings just under it and just over it.
+    #[serde(default)]
+    pub(crate) probe: Option<Probe>,
     pub(crate) load: Load,
+}
+
+/// The target probe of a resource metric (live/target_probe.rs).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Probe {
+    /// Runs that put the metric just under the target.
+    pub(crate) below: ProbeLoad,
+    /// Runs added to put it over the target plus the HPA's tolerance.
+    pub(crate) above: ProbeLoad,
+    /// How long the HPA must keep minReplicas with the metric in the band.
+    pub(crate) hold_seconds: u64,
+    /// The band's floor as a fraction of the documented target.
+    pub(crate) floor: f64,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProbeLoad {
+    pub(crate) runs: u32,
+    /// Share of one core each run burns.
+    pub(crate) cpu: f64,
+    pub(crate) memory_mib: u64,
 }
 
 /// Runs started before a scenario's load and held through it.

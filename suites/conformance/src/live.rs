@@ -30,6 +30,7 @@ mod run;
 mod run_ca;
 mod scale_down;
 mod scaling_timeline;
+mod target_probe;
 mod timeline_plot;
 mod tls_versions;
 mod unready;

@@ -24,7 +24,7 @@ use crate::live::load::{Generator, LoadStats};
 use crate::live::scale_down::{self, DownClaim};
 use crate::live::scaling_timeline::{self, Claim, Demand, Sample, Verdict};
 use crate::live::workload::{app_pods, is_ready};
-use crate::live::{edge, metrics_pipeline, timeline_plot};
+use crate::live::{edge, metrics_pipeline, target_probe, timeline_plot};
 use crate::outcome::Recorder;
 use crate::report::write_atomic;
 
@@ -49,21 +49,21 @@ impl Profile {
 
 /// One sampled moment: the judged numbers plus each metric's proposal.
 #[derive(Debug, Clone, serde::Serialize)]
-struct Observation {
+pub(crate) struct Observation {
     #[serde(flatten)]
-    sample: Sample,
+    pub(crate) sample: Sample,
     proposals: Vec<Proposal>,
 }
 
 #[derive(Debug, thiserror::Error)]
-enum AutoscalingError {
+pub(crate) enum AutoscalingError {
     #[error("read HorizontalPodAutoscaler {0}")]
     Hpa(String, #[source] kube::Error),
     #[error("read {0}")]
     Deployment(String, #[source] kube::Error),
 }
 
-struct Sampler<'c, 'a> {
+pub(crate) struct Sampler<'c, 'a> {
     cx: &'c LiveContext<'a>,
     hpas: Api<HorizontalPodAutoscaler>,
     deployments: Api<Deployment>,
@@ -72,7 +72,7 @@ struct Sampler<'c, 'a> {
 }
 
 impl<'c, 'a> Sampler<'c, 'a> {
-    fn new(cx: &'c LiveContext<'a>) -> Self {
+    pub(crate) fn new(cx: &'c LiveContext<'a>) -> Self {
         Sampler {
             cx,
             hpas: Api::namespaced(cx.client.clone(), cx.namespace()),
@@ -84,7 +84,7 @@ impl<'c, 'a> Sampler<'c, 'a> {
 
     /// One sample; `metric` (the scenario's) gives the sample's demand,
     /// reckoned against the documented target, not the live one.
-    async fn observe(&mut self, metric: &str) -> Result<Observation, AutoscalingError> {
+    pub(crate) async fn observe(&mut self, metric: &str) -> Result<Observation, AutoscalingError> {
         let name = &self.cx.governance.hpa.name;
         let hpa = self.hpas.get(name).await.map_err(|e| AutoscalingError::Hpa(name.clone(), e))?;
         let deployment = self
@@ -121,7 +121,7 @@ impl<'c, 'a> Sampler<'c, 'a> {
     }
 
     /// Why the HPA is where it is: its conditions and spec differences.
-    fn explain(&self) -> String {
+    pub(crate) fn explain(&self) -> String {
         let Some(hpa) = &self.last_hpa else { return String::new() };
         let mut parts = Vec::new();
         let differences = hpa_reading::differences(hpa, &self.cx.governance.hpa);
@@ -472,7 +472,7 @@ pub(crate) async fn autoscaling(cx: &LiveContext<'_>, r: &mut Recorder) {
         ) + Duration::from_secs_f64(previous_runs);
         previous_runs = longest_run(cx, scenario);
         // The period since the last rescale is only needed by the scale-up.
-        if let Err(e) = at_rest(cx, rest, scenario.hold.is_none()).await {
+        if let Err(e) = at_rest(cx, rest, scenario.hold.is_none() && scenario.probe.is_none()).await {
             r.record(
                 &object,
                 &subject,
@@ -507,6 +507,9 @@ pub(crate) async fn autoscaling(cx: &LiveContext<'_>, r: &mut Recorder) {
             );
             return;
         }
+        if let Some(probe) = &scenario.probe {
+            target_probe::target_probe(cx, scenario, probe, r, &object).await;
+        }
         if let Some(hold) = scenario.hold
             && !hold_at_target(cx, scenario, hold, r, &object).await
         {
@@ -518,7 +521,7 @@ pub(crate) async fn autoscaling(cx: &LiveContext<'_>, r: &mut Recorder) {
             );
             continue;
         }
-        if scenario.hold.is_some()
+        if (scenario.hold.is_some() || scenario.probe.is_some())
             && let Err(e) = at_rest(cx, rest, true).await
         {
             r.record(
@@ -612,7 +615,7 @@ mod tests {
             max_seconds: 1,
             until_accepted: None,
         };
-        Scenario { name: "s".into(), metric: metric.into(), profiles, reach: 15, hold: None, load }
+        Scenario { name: "s".into(), metric: metric.into(), profiles, reach: 15, hold: None, probe: None, load }
     }
 
     fn observation(at: f64, desired: i32, proposals: &[(&str, i32)]) -> Observation {
