@@ -194,9 +194,14 @@ fn documents(origin: &str, yaml: &str) -> Result<Vec<(usize, Value)>, ManifestEr
     Ok(values)
 }
 
-/// Every document of a YAML stream, untyped.
-pub(crate) fn values(origin: &str, yaml: &str) -> Result<Vec<Value>, ManifestError> {
-    Ok(documents(origin, yaml)?.into_iter().map(|(_, v)| v).collect())
+/// Every document of a YAML stream, untyped, with its index in the stream.
+pub(crate) fn values(origin: &str, yaml: &str) -> Result<Vec<(usize, Value)>, ManifestError> {
+    documents(origin, yaml)
+}
+
+/// The typed objects of documents `values` read.
+pub(crate) fn decode_all(origin: &str, values: Vec<(usize, Value)>) -> Result<Vec<Object>, ManifestError> {
+    values.into_iter().map(|(index, value)| decode(origin, index, value)).collect()
 }
 
 /// Every object of a multi-document YAML stream, in order.

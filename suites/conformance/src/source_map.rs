@@ -302,19 +302,39 @@ fn read_layers(infra: &Path, dir: &Path, layers: &mut Layers, depth: usize) {
 /// The origin annotation kustomize adds when asked for build metadata.
 pub const ORIGIN: &str = "config.kubernetes.io/origin";
 
-/// Each rendered object's kind, name and origin file (relative to the
-/// wrapper kustomization `wrapper`), from kustomize's annotated output.
-pub(crate) fn origins(annotated: &[Value], wrapper: &Path, infra: &Path) -> Vec<(String, String, String)> {
-    annotated
-        .iter()
-        .filter_map(|v| {
-            let kind = v.get("kind")?.as_str()?.to_owned();
-            let name = v.pointer("/metadata/name")?.as_str()?.to_owned();
-            let origin = v.pointer("/metadata/annotations")?.get(ORIGIN)?.as_str()?;
-            let path = origin.lines().find_map(|l| l.trim().strip_prefix("path: "))?;
-            Some((kind, name, relative(infra, &wrapper.join(path))?))
-        })
-        .collect()
+/// Takes kustomize's origin annotation out of each rendered object (and an
+/// `annotations` it leaves empty): each object's kind, name and origin file
+/// (relative to the wrapper kustomization `wrapper`), the objects then as a
+/// plain build renders them.
+pub(crate) fn take_origins(
+    values: &mut [(usize, Value)],
+    wrapper: &Path,
+    infra: &Path,
+) -> Vec<(String, String, String)> {
+    let mut origins = Vec::new();
+    for (_, v) in values.iter_mut() {
+        let kind = v.get("kind").and_then(Value::as_str).map(str::to_owned);
+        let name = v.pointer("/metadata/name").and_then(Value::as_str).map(str::to_owned);
+        let Some(annotations) = v.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let origin = annotations.remove(ORIGIN);
+        if annotations.is_empty()
+            && let Some(metadata) = v.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            metadata.remove("annotations");
+        }
+        let path = origin
+            .as_ref()
+            .and_then(Value::as_str)
+            .and_then(|o| o.lines().find_map(|l| l.trim().strip_prefix("path: ")).map(|p| p.trim().to_owned()));
+        if let (Some(kind), Some(name), Some(path)) = (kind, name, path)
+            && let Some(file) = relative(infra, &wrapper.join(path))
+        {
+            origins.push((kind, name, file));
+        }
+    }
+    origins
 }
 
 impl SourceMap {

@@ -108,11 +108,12 @@ fn render(kustomize: &Kustomize, infra: &Path, env: Env) -> Result<Rendered, Inp
     require_dir("overlay", &overlay)?;
     let annotated = kustomize.build_annotated(&overlay)?;
     let origin = format!("overlay {env} ({})", overlay.display());
-    let values = crate::manifest::values(&origin, &annotated.yaml)?;
+    // One parse: the origins are taken out, then the objects decoded.
+    let mut values = crate::manifest::values(&origin, &annotated.yaml)?;
     let root = infra.canonicalize().map_err(|source| InputError::Read { path: infra.to_owned(), source })?;
-    let origins = source_map::origins(&values, annotated.wrapper.path(), &root);
+    let origins = source_map::take_origins(&mut values, annotated.wrapper.path(), &root);
     let yaml = source_map::strip_origins(&annotated.yaml);
-    let objects = parse(&origin, &yaml)?;
+    let objects = crate::manifest::decode_all(&origin, values)?;
     Ok(Rendered { objects, yaml, time: started.elapsed(), origins, overlay: overlay.canonicalize().unwrap_or(overlay) })
 }
 

@@ -198,6 +198,12 @@ pub(crate) async fn target_probe(
 }
 
 fn record(r: &mut Recorder, object: &str, subject: &str, expected: String, phase: Phase) {
+    let (verdict, text) = match &phase {
+        Phase::Held(found) => ("held", found),
+        Phase::Failed(found) => ("FAILED", found),
+        Phase::NotVerified(why) => ("not verified", why),
+    };
+    eprintln!("live-autoscaling: {subject}: {verdict}: {text}");
     match phase {
         Phase::Held(found) => r.record(object, subject, expected, found, true),
         Phase::Failed(found) => r.record(object, subject, expected, found, false),
