@@ -59,6 +59,11 @@ pub struct Mutation {
     /// out for it: its effect reaches checks it does not name at random.
     #[serde(default)]
     pub not_exhaustive: Option<String>,
+    /// Live: run only these autoscaling scenarios, with the profile that
+    /// has them (the nightly CPU and memory scenarios), where the mutation
+    /// bites.
+    #[serde(default)]
+    pub scenarios: Option<Vec<String>>,
 }
 
 pub fn load(path: &Path) -> Result<Vec<Mutation>, MutationError> {

@@ -111,19 +111,19 @@ async fn failing_live_checks(m: &Mutation, scope: Scope) -> Result<BTreeSet<Stri
     let infra = dir.path().join("infra");
     mutation::copy_tree(&root().join("infra"), &infra)?;
     m.apply(&infra)?;
-    let options = StaticOptions {
-        envs: vec![m.env],
-        infra,
-        fixtures: root().join("fixtures"),
-        kustomize: Kustomize::locate(None)?,
+    let fixtures = match &m.scenarios {
+        Some(names) => only_scenarios(dir.path(), names)?,
+        None => root().join("fixtures"),
     };
+    let options = StaticOptions { envs: vec![m.env], infra, fixtures, kustomize: Kustomize::locate(None)? };
     let run = static_tier::run(&options)?;
     let opts = LiveOptions {
         app_image: root().join("target/image/cbam-api.tar"),
         fit: None,
         agents: AGENTS,
         report_dir: root().join("target/live-mutations").join(&m.name),
-        profile: Profile::Quick,
+        // A mutation that names its scenarios runs them with the nightly profile.
+        profile: if m.scenarios.is_some() { Profile::Nightly } else { Profile::Quick },
         provider: Provider::Kit { reuse: true },
         tool_image: None,
         skip_checks: skipped(m, scope),
@@ -135,6 +135,23 @@ async fn failing_live_checks(m: &Mutation, scope: Scope) -> Result<BTreeSet<Stri
         eprintln!("  {}", o.line());
     }
     Ok(live.outcomes.iter().filter(|o| o.status == Status::Fail).map(|o| o.check.to_owned()).collect())
+}
+
+/// A copy of fixtures/ in `dir` whose autoscaling.yaml keeps only the named
+/// scenarios (and no profile but nightly's matters for them).
+fn only_scenarios(dir: &Path, names: &[String]) -> Result<PathBuf, Failed> {
+    let fixtures = dir.join("fixtures");
+    mutation::copy_tree(&root().join("fixtures"), &fixtures)?;
+    let path = fixtures.join("autoscaling.yaml");
+    let mut doc: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(&path)?)?;
+    let scenarios =
+        doc.get_mut("scenarios").and_then(|s| s.as_sequence_mut()).ok_or("autoscaling.yaml has scenarios")?;
+    scenarios.retain(|s| s.get("name").and_then(|n| n.as_str()).is_some_and(|n| names.iter().any(|w| w == n)));
+    if scenarios.len() != names.len() {
+        return Err(format!("fixtures/autoscaling.yaml lacks a scenario of {names:?}").into());
+    }
+    std::fs::write(&path, serde_norway::to_string(&doc)?)?;
+    Ok(fixtures)
 }
 
 fn run_mutation(m: &Mutation, scope: Scope) -> Result<(), Failed> {

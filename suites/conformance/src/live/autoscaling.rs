@@ -507,8 +507,12 @@ pub(crate) async fn autoscaling(cx: &LiveContext<'_>, r: &mut Recorder) {
             );
             return;
         }
-        if let Some(probe) = &scenario.probe {
-            target_probe::target_probe(cx, scenario, probe, r, &object).await;
+        if let Some(probe) = &scenario.probe
+            && !target_probe::target_probe(cx, scenario, probe, r, &object).await
+        {
+            // The path is predicted from the documented target: not this HPA's.
+            r.skip(&object, &subject, claim.path(), "the live target is not the documented one (the probe above)");
+            continue;
         }
         if let Some(hold) = scenario.hold
             && !hold_at_target(cx, scenario, hold, r, &object).await

@@ -160,18 +160,20 @@ fn load_of(probe: &ProbeLoad, run_seconds: f64, max_seconds: u64) -> Load {
 }
 
 /// Judges the probe of `scenario` (a resource metric) and records a fact
-/// per phase. The runs end by themselves; the caller waits for rest.
+/// per phase; false when a phase failed (the live target is not the
+/// documented one). The runs end by themselves; the caller waits for rest.
 pub(crate) async fn target_probe(
     cx: &LiveContext<'_>,
     scenario: &Scenario,
     probe: &Probe,
     r: &mut Recorder,
     object: &str,
-) {
+) -> bool {
     let documented = &cx.governance.hpa;
     let (min, tolerance) = (documented.min_replicas, cx.autoscaling.hpa_tolerance);
     let Some(target) = hpa_reading::documented_target(documented, &scenario.metric) else {
-        return r.skip(object, &format!("{}: target", scenario.name), "a documented target", "none for this metric");
+        r.skip(object, &format!("{}: target", scenario.name), "a documented target", "none for this metric");
+        return true;
     };
     let ceiling = target * (1.0 + tolerance);
     let floor = target * probe.floor;
@@ -187,7 +189,10 @@ pub(crate) async fn target_probe(
     );
     let client = match edge::https(cx) {
         Ok(c) => c,
-        Err(e) => return r.record(object, &below_subject, below_expected, chain(&e), false),
+        Err(e) => {
+            r.record(object, &below_subject, below_expected, chain(&e), false);
+            return false;
+        }
     };
     let budget = cx.autoscaling.metric_latency_budget_seconds;
     #[expect(clippy::cast_precision_loss, reason = "small second counts")]
@@ -207,21 +212,24 @@ pub(crate) async fn target_probe(
         seen: Vec::new(),
     };
     let phase = observe(&mut sampler, &scenario.metric, target, interval, |at, u, d| under.step(at, u, d)).await;
-    let held = matches!(phase, Phase::Held(_));
+    let (held, failed) = (matches!(phase, Phase::Held(_)), matches!(phase, Phase::Failed(_)));
     record(r, object, &below_subject, below_expected, phase);
     if !held {
         let stats = below.stop().await;
         eprintln!("live-autoscaling: {} probe stopped under the target ({stats})", scenario.name);
-        return r.skip(object, &above_subject, above_expected, "the probe under the target did not hold");
+        r.skip(object, &above_subject, above_expected, "the probe under the target did not hold");
+        return !failed;
     }
     let above_load = load_of(&probe.above, run_seconds, budget);
     let above = Generator::start(client, url, above_load, cx.ingress_log.clone());
     #[expect(clippy::cast_precision_loss, reason = "small second counts")]
     let mut over = Over { band, deadline: budget as f64, seen: Vec::new() };
     let phase = observe(&mut sampler, &scenario.metric, target, interval, |at, u, d| over.step(at, u, d)).await;
+    let failed = matches!(phase, Phase::Failed(_));
     record(r, object, &above_subject, above_expected, phase);
     let (below, above) = (below.stop().await, above.stop().await);
     eprintln!("live-autoscaling: {} probe done (under: {below}; over: {above})", scenario.name);
+    !failed
 }
 
 /// Samples the HPA every `interval` until `step` decides; a failure is
