@@ -99,22 +99,26 @@ struct Rendered {
     yaml: String,
     time: Duration,
     origins: Vec<(String, String, String)>,
-    overlay: PathBuf,
 }
 
-fn render(kustomize: &Kustomize, infra: &Path, env: Env) -> Result<Rendered, InputError> {
+/// The overlays of the infra tree `infra` (as given, for messages); `root`
+/// is the same tree canonical, what kustomize's origin paths resolve in.
+fn overlay_dir(infra: &Path, env: Env) -> PathBuf {
+    infra.join("kustomize/overlays").join(env.as_str())
+}
+
+fn render(kustomize: &Kustomize, infra: &Path, root: &Path, env: Env) -> Result<Rendered, InputError> {
     let started = Instant::now();
-    let overlay = infra.join("kustomize/overlays").join(env.as_str());
+    let overlay = overlay_dir(infra, env);
     require_dir("overlay", &overlay)?;
     let annotated = kustomize.build_annotated(&overlay)?;
     let origin = format!("overlay {env} ({})", overlay.display());
     // One parse: the origins are taken out, then the objects decoded.
     let mut values = crate::manifest::values(&origin, &annotated.yaml)?;
-    let root = infra.canonicalize().map_err(|source| InputError::Read { path: infra.to_owned(), source })?;
-    let origins = source_map::take_origins(&mut values, annotated.wrapper.path(), &root);
+    let origins = source_map::take_origins(&mut values, annotated.wrapper.path(), root);
     let yaml = source_map::strip_origins(&annotated.yaml);
     let objects = crate::manifest::decode_all(&origin, values)?;
-    Ok(Rendered { objects, yaml, time: started.elapsed(), origins, overlay: overlay.canonicalize().unwrap_or(overlay) })
+    Ok(Rendered { objects, yaml, time: started.elapsed(), origins })
 }
 
 fn run_checks(cx: &Context) -> Vec<Outcome> {
@@ -146,11 +150,15 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
             rendered_envs.push(env);
         }
     }
+    // Canonical once: kustomize's origin paths resolve in it.
+    let root =
+        options.infra.canonicalize().map_err(|source| InputError::Read { path: options.infra.clone(), source })?;
+    let root = root.as_path();
     let version = std::thread::scope(|scope| {
         let version = scope.spawn(|| options.kustomize.version());
         let renders: Vec<_> = rendered_envs
             .iter()
-            .map(|&env| (env, scope.spawn(move || render(&options.kustomize, &options.infra, env))))
+            .map(|&env| (env, scope.spawn(move || render(&options.kustomize, &options.infra, root, env))))
             .collect();
         let expectations = Expectations::load(&options.fixtures, &options.envs)?;
         let summary = read(&options.infra.join(SUMMARY_FILE))?;
@@ -173,7 +181,7 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
         }
         let mut results = Vec::new();
         for (env, rendered) in asked {
-            let Rendered { objects: overlay, yaml: rendered, time: render_time, origins, overlay: dir } = rendered;
+            let Rendered { objects: overlay, yaml: rendered, time: render_time, origins } = rendered;
             let fixture = &expectations.environments[&env];
             let cx = Context {
                 env,
@@ -194,8 +202,8 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
                 (describe(min, &up), describe(max, &down))
             });
             let mut outcomes = run_checks(&cx);
-            let root = options.infra.canonicalize().unwrap_or_else(|_| options.infra.clone());
-            let sources = SourceMap::build(&root, &dir, &origins, &expectations.governance.files, &summary);
+            let dir = overlay_dir(root, env);
+            let sources = SourceMap::build(root, &dir, &origins, &expectations.governance.files, &summary);
             for outcome in &mut outcomes {
                 outcome.source = sources.locate(outcome).map(|s| s.under(&options.infra));
             }
