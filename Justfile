@@ -103,11 +103,14 @@ bench TARGET:
     bash ci/bench-{{ TARGET }}.sh
 
 # Build the application double as a scratch OCI image tarball tagged with every
-# image reference the overlays use (fixtures/environments/*.yaml); cached by digest.
+# image reference the overlays use (fixtures/environments/*.yaml), and beside it
+# the static oci-registry that serves it to a kit cluster's nodes (the pods
+# pull the image as in production); cached by digest.
 image:
-    RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target x86_64-unknown-linux-gnu -p cbam-api-double --bin cbam-api
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target x86_64-unknown-linux-gnu -p cbam-api-double -p oci-registry --bin cbam-api --bin oci-registry
+    install -D -m 755 "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/oci-registry" target/image/oci-registry
     cargo run --quiet --release -p oci-image -- --binary "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/cbam-api" \
-        --entrypoint /usr/local/bin/cbam-api --port 8000 --uid 1000 --out target/image/cbam-api.tar \
+        --entrypoint /usr/local/bin/cbam-api --port 8000 --uid 10001 --out target/image/cbam-api.tar \
         $(sed -n 's/^image: {name: \(.*\), tag: \(.*\)}$/--ref \1:\2/p' fixtures/environments/*.yaml)
 
 # Build the offline cluster kit: Kubernetes, containerd, CNI, addon images and

@@ -69,15 +69,18 @@ status() {
   [ -f "$kubeconfig" ] && kubectl --kubeconfig "$kubeconfig" get nodes -o wide >&2 && kubectl --kubeconfig "$kubeconfig" get pods -A -o wide >&2 || true
 }
 
-load() { # load ARCHIVE: e.g. the application image, for `--cluster existing` runs against this cluster
-  local archive="${1:?usage: cluster.sh load ARCHIVE}" node
-  [ -f "$archive" ] || { say "no such archive: $archive"; exit 2; }
+load() { # load ARCHIVE: e.g. the application image, for `--cluster existing` runs against this cluster;
+  # served to every node from the oci-registry beside it, as the harness serves it (serve-image.sh)
+  local archive="${1:?usage: cluster.sh load ARCHIVE}" node dir=/var/lib/cbam-registry
+  local registry="$(dirname "$archive")/oci-registry"
+  [ -f "$archive" ] && [ -f "$registry" ] || { say "no such archive, or no oci-registry beside it: $archive (run just image)"; exit 2; }
   for node in $(docker ps -q --filter "label=$label"); do
-    docker cp "$archive" "$node:/root/import.tar"
-    docker exec "$node" ctr --address /run/containerd/containerd.sock -n k8s.io images import /root/import.tar >/dev/null
-    docker exec "$node" rm -f /root/import.tar
+    docker exec "$node" mkdir -p "$dir"
+    docker cp "$archive" "$node:$dir/image.tar"
+    docker cp "$registry" "$node:$dir/oci-registry"
+    docker exec "$node" sh -c "$(cat "$here/serve-image.sh")" serve-image "$dir" "$(bound node_component)"
   done
-  say "loaded $archive into $(docker ps -q --filter "label=$label" | wc -l) nodes"
+  say "serving $archive to $(docker ps -q --filter "label=$label" | wc -l) nodes"
 }
 
 down() {

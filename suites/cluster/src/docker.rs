@@ -1,5 +1,5 @@
 //! The Docker CLI, for what testcontainers does not manage: labelled
-//! networks and volumes, image presence, copying image archives into nodes.
+//! networks and volumes, image presence, serving image archives to nodes.
 
 use std::path::Path;
 
@@ -84,24 +84,18 @@ pub async fn still_present(owned: &std::collections::BTreeSet<String>) -> Result
         .collect())
 }
 
-/// Copies an image archive into a node container and imports it into the
-/// node's containerd (namespace k8s.io, where kubelet looks).
-pub async fn import_image(container: &str, archive: &Path) -> Result<(), DockerError> {
-    let source = archive.to_string_lossy();
-    let target = format!("{container}:/root/import.tar");
-    docker(&["cp", &source, &target]).await?;
-    docker(&[
-        "exec",
-        container,
-        "ctr",
-        "--address",
-        "/run/containerd/containerd.sock",
-        "-n",
-        "k8s.io",
-        "images",
-        "import",
-        "/root/import.tar",
-    ])
-    .await?;
-    docker(&["exec", container, "rm", "-f", "/root/import.tar"]).await.map(drop)
+/// Where a node keeps the archive it serves and the registry serving it.
+const SERVE_DIR: &str = "/var/lib/cbam-registry";
+
+/// Serves an image archive to a node's containerd: the archive and the
+/// registry binary copied into the node, then ci/kit/serve-image.sh run there
+/// (the one place that knows how; `cluster.sh load` runs it too).
+pub async fn serve_image(container: &str, archive: &Path, registry: &Path, timeout: u64) -> Result<(), DockerError> {
+    docker(&["exec", container, "mkdir", "-p", SERVE_DIR]).await?;
+    for (source, name) in [(archive, "image.tar"), (registry, "oci-registry")] {
+        let target = format!("{container}:{SERVE_DIR}/{name}");
+        docker(&["cp", &source.to_string_lossy(), &target]).await?;
+    }
+    let script = include_str!("../../../ci/kit/serve-image.sh");
+    docker(&["exec", container, "sh", "-c", script, "serve-image", SERVE_DIR, &timeout.to_string()]).await.map(drop)
 }

@@ -2,7 +2,8 @@
 //! a private Docker network (testcontainers), sharing a PKI volume and a
 //! storage volume; the API, HTTP and HTTPS ports published for 127.0.0.1.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -85,6 +86,12 @@ pub struct KitOptions {
     /// Extra arguments per supervised component, e.g. ("kube-proxy",
     /// "--v=4") (the node's CBAM_ARGS_<COMPONENT>).
     pub component_args: Vec<(String, String)>,
+}
+
+/// The registry binary that serves an image archive to the nodes: `just
+/// image` writes it beside the archive.
+pub fn registry_beside(archive: &Path) -> PathBuf {
+    archive.with_file_name("oci-registry")
 }
 
 /// The name of a reusable cluster, keyed by its configuration: the node
@@ -357,10 +364,12 @@ impl KitCluster {
         Ok(KitCluster { name: opts.name.clone(), nodes, client, kubeconfig_yaml, api_port, http_port, https_port })
     }
 
-    /// Loads an image archive into every node's containerd.
-    pub async fn import_image(&self, archive: &Path) -> Result<(), DockerError> {
+    /// Serves an image archive to every node's containerd from a registry
+    /// on the node's loopback (`registry`: the `oci-registry` binary), each
+    /// answering within `timeout`: pods pull it as they would in production.
+    pub async fn serve_image(&self, archive: &Path, registry: &Path, timeout: Duration) -> Result<(), DockerError> {
         for node in &self.nodes {
-            docker::import_image(&node.container, archive).await?;
+            docker::serve_image(&node.container, archive, registry, timeout.as_secs().max(1)).await?;
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use cbam_cluster::docker;
 use cbam_cluster::error_chain;
 use cbam_cluster::exposure;
 use cbam_cluster::kit;
-use cbam_cluster::provider::{KitCluster, KitOptions, LABEL};
+use cbam_cluster::provider::{KitCluster, KitOptions, LABEL, registry_beside};
 use cbam_cluster::readiness;
 use cbam_cluster::timeouts::Timeouts;
 use cbam_cluster::wait::{Poll, until};
@@ -124,7 +124,7 @@ async fn loopback_only(cluster: &KitCluster, before: &BTreeSet<SocketAddr>) -> R
 async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), Failed> {
     let client = &cluster.client;
     let nodes = readiness::nodes_ready(client, 3, t.nodes_ready).await?;
-    cluster.import_image(&app_image()).await?;
+    cluster.serve_image(&app_image(), &registry_beside(&app_image()), Timeouts::default().node_component).await?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
         .patch(

@@ -143,6 +143,8 @@ pub(crate) struct Environment {
     pub(crate) replicas: Replicas,
     pub(crate) resources: Resources,
     pub(crate) image: Image,
+    /// `Always` for a mutable tag, so a node never keeps a stale build.
+    pub(crate) image_pull_policy: String,
     pub(crate) hostname: String,
     pub(crate) tls_issuer: String,
     pub(crate) app: AppSettings,
@@ -172,6 +174,8 @@ pub(crate) struct Probes {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Security {
     pub(crate) run_as_user: i64,
+    pub(crate) run_as_group: i64,
+    pub(crate) fs_group: i64,
     pub(crate) run_as_non_root: bool,
     pub(crate) read_only_root_filesystem: bool,
     pub(crate) drop_capabilities: Vec<String>,

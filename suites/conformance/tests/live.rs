@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use cbam_cluster::docker;
 use cbam_cluster::kit;
-use cbam_cluster::provider::{KitCluster, KitOptions};
+use cbam_cluster::provider::{KitCluster, KitOptions, registry_beside};
 use cbam_cluster::readiness;
 use cbam_cluster::timeouts::Timeouts;
 use cbam_conformance::cli::chain;
@@ -280,7 +280,8 @@ async fn reached(client: &kube::Client, phase: Phase, namespace: &str, printed: 
 /// run must exit non-zero and leave the cluster exactly as it found it.
 async fn interrupted_at(phase: Phase) -> Result<(), Failed> {
     let (cluster, _slot) = cluster().await?;
-    cluster.import_image(&root().join("target/image/cbam-api.tar")).await?;
+    let archive = root().join("target/image/cbam-api.tar");
+    cluster.serve_image(&archive, &registry_beside(&archive), Timeouts::default().node_component).await?;
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, &cluster.kubeconfig_yaml)?;

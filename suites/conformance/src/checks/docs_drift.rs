@@ -112,6 +112,15 @@ fn comparison_cells(env: &Environment, governance: &Governance) -> Vec<(&'static
         ("Replicas", replicas(env, true)),
         ("CPU", format!("request {}, limit {}", quantity(&res.requests, "cpu"), quantity(&res.limits, "cpu"))),
         ("Memory", format!("request {}, limit {}", quantity(&res.requests, "memory"), quantity(&res.limits, "memory"))),
+        (
+            "Ephemeral Storage",
+            format!(
+                "request {}, limit {}",
+                quantity(&res.requests, "ephemeral-storage"),
+                quantity(&res.limits, "ephemeral-storage")
+            ),
+        ),
+        ("Image Pull", env.image_pull_policy.clone()),
         ("Autoscaling", if matches!(env.replicas, Replicas::Hpa { .. }) { "Yes (HPA)".into() } else { "No".into() }),
         ("Hostname", env.hostname.clone()),
         ("TLS Issuer", env.tls_issuer.clone()),

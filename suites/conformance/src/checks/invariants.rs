@@ -280,6 +280,35 @@ pub(crate) fn ingress_tls_hosts(cx: &Context, r: &mut Recorder) {
     }
 }
 
+/// Whether a tag names one build forever: a digest, or a release version
+/// `vMAJOR.MINOR.PATCH` (the release process never pushes one twice;
+/// DEPLOYMENT_GUIDE.md decision 15). Every other tag moves.
+pub(crate) fn immutable_tag(image: &str) -> bool {
+    if image.contains("@sha256:") {
+        return true;
+    }
+    let tag = image.rsplit_once(':').map(|(_, tag)| if tag.contains('/') { "" } else { tag }).unwrap_or("");
+    let Some(version) = tag.strip_prefix('v') else { return false };
+    let parts: Vec<&str> = version.split('.').collect();
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+pub(crate) fn mutable_tag_pulls(cx: &Context, r: &mut Recorder) {
+    let object = cx.container_label();
+    let Some(container) = cx.container() else {
+        return r.missing(&object, "container");
+    };
+    let image = container.image.clone().unwrap_or_default();
+    if immutable_tag(&image) {
+        r.record(&object, "imagePullPolicy (immutable tag)", "any", shown(container.image_pull_policy.clone()), true);
+    } else {
+        let policy = container.image_pull_policy.clone();
+        // Unset means IfNotPresent for any tag but `latest`.
+        let always = policy.as_deref() == Some("Always") || (policy.is_none() && image.ends_with(":latest"));
+        r.record(&object, &format!("imagePullPolicy (mutable tag {image})"), "Always", shown(policy), always);
+    }
+}
+
 pub(crate) fn cors_credentials(cx: &Context, r: &mut Recorder) {
     let object = cx.label_of("ConfigMap", &cx.workload.config_map);
     let Some(data) = cx.config_map().and_then(|c| c.data.as_ref()) else {
@@ -295,4 +324,21 @@ pub(crate) fn cors_credentials(cx: &Context, r: &mut Recorder) {
         shown(data.get("CORS_ALLOW_CREDENTIALS")),
         !(wildcard && credentials),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::immutable_tag;
+
+    #[rstest::rstest]
+    #[case("ghcr.io/greenlang/cbam-api:v1.0.0", true)]
+    #[case("ghcr.io/greenlang/cbam-api@sha256:944f", true)]
+    #[case("ghcr.io/greenlang/cbam-api:dev-latest", false)]
+    #[case("ghcr.io/greenlang/cbam-api:v1.0", false)]
+    #[case("ghcr.io/greenlang/cbam-api:v1.0.0-rc1", false)]
+    #[case("localhost:5000/cbam-api", false)]
+    #[case("cbam-api", false)]
+    fn a_tag_is_immutable_only_as_a_digest_or_release_version(#[case] image: &str, #[case] immutable: bool) {
+        assert_eq!(immutable_tag(image), immutable);
+    }
 }

@@ -75,6 +75,13 @@ pub(crate) fn image(cx: &Context, r: &mut Recorder) {
     };
     let want = format!("{}:{}", cx.fixture.image.name, cx.fixture.image.tag);
     r.equal(&object, "image", want, shown(container.image.clone()));
+    // Unset, Kubernetes picks Always for `:latest` and IfNotPresent otherwise.
+    r.equal(
+        &object,
+        "imagePullPolicy",
+        cx.fixture.image_pull_policy.clone(),
+        shown(container.image_pull_policy.clone()),
+    );
 }
 
 pub(crate) fn service(cx: &Context, r: &mut Recorder) {
@@ -134,6 +141,9 @@ pub(crate) fn security_context(cx: &Context, r: &mut Recorder) {
         .or(pod_sc.and_then(|s| s.seccomp_profile.as_ref()))
         .map(|p| p.type_.clone());
     r.equal(&object, "runAsUser", want.run_as_user.to_string(), shown(run_as_user));
+    let run_as_group = sc.and_then(|s| s.run_as_group).or(pod_sc.and_then(|s| s.run_as_group));
+    r.equal(&object, "runAsGroup", want.run_as_group.to_string(), shown(run_as_group));
+    r.equal(&object, "fsGroup", want.fs_group.to_string(), shown(pod_sc.and_then(|s| s.fs_group)));
     r.equal(&object, "runAsNonRoot", want.run_as_non_root.to_string(), shown(non_root));
     r.equal(
         &object,

@@ -9,7 +9,7 @@ use std::time::Instant;
 use cbam_cluster::docker::{self, DockerError};
 use cbam_cluster::existing::{ExistingCluster, ExistingError, ExistingOptions};
 use cbam_cluster::kit::{self, KitError};
-use cbam_cluster::provider::{ClusterError, KitCluster, KitOptions, reuse_name};
+use cbam_cluster::provider::{ClusterError, KitCluster, KitOptions, registry_beside, reuse_name};
 use cbam_cluster::readiness::{self, GateError};
 use cbam_cluster::timeouts::Timeouts;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
@@ -33,13 +33,13 @@ pub enum LiveError {
     Kit(#[from] KitError),
     #[error("find the kit's node image {0} in Docker (run `just kit`)")]
     NodeImageMissing(String),
-    #[error("read the application image {0} (run `just image`, or pass --app-image)")]
+    #[error("read {0}, the application image or the registry serving it (run `just image`, or pass --app-image)")]
     AppImageMissing(PathBuf),
     #[error("bring the cluster up")]
     Cluster(#[source] Box<ClusterError>),
     #[error("pass the readiness gate")]
     Gate(#[source] GateError),
-    #[error("load the application image into the nodes")]
+    #[error("serve the application image to the nodes")]
     Image(#[source] DockerError),
     #[error(transparent)]
     Tls(#[from] RunCaError),
@@ -221,8 +221,9 @@ async fn body(
     out.notes.push(format!("ingress controller: {controller}"));
     if let Some(kit) = cluster.kit {
         let since = Instant::now();
-        kit.import_image(&opts.app_image).await.map_err(LiveError::Image)?;
-        timed(&mut out.timings, "application image load".into(), since);
+        let registry = registry_beside(&opts.app_image);
+        kit.serve_image(&opts.app_image, &registry, t.node_component).await.map_err(LiveError::Image)?;
+        timed(&mut out.timings, "application image served".into(), since);
     } else {
         out.notes.push(
             "application image: the overlay's own reference, pulled by the cluster (--app-image is for kit clusters)"
@@ -285,8 +286,10 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
     if !docker::image_present(&image).await {
         return Err(LiveError::NodeImageMissing(image));
     }
-    if !opts.app_image.is_file() {
-        return Err(LiveError::AppImageMissing(opts.app_image.clone()));
+    for file in [opts.app_image.clone(), registry_beside(&opts.app_image)] {
+        if !file.is_file() {
+            return Err(LiveError::AppImageMissing(file));
+        }
     }
     let t = opts.timeouts;
     let mut out = LiveRun::default();
