@@ -166,6 +166,9 @@ async fn edge(State(app): State<Arc<AppState>>, request: Request, next: Next) ->
             response
         }
     };
+    if let Some(pod) = app.config.served_by.as_deref().and_then(|p| HeaderValue::from_str(p).ok()) {
+        response.headers_mut().insert("x-served-by", pod);
+    }
     for (name, value) in &app.config.security_headers {
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
             response.headers_mut().insert(name, value);

@@ -32,6 +32,13 @@ pub struct Config {
     pub shutdown_delay: Duration,
     /// After SIGTERM: give in-flight runs until this much time has passed.
     pub shutdown_timeout: Duration,
+    /// Work before the port is bound (the real API loads its reference
+    /// tables first, as uvicorn binds only after the app's startup): a pod
+    /// that gets traffic before it is Ready refuses connections meanwhile.
+    pub startup_delay: Duration,
+    /// The pod's name (Kubernetes sets HOSTNAME), sent as `x-served-by` so a
+    /// client can tell which pod answered.
+    pub served_by: Option<String>,
 }
 
 const HEADER_PREFIX: &str = "SECURITY_HEADER_";
@@ -127,6 +134,8 @@ impl Config {
             secrets: SECRET_KEYS.iter().map(|k| (*k, (src.0)(k).is_some_and(|v| !v.is_empty()))).collect(),
             shutdown_delay: Duration::from_secs_f64(src.number("SHUTDOWN_DELAY_SECONDS", 5.0)?),
             shutdown_timeout: Duration::from_secs_f64(src.number("SHUTDOWN_TIMEOUT_SECONDS", 25.0)?),
+            startup_delay: Duration::from_secs_f64(src.number("STARTUP_SECONDS", 1.0)?),
+            served_by: (src.0)("HOSTNAME").filter(|h| !h.is_empty()),
         })
     }
 }

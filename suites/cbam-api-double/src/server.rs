@@ -37,6 +37,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::default());
     let pipeline = Arc::new(Pipeline::new(metrics.clone(), config.max_concurrent_runs, config.memory_budget_mib));
     let readiness = Readiness::new(config.volumes.clone(), &config.secrets);
+    tokio::time::sleep(config.startup_delay).await;
     let listener = TcpListener::bind(&config.listen)
         .await
         .map_err(|source| ServeError::Bind { addr: config.listen.clone(), source })?;

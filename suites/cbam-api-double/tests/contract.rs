@@ -65,7 +65,8 @@ fn start(env: &str, overrides: &[(&str, &str)]) -> Running {
         .env("LISTEN_HOST", "127.0.0.1")
         .env("DATABASE_URL", SECRET)
         .env("REDIS_URL", "redis://cache:6379/0")
-        .env("SHUTDOWN_DELAY_SECONDS", "0.2");
+        .env("SHUTDOWN_DELAY_SECONDS", "0.2")
+        .env("STARTUP_SECONDS", "0");
     for (k, v) in overrides {
         command.env(k, v);
     }
@@ -357,4 +358,15 @@ async fn request_logs_follow_the_log_level(#[case] env: &str, #[case] debug: boo
         }
     }
     assert_eq!(saw_request_log, debug);
+}
+
+/// The port is bound only after the startup work (a pod Ready too early
+/// refuses connections), and every answer names the pod that gave it.
+#[tokio::test]
+async fn listens_after_its_startup_and_names_its_pod() {
+    let started = Instant::now();
+    let app = start("production", &[("STARTUP_SECONDS", "0.5"), ("HOSTNAME", "cbam-api-7d9f-abcde")]);
+    assert!(started.elapsed() >= Duration::from_millis(500), "listening after {:?}", started.elapsed());
+    let response = Client::new().get(format!("{}/health", app.base)).send().await.expect("health");
+    assert_eq!(response.headers()["x-served-by"], "cbam-api-7d9f-abcde");
 }

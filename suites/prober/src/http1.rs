@@ -1,0 +1,137 @@
+//! One HTTP/1.1 GET on a new connection (`Connection: close`), as a client
+//! without keep-alive sends it: every request is routed afresh (kube-proxy
+//! picks an endpoint per connection), so endpoint churn shows request by
+//! request. Errors are classified, not retried.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::{Answer, Kind, SERVED_BY};
+
+/// The most of an answer read: the status line and headers are what count.
+const READ_LIMIT: usize = 64 * 1024;
+
+fn io_kind(e: &std::io::Error) -> Kind {
+    match e.kind() {
+        ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::BrokenPipe
+        | ErrorKind::UnexpectedEof => Kind::Reset,
+        ErrorKind::TimedOut => Kind::Timeout,
+        _ => Kind::Connect,
+    }
+}
+
+/// The status and the `x-served-by` header of a raw answer, if it has a
+/// whole status line and header block.
+pub fn parse(raw: &[u8]) -> Option<(u16, Option<String>)> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, _) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let pod = lines.find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim().eq_ignore_ascii_case(SERVED_BY).then(|| value.trim().to_owned())
+    });
+    Some((status, pod))
+}
+
+async fn exchange(addr: SocketAddr, host: &str, path: &str) -> Answer {
+    let mut stream = match TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => return Answer::error(Kind::Connect, format!("connect {addr}: {e}")),
+    };
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: cbam-prober\r\nConnection: close\r\n\r\n");
+    if let Err(e) = stream.write_all(request.as_bytes()).await {
+        return Answer::error(io_kind(&e), format!("send: {e}"));
+    }
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(n) => {
+                raw.extend_from_slice(&chunk[..n]);
+                if raw.len() >= READ_LIMIT {
+                    break;
+                }
+            }
+            Err(e) => {
+                // A reset after a whole answer was read still answered.
+                return match parse(&raw) {
+                    Some((status, pod)) => Answer::status(status, pod),
+                    None => Answer::error(io_kind(&e), format!("read: {e}")),
+                };
+            }
+        }
+    }
+    match parse(&raw) {
+        Some((status, pod)) => Answer::status(status, pod),
+        None => Answer::error(Kind::Reset, format!("closed after {} bytes, before a whole answer", raw.len())),
+    }
+}
+
+/// GET `path` from `addr` with `Host: host`, within `timeout`.
+pub async fn get(addr: SocketAddr, host: &str, path: &str, timeout: Duration) -> Answer {
+    match tokio::time::timeout(timeout, exchange(addr, host, path)).await {
+        Ok(answer) => answer,
+        Err(_) => Answer::error(Kind::Timeout, format!("no whole answer within {} ms", timeout.as_millis())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    #[test]
+    fn reads_the_status_and_the_answering_pod() {
+        let raw = b"HTTP/1.1 503 Service Unavailable\r\nX-Served-By: cbam-api-7d9f-abcde\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(parse(raw), Some((503, Some("cbam-api-7d9f-abcde".to_owned()))));
+        assert_eq!(parse(b"HTTP/1.1 200 OK\r\n"), None, "headers not complete");
+    }
+
+    async fn server(answer: &'static [u8]) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(answer).await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn classifies_answers_refusals_and_early_closes() {
+        let t = Duration::from_secs(2);
+        let ok = server(b"HTTP/1.1 200 OK\r\nx-served-by: p1\r\n\r\n{}").await;
+        assert_eq!(get(ok, "h", "/health", t).await, Answer::status(200, Some("p1".into())));
+        let busy = server(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+        assert_eq!(get(busy, "h", "/", t).await.kind, Kind::ServerError);
+        let closes = server(b"").await;
+        assert_eq!(get(closes, "h", "/", t).await.kind, Kind::Reset);
+        // A port nothing listens on: bind one, then free it.
+        let free = TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr");
+        assert_eq!(get(free, "h", "/", t).await.kind, Kind::Connect);
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_a_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _held = tokio::spawn(async move {
+            let conn = listener.accept().await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(conn);
+        });
+        assert_eq!(get(addr, "h", "/", Duration::from_millis(200)).await.kind, Kind::Timeout);
+    }
+}

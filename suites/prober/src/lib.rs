@@ -1,0 +1,91 @@
+//! An open-loop prober: requests are sent on a fixed schedule whether or not
+//! earlier ones returned (no coordinated omission: a stalled backend shows
+//! as many slow or failed requests, not as a few that waited politely), and
+//! every request is recorded with its scheduled and sent times, how it was
+//! answered and, where the application says so, which pod answered.
+//!
+//! The harness runs it in-process through the ingress, and as the static
+//! `cbam-prober` binary inside the cluster against the Service.
+
+pub mod http1;
+pub mod schedule;
+pub mod summary;
+
+use serde::{Deserialize, Serialize};
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// An answer below 400.
+    Ok,
+    /// The connection was not established (refused, unreachable).
+    Connect,
+    /// The TLS handshake failed.
+    Tls,
+    /// The connection closed or was reset before a whole answer.
+    Reset,
+    /// No whole answer within the request timeout.
+    Timeout,
+    /// 500-599: the server (or the proxy in front of it) failed.
+    ServerError,
+    /// 429: refused for rate or load.
+    TooMany,
+    /// Any other status of 400 or more.
+    ClientError,
+}
+
+impl Kind {
+    pub fn of_status(status: u16) -> Self {
+        match status {
+            429 => Kind::TooMany,
+            500..=599 => Kind::ServerError,
+            400..=499 => Kind::ClientError,
+            _ => Kind::Ok,
+        }
+    }
+
+    pub fn failed(self) -> bool {
+        self != Kind::Ok
+    }
+}
+
+/// What one request came back with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub kind: Kind,
+    pub status: Option<u16>,
+    /// The answering pod, from the response header `x-served-by`.
+    pub pod: Option<String>,
+    /// The error, for anything but an answer.
+    pub error: Option<String>,
+}
+
+impl Answer {
+    pub fn status(status: u16, pod: Option<String>) -> Self {
+        Answer { kind: Kind::of_status(status), status: Some(status), pod, error: None }
+    }
+
+    pub fn error(kind: Kind, error: impl Into<String>) -> Self {
+        Answer { kind, status: None, pod: None, error: Some(error.into()) }
+    }
+}
+
+/// One request: times in milliseconds since the prober started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    pub scheduled_ms: f64,
+    pub sent_ms: f64,
+    pub latency_ms: f64,
+    pub kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The response header through which the application names its pod.
+pub const SERVED_BY: &str = "x-served-by";

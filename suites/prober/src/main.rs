@@ -1,0 +1,184 @@
+//! `cbam-prober probe`: the in-cluster half of the zero-downtime checks. It
+//! GETs a Service address on an open-loop schedule and prints one JSON
+//! record per request as it completes (first line: `{"started":true}`);
+//! it stops at `--seconds` or when its stdin closes (the harness's exec
+//! session ending), whichever is first.
+//!
+//! `cbam-prober bench`: `just bench prober`, the rate one core sustains and
+//! the p99 of how late requests leave against their schedule.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use cbam_prober::schedule::{Plan, run};
+use cbam_prober::summary::Summary;
+use cbam_prober::{Record, http1};
+use clap::{Parser, Subcommand};
+use tokio::sync::{mpsc, watch};
+
+#[derive(Debug, Parser)]
+#[command(about = "Open-loop HTTP prober")]
+struct Args {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Probe ADDR (a Service's ClusterIP:port) until --seconds or stdin closes.
+    Probe {
+        #[arg(long)]
+        addr: SocketAddr,
+        /// The Host header.
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value = "/health")]
+        path: String,
+        #[arg(long)]
+        rate: f64,
+        #[arg(long)]
+        seconds: f64,
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+    /// Measure the prober against a local server that answers at once.
+    Bench {
+        #[arg(long, default_value_t = 2000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ProberError {
+    #[error("failed to start the runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("failed to start the bench server")]
+    Server(#[source] std::io::Error),
+    #[error("--rate and --seconds must be positive")]
+    Plan,
+}
+
+/// CPU seconds this process has used (user + system), from /proc.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+async fn probe(addr: SocketAddr, host: String, path: String, plan: Plan, timeout: Duration) {
+    let (stop_tx, stop) = watch::channel(false);
+    // A blocking read on its own thread: stdin closing is the stop signal.
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while matches!(std::io::Read::read(&mut std::io::stdin(), &mut buf), Ok(n) if n > 0) {}
+        let _ = stop_tx.send(true);
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel::<Record>();
+    let printer = tokio::spawn(async move {
+        let print = |line: String| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        };
+        print("{\"started\":true}".to_owned());
+        while let Some(record) = rx.recv().await {
+            print(serde_json::to_string(&record).unwrap_or_default());
+        }
+    });
+    let send = move |_| {
+        let (host, path) = (host.clone(), path.clone());
+        async move { http1::get(addr, &host, &path, timeout).await }
+    };
+    run(plan, stop, send, tx).await;
+    let _ = printer.await;
+}
+
+fn bench(rate: f64, seconds: f64) -> Result<(), ProberError> {
+    // The server on its own thread and runtime, so the prober has one core.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(ProberError::Runtime)?;
+    let listener = server.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).map_err(ProberError::Server)?;
+    let addr = listener.local_addr().map_err(ProberError::Server)?;
+    server.spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").await;
+            });
+        }
+    });
+    let prober = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ProberError::Runtime)?;
+    let plan = Plan::new(rate, Duration::from_secs_f64(seconds));
+    let (_stop_tx, stop) = watch::channel(false);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (cpu0, wall0) = (cpu_seconds(), Instant::now());
+    let timeout = Duration::from_secs(2);
+    prober.block_on(run(plan, stop, move |_| http1::get(addr, "bench", "/", timeout), tx));
+    let (cpu1, wall) = (cpu_seconds(), wall0.elapsed().as_secs_f64());
+    let mut records = Vec::new();
+    while let Ok(r) = rx.try_recv() {
+        records.push(r);
+    }
+    let s = Summary::of(&records);
+    #[expect(clippy::cast_precision_loss, reason = "counts")]
+    let achieved = s.sent as f64 / wall;
+    let cpu = match (cpu0, cpu1) {
+        (Some(a), Some(b)) => {
+            format!("{:.2} CPU s for prober and server ({:.0} % of one core)", b - a, (b - a) / wall * 100.0)
+        }
+        _ => "CPU time unknown".to_owned(),
+    };
+    println!("prober bench: {rate} requests/s asked for {seconds} s, one core for the prober:");
+    println!("  sent {} in {wall:.2} s = {achieved:.0} requests/s; {} failed", s.sent, s.failed);
+    println!(
+        "  lateness p99 {:.2} ms (target < 5 ms); latency p50 {:.2} ms, p99 {:.2} ms",
+        s.lateness_p99_ms.unwrap_or(f64::NAN),
+        s.latency_p50_ms.unwrap_or(f64::NAN),
+        s.latency_p99_ms.unwrap_or(f64::NAN)
+    );
+    println!("  {cpu}");
+    let met = achieved >= rate * 0.99 && s.failed == 0 && s.lateness_p99_ms.is_some_and(|l| l < 5.0);
+    println!("  {}", if met { "targets met" } else { "TARGET MISSED (rate, no failures, lateness p99 < 5 ms)" });
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let result = match Args::parse().mode {
+        Mode::Probe { addr, host, path, rate, seconds, timeout_ms } => {
+            if rate <= 0.0 || seconds <= 0.0 {
+                Err(ProberError::Plan)
+            } else {
+                let plan = Plan::new(rate, Duration::from_secs_f64(seconds));
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(ProberError::Runtime)
+                    .map(|rt| rt.block_on(probe(addr, host, path, plan, Duration::from_millis(timeout_ms))))
+            }
+        }
+        Mode::Bench { rate, seconds } => bench(rate, seconds),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let mut text = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("cbam-prober: {text}");
+            ExitCode::from(2)
+        }
+    }
+}
