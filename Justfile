@@ -33,8 +33,10 @@ conformance ENV *FLAGS:
     set -euo pipefail
     bash ci/install-tools.sh -q
     case " {{ FLAGS }} " in
-      # No kit for the static tier or for a cluster the harness does not create.
-      *" --tier static "*|*" --tier=static "*|*" --cluster existing "*|*" --cluster=existing "*) ;;
+      # No kit for the static tier; for a cluster the harness does not create,
+      # only the prober it copies into a tool pod (`just image`).
+      *" --tier static "*|*" --tier=static "*) ;;
+      *" --cluster existing "*|*" --cluster=existing "*) just image ;;
       *) if bash ci/engine.sh up; then bash ci/kit/build.sh >/dev/null; just image
          else echo "conformance: no container engine could be started: the live tier is not verified (exit 3)" >&2; fi ;;
     esac
@@ -103,12 +105,14 @@ bench TARGET:
     bash ci/bench-{{ TARGET }}.sh
 
 # Build the application double as a scratch OCI image tarball tagged with every
-# image reference the overlays use (fixtures/environments/*.yaml), and beside it
-# the static oci-registry that serves it to a kit cluster's nodes (the pods
-# pull the image as in production); cached by digest.
+# image reference the overlays use (fixtures/environments/*.yaml); beside it the
+# static oci-registry that serves it to a kit cluster's nodes (the pods pull the
+# image as in production) and the static cbam-prober the zero-downtime checks
+# copy into a tool pod; cached by digest.
 image:
-    RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target x86_64-unknown-linux-gnu -p cbam-api-double -p oci-registry --bin cbam-api --bin oci-registry
-    install -D -m 755 "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/oci-registry" target/image/oci-registry
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target x86_64-unknown-linux-gnu \
+        -p cbam-api-double -p oci-registry -p cbam-prober --bin cbam-api --bin oci-registry --bin cbam-prober
+    for bin in oci-registry cbam-prober; do install -D -m 755 "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/$bin" "target/image/$bin"; done
     cargo run --quiet --release -p oci-image -- --binary "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/cbam-api" \
         --entrypoint /usr/local/bin/cbam-api --port 8000 --uid 10001 --out target/image/cbam-api.tar \
         $(sed -n 's/^image: {name: \(.*\), tag: \(.*\)}$/--ref \1:\2/p' fixtures/environments/*.yaml)

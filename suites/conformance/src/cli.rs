@@ -107,6 +107,10 @@ pub struct Args {
     /// Application image archive loaded into the cluster (e.g. the real CBAM API).
     #[arg(long, default_value = "target/image/cbam-api.tar")]
     pub app_image: PathBuf,
+    /// The static prober the zero-downtime checks run in a tool pod
+    /// (`just image` builds it).
+    #[arg(long, default_value = "target/image/cbam-prober")]
+    pub prober: PathBuf,
     /// Resource scale factor for the test cluster: `auto` or a number.
     #[arg(long, default_value = "auto", value_parser = parse_fit)]
     pub fit: Fit,
@@ -361,6 +365,7 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
             None => {
                 let opts = LiveOptions {
                     app_image: args.app_image.clone(),
+                    prober: args.prober.clone(),
                     fit: match args.fit {
                         Fit::Auto => None,
                         Fit::Factor(n) => Some(n),

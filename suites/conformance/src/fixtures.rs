@@ -446,6 +446,39 @@ pub(crate) struct Autoscaling {
     pub(crate) scenarios: Vec<Scenario>,
 }
 
+/// fixtures/disruption.yaml: the load sent during a disruption and its budgets.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Disruption {
+    pub(crate) load: DisruptionLoad,
+    pub(crate) budgets: DisruptionBudgets,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DisruptionLoad {
+    pub(crate) path: String,
+    pub(crate) ingress_per_second: f64,
+    pub(crate) service_per_second: f64,
+    pub(crate) timeout_ms: u64,
+    pub(crate) settle_seconds: u64,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DisruptionBudgets {
+    pub(crate) rollout: Budget,
+    pub(crate) drain: Budget,
+}
+
+/// What one disruption may cost, on each load path.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Budget {
+    pub(crate) failed: usize,
+    pub(crate) p99_ms: f64,
+}
+
 /// fixtures/env-contract.yaml: the fields in which environments may differ,
 /// per kind (`*`: every kind).
 #[derive(Debug, Deserialize, Clone)]
@@ -462,6 +495,7 @@ pub struct Expectations {
     pub(crate) workload: Workload,
     pub(crate) governance: Governance,
     pub(crate) autoscaling: Autoscaling,
+    pub(crate) disruption: Disruption,
 }
 
 fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, FixtureError> {
@@ -494,6 +528,7 @@ impl Expectations {
             workload: load(&dir.join("workload.yaml"))?,
             governance,
             autoscaling,
+            disruption: load(&dir.join("disruption.yaml"))?,
         })
     }
 }

@@ -15,7 +15,9 @@ mod catalog;
 mod cleanup;
 mod context;
 mod diagnostics;
+mod disruption_plot;
 mod drain;
+mod drain_under_load;
 mod edge;
 mod fit;
 mod hpa_reading;
@@ -23,9 +25,12 @@ pub mod journal;
 mod load;
 mod metrics_pipeline;
 mod phases;
+mod prober_pod;
 mod rate_bucket;
+mod ready_sampler;
 mod restarts;
 mod rollout;
+mod rollout_under_load;
 mod run;
 mod run_ca;
 mod scale_down;
@@ -33,6 +38,7 @@ mod scaling_timeline;
 mod target_probe;
 mod timeline_plot;
 mod tls_versions;
+mod under_load;
 mod unready;
 mod workload;
 
@@ -44,8 +50,16 @@ pub use run::{LiveError, LiveOptions, LiveRun, Provider, Target, run, run_on};
 /// The checks that send requests through the ingress from this host: the
 /// rate limit's burst spends that client's budget for a minute, which would
 /// refuse theirs.
-const INGRESS_TRAFFIC: &[&str] =
-    &["live-tls", "live-https-redirect", "live-security-headers", "live-cors", "live-api-docs", "live-autoscaling"];
+const INGRESS_TRAFFIC: &[&str] = &[
+    "live-tls",
+    "live-https-redirect",
+    "live-security-headers",
+    "live-cors",
+    "live-api-docs",
+    "live-rollout-under-load",
+    "live-drain-under-load",
+    "live-autoscaling",
+];
 
 /// Every live check, in run order (`catalog.rs` says what each field means).
 pub const LIVE_CHECKS: &[LiveCheck] = &[
@@ -152,6 +166,22 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         run: |cx, r| Box::pin(drain::pdb_during_drain(cx, r)),
+    },
+    LiveCheck {
+        id: "live-rollout-under-load",
+        about: "rolling update under load: no failed request, Ready never below the documented count",
+        scope: Scope::Every,
+        role: Role::NeedsRollout,
+        order: Order::Free,
+        run: |cx, r| Box::pin(rollout_under_load::rollout_under_load(cx, r)),
+    },
+    LiveCheck {
+        id: "live-drain-under-load",
+        about: "node drain under load: no failed request, minAvailable Ready throughout",
+        scope: Scope::Governed,
+        role: Role::NeedsRollout,
+        order: Order::Free,
+        run: |cx, r| Box::pin(drain_under_load::drain_under_load(cx, r)),
     },
     LiveCheck {
         id: "live-autoscaling",

@@ -52,8 +52,17 @@ pub(crate) fn write_atomic(path: &Path, contents: &str) -> Result<(), ReportErro
 
 /// What a report directory may hold: anything else means the user pointed
 /// `--report` at a directory of their own, which is never removed.
-const REPORT_ENTRIES: [&str; 8] =
-    ["summary.json", "junit.xml", "summary.md", "results.sarif", "error.txt", "rendered", "autoscaling", "diagnostics"];
+const REPORT_ENTRIES: [&str; 9] = [
+    "summary.json",
+    "junit.xml",
+    "summary.md",
+    "results.sarif",
+    "error.txt",
+    "rendered",
+    "autoscaling",
+    "disruption",
+    "diagnostics",
+];
 
 /// One run's evidence, written to `<dir>.partial` and swapped in whole.
 #[derive(Debug)]

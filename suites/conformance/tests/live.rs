@@ -119,6 +119,7 @@ async fn failing_live_checks(m: &Mutation, scope: Scope) -> Result<BTreeSet<Stri
     let run = static_tier::run(&options)?;
     let opts = LiveOptions {
         app_image: root().join("target/image/cbam-api.tar"),
+        prober: root().join("target/image/cbam-prober"),
         fit: None,
         agents: AGENTS,
         report_dir: root().join("target/live-mutations").join(&m.name),

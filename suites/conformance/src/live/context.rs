@@ -43,6 +43,10 @@ pub(crate) struct LiveContext<'a> {
     pub(crate) profile: Profile,
     /// The run's evidence directory (autoscaling plots and samples).
     pub(crate) report_dir: &'a Path,
+    /// fixtures/disruption.yaml
+    pub(crate) disruption: &'a crate::fixtures::Disruption,
+    /// The static prober binary for the in-cluster load (`--prober`).
+    pub(crate) prober: &'a Path,
 }
 
 impl std::fmt::Debug for LiveContext<'_> {

@@ -5,17 +5,17 @@
 //! completes once the replacement is Ready on another node.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use cbam_cluster::wait::{Poll, until};
-use k8s_openapi::api::core::v1::Pod;
+use cbam_cluster::wait::{Poll, WaitError, until};
 use kube::api::Api;
 use serde_json::json;
 
 use crate::cli::chain;
 use crate::live::context::LiveContext;
 use crate::live::journal::{self, JournalError, Undo};
+use crate::live::ready_sampler::{ReadySampler, lowest};
 use crate::live::workload::{app_pods, is_ready, selector};
 use crate::outcome::Recorder;
 
@@ -35,7 +35,7 @@ enum EvictionError {
 
 /// Cordons (registered in the journal first, so an interrupted run is
 /// undone) or uncordons (struck off the journal once done) a node.
-async fn cordon(cx: &LiveContext<'_>, node: &str, unschedulable: bool) -> Result<(), JournalError> {
+pub(crate) async fn cordon(cx: &LiveContext<'_>, node: &str, unschedulable: bool) -> Result<(), JournalError> {
     let undo = Undo::Uncordon { node: node.to_owned() };
     if unschedulable {
         cx.journal.record(undo.clone())?;
@@ -98,53 +98,14 @@ fn refused_by_budget(code: u16, message: &str, pdb: &str) -> bool {
     code == 429 && message.contains("[DisruptionBudget]") && message.contains(&format!("disruption budget {pdb} "))
 }
 
-pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
-    let object = format!("PodDisruptionBudget {}/{}", cx.namespace(), cx.governance.pdb.name);
-    let min_available = usize::try_from(cx.governance.pdb.min_available).unwrap_or(0);
-    let pods = match app_pods(cx).await {
-        Ok(p) => p,
-        Err(e) => return r.record(&object, "drain", "pods to drain", chain(&e), false),
-    };
-    let Some(victim) = pods.iter().find(|p| is_ready(p)).cloned() else {
-        return r.record(&object, "drain", "a Ready pod", "none", false);
-    };
-    let node = victim.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
-    let victim_name = victim.metadata.name.clone().unwrap_or_default();
-    let selector = match selector(cx).await {
-        Ok(s) => s,
-        Err(e) => return r.record(&object, "drain", "the Deployment's selector", chain(&e), false),
-    };
-    // Sample available (Ready, not terminating) replicas while the drain runs.
-    let stop = Arc::new(AtomicBool::new(false));
-    let lowest = Arc::new(AtomicUsize::new(usize::MAX));
-    let sampler = {
-        let (client, ns, stop, lowest) = (cx.client.clone(), cx.namespace().to_owned(), stop.clone(), lowest.clone());
-        tokio::spawn(async move {
-            let pods: Api<Pod> = Api::namespaced(client, &ns);
-            let mut samples = 0usize;
-            while !stop.load(Ordering::SeqCst) {
-                if let Ok(list) = pods.list(&kube::api::ListParams::default().labels(&selector)).await {
-                    let available =
-                        list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p)).count();
-                    lowest.fetch_min(available, Ordering::SeqCst);
-                    samples += 1;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            samples
-        })
-    };
-    let started = Instant::now();
-    if let Err(e) = cordon(cx, &node, true).await {
-        stop.store(true, Ordering::SeqCst);
-        return r.record(&object, "cordon", "node cordoned", chain(&e), false);
-    }
-    // Drain the node as `kubectl drain` does: evict every app pod on it,
-    // retrying while the budget refuses (429), until none is left.
+/// Drains `node` as `kubectl drain` does: evicts every app pod on it,
+/// retrying while the budget refuses (429), until none is left. Returns
+/// (evicted, refusals).
+pub(crate) async fn empty_node(cx: &LiveContext<'_>, node: &str) -> Result<(usize, usize), WaitError> {
     let refused_on_node = Arc::new(AtomicUsize::new(0));
     let evicted_on_node = Arc::new(AtomicUsize::new(0));
-    let emptied = until(&format!("every app pod on {node} evicted"), cx.timeouts.drain, || {
-        let (node, refused, evicted) = (node.clone(), refused_on_node.clone(), evicted_on_node.clone());
+    until(&format!("every app pod on {node} evicted"), cx.timeouts.drain, || {
+        let (refused, evicted) = (refused_on_node.clone(), evicted_on_node.clone());
         async move {
             let pods = match app_pods(cx).await {
                 Ok(p) => p,
@@ -152,7 +113,7 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
             };
             let on_node: Vec<String> = pods
                 .iter()
-                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node.as_str()))
+                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
                 .filter_map(|p| p.metadata.name.clone())
                 .collect();
             if on_node.is_empty() {
@@ -172,17 +133,60 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
             Poll::Pending(format!("{} app pods left on {node}", on_node.len()))
         }
     })
-    .await;
+    .await?;
+    Ok((evicted_on_node.load(Ordering::SeqCst), refused_on_node.load(Ordering::SeqCst)))
+}
+
+/// Waits until no app pod is on `node` and `want` are Ready elsewhere.
+pub(crate) async fn replaced_elsewhere(cx: &LiveContext<'_>, node: &str, want: usize) -> Result<(), WaitError> {
+    until(&format!("node {node} drained and {want} replicas Ready elsewhere"), cx.timeouts.drain, || async {
+        match app_pods(cx).await {
+            Ok(pods) => {
+                let on_node =
+                    pods.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)).count();
+                let ready = pods.iter().filter(|p| is_ready(p)).count();
+                if on_node == 0 && ready >= want {
+                    Poll::Done(())
+                } else {
+                    Poll::Pending(format!("{on_node} app pods on {node}, {ready} Ready"))
+                }
+            }
+            Err(e) => Poll::Pending(chain(&e)),
+        }
+    })
+    .await
+}
+
+pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
+    let object = format!("PodDisruptionBudget {}/{}", cx.namespace(), cx.governance.pdb.name);
+    let min_available = usize::try_from(cx.governance.pdb.min_available).unwrap_or(0);
+    let pods = match app_pods(cx).await {
+        Ok(p) => p,
+        Err(e) => return r.record(&object, "drain", "pods to drain", chain(&e), false),
+    };
+    let Some(victim) = pods.iter().find(|p| is_ready(p)).cloned() else {
+        return r.record(&object, "drain", "a Ready pod", "none", false);
+    };
+    let node = victim.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+    let victim_name = victim.metadata.name.clone().unwrap_or_default();
+    let selector = match selector(cx).await {
+        Ok(s) => s,
+        Err(e) => return r.record(&object, "drain", "the Deployment's selector", chain(&e), false),
+    };
+    // Sample available (Ready, not terminating) replicas while the drain runs.
+    let sampler = ReadySampler::start(cx, selector);
+    let started = Instant::now();
+    if let Err(e) = cordon(cx, &node, true).await {
+        sampler.stop().await;
+        return r.record(&object, "cordon", "node cordoned", chain(&e), false);
+    }
+    let emptied = empty_node(cx, &node).await;
     r.record(
         &object,
         &format!("evict the app pods on {node} (first: {victim_name})"),
         "all evicted, refusals only while the budget is spent",
         match &emptied {
-            Ok(()) => format!(
-                "{} evicted, {} refusals (429) retried",
-                evicted_on_node.load(Ordering::SeqCst),
-                refused_on_node.load(Ordering::SeqCst)
-            ),
+            Ok((evicted, refused)) => format!("{evicted} evicted, {refused} refusals (429) retried"),
             Err(e) => e.to_string(),
         },
         emptied.is_ok(),
@@ -223,27 +227,8 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
         refusal.is_some(),
     );
     let want = usize::try_from(cx.replicas_at_rest()).unwrap_or(0);
-    let drained =
-        until(&format!("node {node} drained and {want} replicas Ready elsewhere"), cx.timeouts.drain, || async {
-            match app_pods(cx).await {
-                Ok(pods) => {
-                    let on_node = pods
-                        .iter()
-                        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node.as_str()))
-                        .count();
-                    let ready = pods.iter().filter(|p| is_ready(p)).count();
-                    if on_node == 0 && ready >= want {
-                        Poll::Done(())
-                    } else {
-                        Poll::Pending(format!("{on_node} app pods on {node}, {ready} Ready"))
-                    }
-                }
-                Err(e) => Poll::Pending(chain(&e)),
-            }
-        })
-        .await;
-    stop.store(true, Ordering::SeqCst);
-    let samples = sampler.await.unwrap_or(0);
+    let drained = replaced_elsewhere(cx, &node, want).await;
+    let samples = sampler.stop().await;
     let uncordoned = cordon(cx, &node, false).await;
     r.record(
         &object,
@@ -254,13 +239,12 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
             .map_or_else(|e| e.to_string(), |_| format!("done in {:.1} s", started.elapsed().as_secs_f64())),
         drained.is_ok(),
     );
-    let lowest = lowest.load(Ordering::SeqCst);
     r.record(
         &object,
-        &format!("available replicas during the drain ({samples} samples)"),
+        &format!("available replicas during the drain ({} samples)", samples.len()),
         format!(">= {min_available}"),
-        if lowest == usize::MAX { "no sample".to_owned() } else { format!("lowest {lowest}") },
-        lowest != usize::MAX && lowest >= min_available,
+        lowest(&samples).map_or_else(|| "no sample".to_owned(), |n| format!("lowest {n}")),
+        lowest(&samples).is_some_and(|n| n >= min_available),
     );
     if let Err(e) = uncordoned {
         r.record(&object, "uncordon", "node schedulable again", chain(&e), false);

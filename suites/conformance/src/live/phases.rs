@@ -138,6 +138,8 @@ pub(crate) async fn environment(
         restarts: RestartLog::default(),
         profile: opts.profile,
         report_dir: &opts.report_dir,
+        disruption: &run.expectations.disruption,
+        prober: &opts.prober,
     };
     cx.ingress_log.routing(Instant::now(), edge::routing_version(&cx).await);
     let mut rolled = true;

@@ -35,6 +35,8 @@ pub enum LiveError {
     NodeImageMissing(String),
     #[error("read {0}, the application image or the registry serving it (run `just image`, or pass --app-image)")]
     AppImageMissing(PathBuf),
+    #[error("read {0}, the prober the zero-downtime checks run in the cluster (run `just image`, or pass --prober)")]
+    ProberMissing(PathBuf),
     #[error("bring the cluster up")]
     Cluster(#[source] Box<ClusterError>),
     #[error("pass the readiness gate")]
@@ -70,6 +72,8 @@ impl From<ClusterError> for LiveError {
 #[derive(Debug, Clone)]
 pub struct LiveOptions {
     pub app_image: PathBuf,
+    /// The static `cbam-prober` binary (copied into a tool pod).
+    pub prober: PathBuf,
     /// None: choose the factor from the node's capacity (`--fit auto`).
     pub fit: Option<u32>,
     pub agents: usize,
@@ -276,6 +280,9 @@ async fn run_existing(
 }
 
 pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, LiveError> {
+    if !opts.prober.is_file() {
+        return Err(LiveError::ProberMissing(opts.prober.clone()));
+    }
     if let Provider::Existing(existing) = &opts.provider {
         return run_existing(static_run, opts, existing).await;
     }

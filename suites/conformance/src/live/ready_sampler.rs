@@ -1,0 +1,53 @@
+//! Ready replicas over time: the app's pods that are Ready and not
+//! terminating, sampled until stopped (what a disruption leaves serving).
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::live::context::LiveContext;
+use crate::live::workload::is_ready;
+
+/// How often: four samples in a readiness probe's period (5 s) and more.
+const EVERY: Duration = Duration::from_millis(250);
+
+#[derive(Debug)]
+pub(crate) struct ReadySampler {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Vec<(Instant, usize)>>,
+}
+
+impl ReadySampler {
+    /// Samples the pods `selector` selects in the environment's namespace.
+    pub(crate) fn start(cx: &LiveContext<'_>, selector: String) -> Self {
+        let pods: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while !*stopped.borrow() {
+                if let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await {
+                    let ready =
+                        list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p)).count();
+                    samples.push((Instant::now(), ready));
+                }
+                let _ = tokio::time::timeout(EVERY, stopped.changed()).await;
+            }
+            samples
+        });
+        ReadySampler { stop, task }
+    }
+
+    /// Every sample, in time order.
+    pub(crate) async fn stop(self) -> Vec<(Instant, usize)> {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// The lowest count and how many samples there were.
+pub(crate) fn lowest(samples: &[(Instant, usize)]) -> Option<usize> {
+    samples.iter().map(|(_, n)| *n).min()
+}

@@ -1,0 +1,119 @@
+//! `live-rollout-under-load`: a rolling update of the Deployment (its pod
+//! template restarted, as `kubectl rollout restart` does) while both
+//! probers run. No request may fail and Ready replicas never drop below the
+//! documented count (maxUnavailable 0, the app's drain on SIGTERM).
+
+use cbam_cluster::wait::{Poll, until};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+
+use crate::cli::chain;
+use crate::live::context::LiveContext;
+use crate::live::prober_pod;
+use crate::live::under_load::{Session, judge, write_evidence};
+use crate::outcome::Recorder;
+
+/// The annotation `kubectl rollout restart` sets: a new pod template.
+const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// A restart marker's value: any new value makes a new pod template.
+fn marker() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("cbam-conformance-{secs}")
+}
+
+/// Whether the Deployment's rollout is complete: the controller saw the
+/// latest template, every replica runs it and is available, no old pod left.
+fn complete(d: &Deployment) -> Result<(), String> {
+    let generation = d.metadata.generation.unwrap_or(0);
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let s = d.status.clone().unwrap_or_default();
+    let (observed, updated, total, available) = (
+        s.observed_generation.unwrap_or(0),
+        s.updated_replicas.unwrap_or(0),
+        s.replicas.unwrap_or(0),
+        s.available_replicas.unwrap_or(0),
+    );
+    if observed >= generation && updated == want && total == want && available == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "generation {observed}/{generation}, {updated} updated, {total} total, {available} available of {want}"
+        ))
+    }
+}
+
+pub(crate) async fn rollout_under_load(cx: &LiveContext<'_>, r: &mut Recorder) {
+    let object = cx.deployment_label();
+    let mut session = match Session::start(cx).await {
+        Ok(s) => s,
+        Err(e) => {
+            prober_pod::remove(cx).await;
+            return r.record(&object, "load during the rollout", "both probers running", chain(&e), false);
+        }
+    };
+    session.settle().await;
+    let api: Api<Deployment> = Api::namespaced(cx.client.clone(), cx.namespace());
+    let name = &cx.workload.deployment;
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: marker()}}}}});
+    session.mark("rollout restart");
+    let restarted = api.patch(name, &PatchParams::default(), &Patch::Strategic(patch)).await;
+    let done = match restarted {
+        Err(e) => Err(format!("restart refused: {e}")),
+        Ok(_) => until(&format!("{object}: rollout complete"), cx.timeouts.rollout, || async {
+            match api.get(name).await {
+                Ok(d) => complete(&d).map_or_else(Poll::Pending, Poll::Done),
+                Err(e) => Poll::Pending(e.to_string()),
+            }
+        })
+        .await
+        .map_err(|e| e.to_string()),
+    };
+    session.mark("rollout complete");
+    session.settle().await;
+    let ev = session.finish().await;
+    prober_pod::remove(cx).await;
+    r.record(
+        &object,
+        "rolling update under load",
+        "completes",
+        done.clone().err().unwrap_or("complete".into()),
+        done.is_ok(),
+    );
+    let min_ready = usize::try_from(cx.replicas_at_rest()).unwrap_or(0);
+    judge(r, &object, "rollout", &ev, cx.disruption.budgets.rollout, min_ready);
+    let title = format!("{}: rolling update under load", cx.env);
+    r.section(write_evidence(cx.report_dir, &format!("{}-rollout", cx.env), &title, &ev));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::complete;
+    use k8s_openapi::api::apps::v1::Deployment;
+
+    fn deployment(
+        generation: i64,
+        observed: i64,
+        replicas: i32,
+        updated: i32,
+        total: i32,
+        available: i32,
+    ) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "d", "generation": generation},
+            "spec": {"replicas": replicas, "selector": {}, "template": {}},
+            "status": {"observedGeneration": observed, "updatedReplicas": updated, "replicas": total,
+                       "availableReplicas": available}
+        }))
+        .expect("deployment")
+    }
+
+    #[test]
+    fn complete_only_when_every_replica_runs_the_new_template() {
+        assert!(complete(&deployment(2, 2, 3, 3, 3, 3)).is_ok());
+        assert!(complete(&deployment(2, 1, 3, 3, 3, 3)).is_err(), "the controller has not seen the change");
+        assert!(complete(&deployment(2, 2, 3, 3, 4, 3)).is_err(), "an old pod is still there");
+        assert!(complete(&deployment(2, 2, 3, 2, 3, 3)).is_err());
+    }
+}

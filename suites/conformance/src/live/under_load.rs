@@ -1,0 +1,230 @@
+//! Load during a disruption, and its judgement: two open-loop probers run
+//! while a rollout or a drain happens, one through the real ingress from this
+//! host (TLS, SNI, within the documented rate limit) and one from a tool pod
+//! to the Service (`prober_pod`), beside a sampler of Ready replicas. The
+//! disruption marks its phases; the evidence is every request, a per-second
+//! plot and one line in summary.md; the facts hold the budgets of
+//! fixtures/disruption.yaml.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cbam_prober::schedule::{Plan, run};
+use cbam_prober::summary::Summary;
+use cbam_prober::{Answer, Kind, Record, SERVED_BY};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::cli::chain;
+use crate::fixtures::Budget;
+use crate::live::context::LiveContext;
+use crate::live::disruption_plot;
+use crate::live::edge::{self, EdgeError};
+use crate::live::prober_pod::{self, InCluster, ProberPodError};
+use crate::live::ready_sampler::ReadySampler;
+use crate::live::workload::{WorkloadError, selector};
+use crate::outcome::Recorder;
+use crate::report::write_atomic;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoadError {
+    #[error("start the in-cluster prober")]
+    InCluster(#[from] ProberPodError),
+    #[error("start the ingress prober")]
+    Ingress(#[from] EdgeError),
+    #[error("find the app's pods")]
+    Workload(#[from] WorkloadError),
+}
+
+/// What a load session saw, in milliseconds since it started.
+#[derive(Debug, Default)]
+pub(crate) struct Evidence {
+    pub(crate) ingress: Vec<Record>,
+    pub(crate) service: Vec<Record>,
+    pub(crate) ready: Vec<(f64, usize)>,
+    pub(crate) phases: Vec<(f64, String)>,
+    /// What the in-cluster prober said besides its records.
+    pub(crate) said: String,
+}
+
+/// Both probers and the sampler, running.
+pub(crate) struct Session {
+    t0: Instant,
+    service: InCluster,
+    ingress_started: Instant,
+    ingress_stop: watch::Sender<bool>,
+    ingress: JoinHandle<Vec<Record>>,
+    sampler: ReadySampler,
+    phases: Vec<(Instant, String)>,
+    settle: Duration,
+    limit: Duration,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("phases", &self.phases).finish_non_exhaustive()
+    }
+}
+
+/// A reqwest outcome as the prober classifies it.
+fn classify(result: Result<reqwest::Response, reqwest::Error>) -> Answer {
+    match result {
+        Ok(response) => {
+            let pod = response.headers().get(SERVED_BY).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            Answer::status(response.status().as_u16(), pod)
+        }
+        Err(e) if e.is_timeout() => Answer::error(Kind::Timeout, chain(&e)),
+        Err(e) => {
+            let text = chain(&e);
+            let kind = if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
+                Kind::Tls
+            } else if e.is_connect() {
+                Kind::Connect
+            } else {
+                Kind::Reset
+            };
+            Answer::error(kind, text)
+        }
+    }
+}
+
+impl Session {
+    /// Starts the in-cluster prober, then the ingress prober and the sampler.
+    pub(crate) async fn start(cx: &LiveContext<'_>) -> Result<Self, LoadError> {
+        let load = &cx.disruption.load;
+        let settle = Duration::from_secs(load.settle_seconds);
+        // Bounded by the longest disruption the waits allow, and then some.
+        let bound = cx.timeouts.rollout + cx.timeouts.drain * 2 + settle * 2 + Duration::from_secs(30);
+        let selector = selector(cx).await?;
+        let t0 = Instant::now();
+        let service = prober_pod::start(cx, load.service_per_second, bound).await?;
+        let client = edge::https(cx)?;
+        let url = edge::url(cx, &load.path);
+        let timeout = Duration::from_millis(load.timeout_ms);
+        let log = cx.ingress_log.clone();
+        let (ingress_stop, stop) = watch::channel(false);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let plan = Plan::new(load.ingress_per_second, bound);
+        let ingress_started = Instant::now();
+        let ingress = tokio::spawn(async move {
+            let send = move |_| {
+                let (client, url, log) = (client.clone(), url.clone(), log.clone());
+                async move {
+                    let sent = Instant::now();
+                    match tokio::time::timeout(timeout, client.get(&url).send()).await {
+                        Ok(Ok(response)) => {
+                            log.record(sent, !edge::rate_limited(&response));
+                            classify(Ok(response))
+                        }
+                        Ok(Err(e)) => {
+                            log.record(sent, true);
+                            classify(Err(e))
+                        }
+                        Err(_) => Answer::error(Kind::Timeout, format!("no answer within {} ms", timeout.as_millis())),
+                    }
+                }
+            };
+            run(plan, stop, send, tx).await;
+            let mut records = Vec::new();
+            while let Some(r) = rx.recv().await {
+                records.push(r);
+            }
+            records
+        });
+        let sampler = ReadySampler::start(cx, selector);
+        Ok(Session {
+            t0,
+            service,
+            ingress_started,
+            ingress_stop,
+            ingress,
+            sampler,
+            phases: vec![(t0, "load".to_owned())],
+            settle,
+            limit: timeout + Duration::from_secs(5),
+        })
+    }
+
+    pub(crate) fn mark(&mut self, label: impl Into<String>) {
+        self.phases.push((Instant::now(), label.into()));
+    }
+
+    /// The documented load before or after the disruption.
+    pub(crate) async fn settle(&self) {
+        tokio::time::sleep(self.settle).await;
+    }
+
+    /// Stops everything; every request sent has finished or timed out.
+    pub(crate) async fn finish(self) -> Evidence {
+        let ms = |t0: Instant, at: Instant| at.saturating_duration_since(t0).as_secs_f64() * 1000.0;
+        let shift = |records: &mut Vec<Record>, base: Instant| {
+            let offset = ms(self.t0, base);
+            for r in records.iter_mut() {
+                r.scheduled_ms += offset;
+                r.sent_ms += offset;
+            }
+            records.sort_by(|a, b| a.scheduled_ms.total_cmp(&b.scheduled_ms));
+        };
+        let _ = self.ingress_stop.send(true);
+        let (service_started, t0) = (self.service.started, self.t0);
+        let (mut service, said) = self.service.stop(self.limit).await;
+        let mut ingress =
+            tokio::time::timeout(self.limit, self.ingress).await.ok().and_then(Result::ok).unwrap_or_default();
+        shift(&mut service, service_started);
+        shift(&mut ingress, self.ingress_started);
+        let ready = self.sampler.stop().await.into_iter().map(|(at, n)| (ms(t0, at), n)).collect();
+        let phases = self.phases.into_iter().map(|(at, label)| (ms(t0, at), label)).collect();
+        Evidence { ingress, service, ready, phases, said }
+    }
+}
+
+/// The facts: each path answered within its budget, Ready replicas held.
+pub(crate) fn judge(r: &mut Recorder, object: &str, what: &str, ev: &Evidence, budget: Budget, min_ready: usize) {
+    let paths = [("through the ingress", &ev.ingress), ("to the Service from a pod", &ev.service)];
+    for (path, records) in paths {
+        let s = Summary::of(records);
+        let extra = if records.is_empty() && !ev.said.is_empty() { format!(" ({})", ev.said) } else { String::new() };
+        r.record(
+            object,
+            &format!("requests {path} during the {what}"),
+            format!("some sent, at most {} failed", budget.failed),
+            format!("{s}{extra}"),
+            s.sent > 0 && s.failed <= budget.failed,
+        );
+        r.record(
+            object,
+            &format!("p99 latency {path} during the {what}"),
+            format!("<= {} ms", budget.p99_ms),
+            s.latency_p99_ms.map_or_else(|| "no request".to_owned(), |p| format!("{p:.0} ms")),
+            s.latency_p99_ms.is_some_and(|p| p <= budget.p99_ms),
+        );
+    }
+    let low = ev.ready.iter().map(|(_, n)| *n).min();
+    r.record(
+        object,
+        &format!("Ready replicas during the {what} ({} samples)", ev.ready.len()),
+        format!(">= {min_ready}"),
+        low.map_or_else(|| "no sample".to_owned(), |n| format!("lowest {n}")),
+        low.is_some_and(|n| n >= min_ready),
+    );
+}
+
+/// Writes `disruption/<name>.json` (every request) and `.svg`, and returns
+/// the report's line for it.
+pub(crate) fn write_evidence(report_dir: &Path, name: &str, title: &str, ev: &Evidence) -> String {
+    let dir = report_dir.join("disruption");
+    let (ingress, service) = (Summary::of(&ev.ingress), Summary::of(&ev.service));
+    let doc = json!({
+        "name": name, "phases": ev.phases, "ready": ev.ready,
+        "ingress": {"summary": ingress, "requests": ev.ingress},
+        "service": {"summary": service, "requests": ev.service},
+    });
+    let written = write_atomic(&dir.join(format!("{name}.json")), &serde_json::to_string(&doc).unwrap_or_default())
+        .and_then(|()| write_atomic(&dir.join(format!("{name}.svg")), &disruption_plot::svg(title, ev)));
+    let files = match written {
+        Ok(()) => format!("`disruption/{name}.json`, `disruption/{name}.svg`"),
+        Err(e) => format!("not written ({})", chain(&e)),
+    };
+    format!("- **{title}**: ingress {ingress}; Service {service}. Evidence: {files}.\n")
+}
