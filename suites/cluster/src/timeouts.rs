@@ -34,6 +34,8 @@ pub struct Timeouts {
     pub metrics_pipeline: Duration,
     #[serde(with = "seconds")]
     pub routing_settle: Duration,
+    #[serde(with = "seconds")]
+    pub node_loss: Duration,
 }
 
 mod seconds {
@@ -55,7 +57,7 @@ pub enum TimeoutError {
 }
 
 /// The names `--timeout` accepts, in the file's order.
-pub const NAMES: [&str; 11] = [
+pub const NAMES: [&str; 12] = [
     "node_start",
     "node_component",
     "crash_window",
@@ -67,6 +69,7 @@ pub const NAMES: [&str; 11] = [
     "request",
     "metrics_pipeline",
     "routing_settle",
+    "node_loss",
 ];
 
 impl Default for Timeouts {
@@ -91,6 +94,7 @@ impl Timeouts {
             "request" => &mut self.request,
             "metrics_pipeline" => &mut self.metrics_pipeline,
             "routing_settle" => &mut self.routing_settle,
+            "node_loss" => &mut self.node_loss,
             _ => return None,
         })
     }

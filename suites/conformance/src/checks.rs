@@ -84,6 +84,7 @@ checks! {
     "rwx-shared-volumes", Every, invariants::rwx_shared_volumes, "volumes shared by many replicas are ReadWriteMany";
     "ingress-tls-hosts", Every, invariants::ingress_tls_hosts, "TLS hosts equal rule hosts, with a secret";
     "cors-credentials", Every, invariants::cors_credentials, "no credentials with a wildcard origin";
+    "graceful-shutdown", Every, invariants::graceful_shutdown, "the app serves on after SIGTERM and finishes inside the grace period";
     "mutable-tag-pulls", Every, invariants::mutable_tag_pulls, "a mutable image tag is pulled Always (no stale build on a node)";
     "hpa-timeline", Governed, hpa_timeline::timeline, "predicted scale-up/down timeline";
     "docs-drift", Every, docs_drift::docs_drift, "summary tables agree with the fixtures";

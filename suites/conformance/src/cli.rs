@@ -107,6 +107,11 @@ pub struct Args {
     /// Application image archive loaded into the cluster (e.g. the real CBAM API).
     #[arg(long, default_value = "target/image/cbam-api.tar")]
     pub app_image: PathBuf,
+    /// A previous release's infra tree: `live-rollout-under-load` applies its
+    /// overlay, then this one, then rolls back to it and forward again, all
+    /// under load (the release gate passes the last released tag's infra/).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
     /// The static prober the zero-downtime checks run in a tool pod
     /// (`just image` builds it).
     #[arg(long, default_value = "target/image/cbam-prober")]
@@ -326,6 +331,15 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
         Ok(envs) => envs,
         Err(err) => return fail_input(chain(&err)),
     };
+    // A previous release to roll out from and back to: its overlays must
+    // render before anything runs.
+    let baseline = match &args.baseline {
+        Some(dir) => match static_tier::render_baseline(&kustomize, dir, &envs) {
+            Ok(b) => Some(b),
+            Err(err) => return fail_input(chain(&err)),
+        },
+        None => None,
+    };
     let options = StaticOptions { envs, infra: args.infra.clone(), fixtures: args.fixtures.clone(), kustomize };
     let static_run = match static_tier::run(&options) {
         Ok(run) => run,
@@ -366,6 +380,7 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
                 let opts = LiveOptions {
                     app_image: args.app_image.clone(),
                     prober: args.prober.clone(),
+                    baseline: baseline.clone(),
                     fit: match args.fit {
                         Fit::Auto => None,
                         Fit::Factor(n) => Some(n),

@@ -190,6 +190,9 @@ pub(crate) struct Rollout {
     pub(crate) max_surge: i32,
     pub(crate) termination_grace_period_seconds: i64,
     pub(crate) anti_affinity_topology_key: String,
+    /// How long a pod stays bound to a node that is unreachable or not
+    /// ready before it is evicted and replaced (the NoExecute tolerations).
+    pub(crate) lost_node_toleration_seconds: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -469,6 +472,18 @@ pub(crate) struct DisruptionLoad {
 pub(crate) struct DisruptionBudgets {
     pub(crate) rollout: Budget,
     pub(crate) drain: Budget,
+    pub(crate) node_loss: NodeLossBudget,
+}
+
+/// What losing a node may cost: how long after the kill requests may still
+/// fail, seconds until the lost pods are replaced and Ready elsewhere,
+/// seconds until the node is Ready again once started.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NodeLossBudget {
+    pub(crate) failing_seconds: u64,
+    pub(crate) replaced_seconds: u64,
+    pub(crate) node_ready_seconds: u64,
 }
 
 /// What one disruption may cost, on each load path.

@@ -24,6 +24,7 @@ mod hpa_reading;
 pub mod journal;
 mod load;
 mod metrics_pipeline;
+mod node_loss;
 mod phases;
 mod prober_pod;
 mod rate_bucket;
@@ -58,6 +59,7 @@ const INGRESS_TRAFFIC: &[&str] = &[
     "live-api-docs",
     "live-rollout-under-load",
     "live-drain-under-load",
+    "live-node-loss",
     "live-autoscaling",
 ];
 
@@ -69,6 +71,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Every,
         role: Role::Rollout,
         order: Order::First,
+        nightly_only: false,
         run: |cx, r| Box::pin(rollout::rollout(cx, r)),
     },
     LiveCheck {
@@ -77,6 +80,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Every,
         role: Role::Independent,
         order: Order::Free,
+        nightly_only: false,
         run: |cx, r| Box::pin(workload::inventory(cx, r)),
     },
     LiveCheck {
@@ -85,6 +89,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Every,
         role: Role::NeedsRollout,
         order: Order::Free,
+        nightly_only: false,
         run: |cx, r| Box::pin(workload::replicas(cx, r)),
     },
     LiveCheck {
@@ -93,6 +98,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Every,
         role: Role::NeedsRollout,
         order: Order::Free,
+        nightly_only: false,
         run: |cx, r| Box::pin(workload::probes(cx, r)),
     },
     LiveCheck {
@@ -101,6 +107,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Every,
         role: Role::NeedsRollout,
         order: Order::Free,
+        nightly_only: false,
         run: |cx, r| Box::pin(unready::unready_leaves_endpoints(cx, r)),
     },
     LiveCheck {
@@ -109,6 +116,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Every,
         role: Role::NeedsRollout,
         order: Order::Free,
+        nightly_only: false,
         run: |cx, r| Box::pin(edge::tls(cx, r)),
     },
     LiveCheck {
@@ -117,6 +125,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Every,
         role: Role::NeedsRollout,
         order: Order::Free,
+        nightly_only: false,
         run: |cx, r| Box::pin(edge::https_redirect(cx, r)),
     },
     LiveCheck {
@@ -125,6 +134,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Every,
         role: Role::NeedsRollout,
         order: Order::Free,
+        nightly_only: false,
         run: |cx, r| Box::pin(edge::security_headers(cx, r)),
     },
     LiveCheck {
@@ -133,6 +143,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Every,
         role: Role::NeedsRollout,
         order: Order::Free,
+        nightly_only: false,
         run: |cx, r| Box::pin(edge::cors(cx, r)),
     },
     LiveCheck {
@@ -141,6 +152,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Every,
         role: Role::NeedsRollout,
         order: Order::Free,
+        nightly_only: false,
         run: |cx, r| Box::pin(edge::api_docs(cx, r)),
     },
     LiveCheck {
@@ -149,6 +161,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Governed,
         role: Role::NeedsRollout,
         order: Order::Free,
+        nightly_only: false,
         run: |cx, r| Box::pin(admission::limit_range_enforced(cx, r)),
     },
     LiveCheck {
@@ -157,6 +170,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Governed,
         role: Role::NeedsRollout,
         order: Order::Free,
+        nightly_only: false,
         run: |cx, r| Box::pin(admission::quota_enforced(cx, r)),
     },
     LiveCheck {
@@ -165,6 +179,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Governed,
         role: Role::NeedsRollout,
         order: Order::Free,
+        nightly_only: false,
         run: |cx, r| Box::pin(drain::pdb_during_drain(cx, r)),
     },
     LiveCheck {
@@ -173,6 +188,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Every,
         role: Role::NeedsRollout,
         order: Order::Free,
+        nightly_only: false,
         run: |cx, r| Box::pin(rollout_under_load::rollout_under_load(cx, r)),
     },
     LiveCheck {
@@ -181,7 +197,17 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Governed,
         role: Role::NeedsRollout,
         order: Order::Free,
+        nightly_only: false,
         run: |cx, r| Box::pin(drain_under_load::drain_under_load(cx, r)),
+    },
+    LiveCheck {
+        id: "live-node-loss",
+        about: "a node killed under load (nightly): failures, replacement, return in budget",
+        scope: Scope::Governed,
+        role: Role::NeedsRollout,
+        order: Order::Free,
+        nightly_only: true,
+        run: |cx, r| Box::pin(node_loss::node_loss(cx, r)),
     },
     LiveCheck {
         id: "live-autoscaling",
@@ -189,6 +215,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Governed,
         role: Role::NeedsRollout,
         order: Order::Free,
+        nightly_only: false,
         run: |cx, r| Box::pin(autoscaling::autoscaling(cx, r)),
     },
     LiveCheck {
@@ -197,6 +224,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Every,
         role: Role::NeedsRollout,
         order: Order::After(INGRESS_TRAFFIC),
+        nightly_only: false,
         run: |cx, r| Box::pin(edge::rate_limit(cx, r)),
     },
     LiveCheck {
@@ -205,6 +233,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         scope: Scope::Every,
         role: Role::NeedsRollout,
         order: Order::Last,
+        nightly_only: false,
         run: |cx, r| Box::pin(restarts::no_restarts(cx, r)),
     },
 ];

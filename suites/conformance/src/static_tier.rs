@@ -121,6 +121,25 @@ fn render(kustomize: &Kustomize, infra: &Path, root: &Path, env: Env) -> Result<
     Ok(Rendered { objects, yaml, time: started.elapsed(), origins })
 }
 
+/// A previous release's overlays (`--baseline DIR`), rendered for the live
+/// tier's rollout from it and back; the static tier does not judge them.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    pub dir: PathBuf,
+    pub(crate) objects: std::collections::BTreeMap<Env, Vec<Object>>,
+}
+
+/// Renders `infra`'s overlay for each of `envs` (a baseline release).
+pub fn render_baseline(kustomize: &Kustomize, infra: &Path, envs: &[Env]) -> Result<Baseline, InputError> {
+    require_dir("baseline infra tree", infra)?;
+    let root = infra.canonicalize().map_err(|source| InputError::Read { path: infra.to_owned(), source })?;
+    let mut objects = std::collections::BTreeMap::new();
+    for &env in envs {
+        objects.insert(env, render(kustomize, infra, &root, env)?.objects);
+    }
+    Ok(Baseline { dir: infra.to_owned(), objects })
+}
+
 fn run_checks(cx: &Context) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
     for check in CHECKS {

@@ -238,6 +238,10 @@ fn a_failed_check_exits_1_with_one_line_naming_check_object_expected_found() {
 #[case::unknown_timeout(&["production", "--timeout", "patience=9"], "override timeout \"patience\": not one of")]
 #[case::malformed_timeout(&["production", "--timeout", "rollout"], "expected NAME=SECONDS")]
 #[case::missing_infra(&["dev", "--tier", "static", "--infra", "/nonexistent/infra"], "/nonexistent/infra: no such directory")]
+#[case::missing_baseline(
+    &["dev", "--tier", "static", "--baseline", "/nonexistent/release"],
+    "find baseline infra tree /nonexistent/release: no such directory"
+)]
 fn usage_and_input_errors_exit_2(#[case] args: &[&str], #[case] message: &str) {
     let report = tempfile::tempdir().expect("temp dir");
     let out = conformance(args, report.path());

@@ -18,7 +18,7 @@ use cbam_cluster::provider::{KitCluster, KitOptions, registry_beside};
 use cbam_cluster::readiness;
 use cbam_cluster::timeouts::Timeouts;
 use cbam_conformance::cli::chain;
-use cbam_conformance::live::{LIVE_CHECKS, LiveOptions, Profile, Provider, run_on};
+use cbam_conformance::live::{LIVE_CHECKS, LiveOptions, Profile, Provider, find, run_on};
 use cbam_conformance::mutation::{self, Mutation};
 use cbam_conformance::outcome::Status;
 use cbam_conformance::render::Kustomize;
@@ -120,11 +120,17 @@ async fn failing_live_checks(m: &Mutation, scope: Scope) -> Result<BTreeSet<Stri
     let opts = LiveOptions {
         app_image: root().join("target/image/cbam-api.tar"),
         prober: root().join("target/image/cbam-prober"),
+        baseline: None,
         fit: None,
         agents: AGENTS,
         report_dir: root().join("target/live-mutations").join(&m.name),
-        // A mutation that names its scenarios runs them with the nightly profile.
-        profile: if m.scenarios.is_some() { Profile::Nightly } else { Profile::Quick },
+        // A mutation that names its scenarios, or a nightly-only check, runs
+        // with the nightly profile.
+        profile: if m.scenarios.is_some() || m.fails.iter().any(|f| find(f).is_some_and(|c| c.nightly_only)) {
+            Profile::Nightly
+        } else {
+            Profile::Quick
+        },
         provider: Provider::Kit { reuse: true },
         tool_image: None,
         skip_checks: skipped(m, scope),

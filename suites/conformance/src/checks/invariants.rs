@@ -280,6 +280,33 @@ pub(crate) fn ingress_tls_hosts(cx: &Context, r: &mut Recorder) {
     }
 }
 
+/// The application's SIGTERM sequence fits the pod's lifecycle: it keeps
+/// serving a while (the endpoints drop it meanwhile), and finishes its
+/// in-flight runs before the kubelet's SIGKILL.
+pub(crate) fn graceful_shutdown(cx: &Context, r: &mut Recorder) {
+    let object = cx.label_of("ConfigMap", &cx.workload.config_map);
+    let data = cx.config_map().and_then(|c| c.data.as_ref());
+    let seconds = |key: &str| data.and_then(|d| d.get(key)).and_then(|v| v.trim().parse::<f64>().ok());
+    let (delay, timeout) = (seconds("SHUTDOWN_DELAY_SECONDS"), seconds("SHUTDOWN_TIMEOUT_SECONDS"));
+    let grace = cx.pod_spec().and_then(|p| p.termination_grace_period_seconds).unwrap_or(30);
+    r.record(
+        &object,
+        "SHUTDOWN_DELAY_SECONDS (serving after SIGTERM while endpoints drop the pod)",
+        "> 0",
+        shown(data.and_then(|d| d.get("SHUTDOWN_DELAY_SECONDS"))),
+        delay.is_some_and(|d| d > 0.0),
+    );
+    #[expect(clippy::cast_precision_loss, reason = "a grace period in seconds")]
+    let fits = matches!((delay, timeout), (Some(d), Some(t)) if d < t && t <= grace as f64);
+    r.record(
+        &object,
+        "SHUTDOWN_TIMEOUT_SECONDS (in-flight runs finished before SIGKILL)",
+        format!("after the delay, <= terminationGracePeriodSeconds {grace}"),
+        shown(data.and_then(|d| d.get("SHUTDOWN_TIMEOUT_SECONDS"))),
+        fits,
+    );
+}
+
 /// Whether a tag names one build forever: a digest, or a release version
 /// `vMAJOR.MINOR.PATCH` (the release process never pushes one twice;
 /// DEPLOYMENT_GUIDE.md decision 15). Every other tag moves.

@@ -195,6 +195,21 @@ pub(crate) fn rollout(cx: &Context, r: &mut Recorder) {
         pod.and_then(|p| p.termination_grace_period_seconds)
             .map_or_else(|| "30 (default)".to_owned(), |v| v.to_string()),
     );
+    for key in ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"] {
+        // Without a toleration of its own, admission adds one of 300 s.
+        let seconds = pod
+            .and_then(|p| p.tolerations.as_ref())
+            .and_then(|ts| {
+                ts.iter().find(|t| t.key.as_deref() == Some(key) && t.effect.as_deref() == Some("NoExecute"))
+            })
+            .map_or_else(|| "300 (admission default)".to_owned(), |t| shown(t.toleration_seconds));
+        r.equal(
+            &object,
+            &format!("tolerations[{key}].tolerationSeconds"),
+            want.lost_node_toleration_seconds.to_string(),
+            seconds,
+        );
+    }
     let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
     let anti = pod.and_then(|p| p.affinity.as_ref()).and_then(|a| a.pod_anti_affinity.as_ref());
     let terms = anti

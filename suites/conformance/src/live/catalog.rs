@@ -54,6 +54,9 @@ pub struct LiveCheck {
     pub scope: Scope,
     pub role: Role,
     pub order: Order,
+    /// Runs only with `--profile nightly` (in the quick profile it is not
+    /// asked for, like a governed check in an ungoverned environment).
+    pub nightly_only: bool,
     pub(crate) run: CheckRun,
 }
 

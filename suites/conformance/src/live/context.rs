@@ -47,6 +47,14 @@ pub(crate) struct LiveContext<'a> {
     pub(crate) disruption: &'a crate::fixtures::Disruption,
     /// The static prober binary for the in-cluster load (`--prober`).
     pub(crate) prober: &'a Path,
+    /// A cluster the harness created: its nodes as (node name, container);
+    /// None on an existing cluster (its nodes are not the harness's to stop).
+    pub(crate) nodes: Option<Vec<(String, String)>>,
+    /// The baseline release's overlay for this environment, fitted like the
+    /// candidate's (`--baseline`).
+    pub(crate) baseline: Option<Vec<crate::manifest::Object>>,
+    /// The candidate's overlay as applied (fitted), to roll forward to.
+    pub(crate) candidate: &'a [crate::manifest::Object],
 }
 
 impl std::fmt::Debug for LiveContext<'_> {

@@ -19,7 +19,7 @@ use crate::live::journal::{self, Undo};
 use crate::live::rate_bucket::IngressLog;
 use crate::live::restarts::RestartLog;
 use crate::live::run::{LiveError, LiveOptions, LiveRun, Target};
-use crate::live::{LIVE_CHECKS, Role, Scope};
+use crate::live::{LIVE_CHECKS, Profile, Role, Scope};
 use crate::live::{diagnostics, edge, fit, run_ca};
 use crate::manifest::Object;
 use crate::outcome::{Recorder, Status};
@@ -140,11 +140,20 @@ pub(crate) async fn environment(
         report_dir: &opts.report_dir,
         disruption: &run.expectations.disruption,
         prober: &opts.prober,
+        baseline: opts.baseline.as_ref().and_then(|b| b.objects.get(&env.result.env)).map(|objects| {
+            let mut objects = objects.clone();
+            fit::scale(&mut objects, factor);
+            objects
+        }),
+        candidate: &objects,
+        nodes: cluster.kit.map(|k| k.nodes.iter().map(|n| (n.name.clone(), n.container.clone())).collect()),
     };
     cx.ingress_log.routing(Instant::now(), edge::routing_version(&cx).await);
     let mut rolled = true;
     for check in LIVE_CHECKS {
-        if check.scope == Scope::Governed && !fixture.governance {
+        if (check.scope == Scope::Governed && !fixture.governance)
+            || (check.nightly_only && opts.profile != Profile::Nightly)
+        {
             continue;
         }
         let mut r = Recorder::new(cx.env, check.id);

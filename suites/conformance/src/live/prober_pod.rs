@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::live::context::LiveContext;
 
-const POD: &str = "cbam-conformance-prober";
+pub(crate) const POD: &str = "cbam-conformance-prober";
 const DIR: &str = "/probe";
 
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,10 @@
-//! `live-rollout-under-load`: a rolling update of the Deployment (its pod
-//! template restarted, as `kubectl rollout restart` does) while both
-//! probers run. No request may fail and Ready replicas never drop below the
-//! documented count (maxUnavailable 0, the app's drain on SIGTERM).
+//! `live-rollout-under-load`: rolling updates of the Deployment while both
+//! probers run. By default the pod template is restarted (as `kubectl
+//! rollout restart` does); with `--baseline DIR` the previous release's
+//! overlay is applied, then the candidate, then the baseline again (the
+//! rollback) and the candidate once more (the state the later checks see).
+//! No request may fail and Ready replicas never drop below the documented
+//! count (maxUnavailable 0, the app's drain on SIGTERM).
 
 use cbam_cluster::wait::{Poll, until};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -9,9 +12,11 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use crate::cli::chain;
+use crate::live::apply::apply;
 use crate::live::context::LiveContext;
 use crate::live::prober_pod;
 use crate::live::under_load::{Session, judge, write_evidence};
+use crate::manifest::Object;
 use crate::outcome::Recorder;
 
 /// The annotation `kubectl rollout restart` sets: a new pod template.
@@ -56,19 +61,48 @@ pub(crate) async fn rollout_under_load(cx: &LiveContext<'_>, r: &mut Recorder) {
     session.settle().await;
     let api: Api<Deployment> = Api::namespaced(cx.client.clone(), cx.namespace());
     let name = &cx.workload.deployment;
-    let patch = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: marker()}}}}});
-    session.mark("rollout restart");
-    let restarted = api.patch(name, &PatchParams::default(), &Patch::Strategic(patch)).await;
-    let done = match restarted {
-        Err(e) => Err(format!("restart refused: {e}")),
-        Ok(_) => until(&format!("{object}: rollout complete"), cx.timeouts.rollout, || async {
+    let wait = || async {
+        until(&format!("{object}: rollout complete"), cx.timeouts.rollout, || async {
             match api.get(name).await {
                 Ok(d) => complete(&d).map_or_else(Poll::Pending, Poll::Done),
                 Err(e) => Poll::Pending(e.to_string()),
             }
         })
         .await
-        .map_err(|e| e.to_string()),
+        .map_err(|e| e.to_string())
+    };
+    let done = match &cx.baseline {
+        None => {
+            let patch = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: marker()}}}}});
+            session.mark("rollout restart");
+            match api.patch(name, &PatchParams::default(), &Patch::Strategic(patch)).await {
+                Err(e) => Err(format!("restart refused: {e}")),
+                Ok(_) => wait().await.map(|()| "complete".to_owned()),
+            }
+        }
+        Some(baseline) => {
+            let steps: [(&str, &[Object]); 4] = [
+                ("baseline", baseline),
+                ("candidate", cx.candidate),
+                ("rollback to baseline", baseline),
+                ("forward to candidate", cx.candidate),
+            ];
+            let mut done = Ok("baseline, candidate, rollback, candidate: each complete".to_owned());
+            for (step, objects) in steps {
+                session.mark(step);
+                let applied = async {
+                    for object in objects {
+                        apply(&cx.client, object).await.map_err(|e| chain(&e))?;
+                    }
+                    wait().await
+                };
+                if let Err(e) = applied.await {
+                    done = Err(format!("{step}: {e}"));
+                    break;
+                }
+            }
+            done
+        }
     };
     session.mark("rollout complete");
     session.settle().await;

@@ -74,6 +74,8 @@ pub struct LiveOptions {
     pub app_image: PathBuf,
     /// The static `cbam-prober` binary (copied into a tool pod).
     pub prober: PathBuf,
+    /// A previous release to roll out from and back to (`--baseline`).
+    pub baseline: Option<crate::static_tier::Baseline>,
     /// None: choose the factor from the node's capacity (`--fit auto`).
     pub fit: Option<u32>,
     pub agents: usize,

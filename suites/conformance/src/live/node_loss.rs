@@ -1,0 +1,222 @@
+//! `live-node-loss` (nightly): an agent node that hosts an app pod is killed
+//! (its container SIGKILLed, as a machine loses power) while both probers
+//! run, then started again. Measured and judged against
+//! fixtures/disruption.yaml: the requests that failed (the dead node's pods
+//! stay in the endpoints until the control plane marks the node NotReady),
+//! how soon the lost pods are replaced and Ready elsewhere, how soon the node
+//! is Ready again, and the Ready replicas throughout. Only on a cluster the
+//! harness created: an existing cluster's nodes are not the harness's to stop.
+
+use std::time::{Duration, Instant};
+
+use cbam_cluster::docker::docker;
+use cbam_cluster::wait::{Poll, until};
+use cbam_prober::summary::Summary;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::Api;
+
+use crate::cli::chain;
+use crate::live::context::LiveContext;
+use crate::live::prober_pod;
+use crate::live::under_load::{Evidence, Session, write_evidence};
+use crate::live::workload::{app_pods, is_ready};
+use crate::outcome::Recorder;
+
+fn node_of(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
+}
+
+async fn node_ready(cx: &LiveContext<'_>, node: &str) -> Option<bool> {
+    let nodes: Api<Node> = Api::all(cx.client.clone());
+    let n = nodes.get(node).await.ok()?;
+    let conditions = n.status.and_then(|s| s.conditions).unwrap_or_default();
+    Some(conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The agent to kill: one hosting a Ready app pod and not the prober pod
+/// (whose records would die with it); never the first node, the server that
+/// runs the control plane.
+async fn victim(cx: &LiveContext<'_>, nodes: &[(String, String)]) -> Result<(String, String), String> {
+    let pods = app_pods(cx).await.map_err(|e| chain(&e))?;
+    let prober: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
+    let prober_node = prober.get(prober_pod::POD).await.ok().and_then(|p| node_of(&p).map(str::to_owned));
+    nodes
+        .iter()
+        .skip(1)
+        .find(|(name, _)| {
+            Some(name.as_str()) != prober_node.as_deref()
+                && pods.iter().any(|p| is_ready(p) && node_of(p) == Some(name.as_str()))
+        })
+        .cloned()
+        .ok_or_else(|| format!("no agent hosts a Ready app pod without the prober (prober on {prober_node:?})"))
+}
+
+/// Seconds below `min` Ready replicas, from the samples.
+fn seconds_below(ready: &[(f64, usize)], min: usize) -> f64 {
+    ready.windows(2).filter(|w| w[0].1 < min).map(|w| (w[1].0 - w[0].0) / 1000.0).sum()
+}
+
+pub(crate) async fn node_loss(cx: &LiveContext<'_>, r: &mut Recorder) {
+    let object = cx.deployment_label();
+    let Some(nodes) = cx.nodes.as_deref() else {
+        return r.skip(
+            &object,
+            "node loss",
+            "a node the harness can stop",
+            "an existing cluster's nodes are not the harness's to stop",
+        );
+    };
+    let mut session = match Session::start(cx).await {
+        Ok(s) => s,
+        Err(e) => {
+            prober_pod::remove(cx).await;
+            return r.record(&object, "load during the node loss", "both probers running", chain(&e), false);
+        }
+    };
+    let (node, container) = match victim(cx, nodes).await {
+        Ok(v) => v,
+        Err(e) => {
+            session.finish().await;
+            prober_pod::remove(cx).await;
+            return r.record(&object, "node loss", "an agent hosting an app pod", e, false);
+        }
+    };
+    session.settle().await;
+    session.mark(format!("kill {node}"));
+    let killed_at = Instant::now();
+    if let Err(e) = docker(&["kill", "--signal", "KILL", &container]).await {
+        session.finish().await;
+        prober_pod::remove(cx).await;
+        return r.record(&object, format!("kill {node}").as_str(), "killed", chain(&e), false);
+    }
+    let want = usize::try_from(cx.replicas_at_rest()).unwrap_or(0);
+    let bound = cx.timeouts.node_loss;
+    let not_ready = until(&format!("node {node} NotReady"), bound, || async {
+        match node_ready(cx, &node).await {
+            Some(false) => Poll::Done(killed_at.elapsed()),
+            other => Poll::Pending(format!("Ready: {other:?}")),
+        }
+    })
+    .await;
+    if let Ok(after) = &not_ready {
+        session.mark(format!("NotReady ({:.0} s)", after.as_secs_f64()));
+    }
+    let replaced = until(&format!("{want} Ready app pods off {node}"), bound, || async {
+        match app_pods(cx).await {
+            Ok(pods) => {
+                let elsewhere = pods
+                    .iter()
+                    .filter(|p| node_of(p) != Some(node.as_str()))
+                    .filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p))
+                    .count();
+                if elsewhere >= want {
+                    Poll::Done(killed_at.elapsed())
+                } else {
+                    Poll::Pending(format!("{elsewhere} Ready off {node}"))
+                }
+            }
+            Err(e) => Poll::Pending(chain(&e)),
+        }
+    })
+    .await;
+    if let Ok(after) = &replaced {
+        session.mark(format!("replaced ({:.0} s)", after.as_secs_f64()));
+    }
+    session.mark(format!("start {node}"));
+    let started_at = Instant::now();
+    let restarted = docker(&["start", &container]).await;
+    let back = match restarted {
+        Err(e) => Err(chain(&e)),
+        Ok(_) => until(&format!("node {node} Ready again"), bound, || async {
+            match node_ready(cx, &node).await {
+                Some(true) => Poll::Done(started_at.elapsed()),
+                other => Poll::Pending(format!("Ready: {other:?}")),
+            }
+        })
+        .await
+        .map_err(|e| e.to_string()),
+    };
+    if let Ok(after) = &back {
+        session.mark(format!("{node} Ready ({:.0} s)", after.as_secs_f64()));
+    }
+    session.settle().await;
+    let ev = session.finish().await;
+    prober_pod::remove(cx).await;
+    judge(
+        r,
+        &object,
+        &node,
+        &ev,
+        (not_ready.map_err(|e| e.to_string()), replaced.map_err(|e| e.to_string()), back),
+        cx,
+    );
+    let title = format!("{}: {node} killed under load", cx.env);
+    r.section(write_evidence(cx.report_dir, &format!("{}-node-loss", cx.env), &title, &ev));
+}
+
+type Waited = (Result<Duration, String>, Result<Duration, String>, Result<Duration, String>);
+
+fn judge(r: &mut Recorder, object: &str, node: &str, ev: &Evidence, waited: Waited, cx: &LiveContext<'_>) {
+    let budget = cx.disruption.budgets.node_loss;
+    let (not_ready, replaced, back) = waited;
+    let secs = |d: &Duration| format!("{:.0} s", d.as_secs_f64());
+    r.record(
+        object,
+        &format!("{node} marked NotReady after its kill"),
+        "NotReady",
+        not_ready.as_ref().map_or_else(Clone::clone, |d| format!("after {}", secs(d))),
+        not_ready.is_ok(),
+    );
+    let killed_ms = ev.phases.iter().find(|(_, label)| label.starts_with("kill ")).map_or(0.0, |(at, _)| *at);
+    for (path, records) in [("through the ingress", &ev.ingress), ("to the Service from a pod", &ev.service)] {
+        let s = Summary::of(records);
+        #[expect(clippy::cast_precision_loss, reason = "seconds")]
+        let limit_ms = killed_ms + budget.failing_seconds as f64 * 1000.0;
+        let late = records.iter().filter(|r| r.kind.failed() && r.scheduled_ms > limit_ms).count();
+        r.record(
+            object,
+            &format!("requests {path} while {node} was lost (kill at {:.1} s)", killed_ms / 1000.0),
+            format!("some sent, none failing later than {} s after the kill", budget.failing_seconds),
+            if late > 0 { format!("{s}; {late} failed later") } else { s.to_string() },
+            s.sent > 0 && late == 0,
+        );
+    }
+    r.record(
+        object,
+        &format!("the lost pods replaced and Ready off {node}"),
+        format!("within {} s of the kill", budget.replaced_seconds),
+        replaced.as_ref().map_or_else(Clone::clone, |d| format!("after {}", secs(d))),
+        replaced.as_ref().is_ok_and(|d| d.as_secs() <= budget.replaced_seconds),
+    );
+    r.record(
+        object,
+        &format!("{node} Ready again once started"),
+        format!("within {} s", budget.node_ready_seconds),
+        back.as_ref().map_or_else(Clone::clone, |d| format!("after {}", secs(d))),
+        back.as_ref().is_ok_and(|d| d.as_secs() <= budget.node_ready_seconds),
+    );
+    let min = usize::try_from(cx.governance.pdb.min_available).unwrap_or(0);
+    let lowest = ev.ready.iter().map(|(_, n)| *n).min();
+    r.record(
+        object,
+        &format!("Ready replicas while {node} was lost ({} samples)", ev.ready.len()),
+        format!(">= {min} (minAvailable)"),
+        lowest.map_or_else(
+            || "no sample".to_owned(),
+            |n| format!("lowest {n}, below {min} for {:.0} s", seconds_below(&ev.ready, min)),
+        ),
+        lowest.is_some_and(|n| n >= min),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds_below;
+
+    #[test]
+    fn time_below_the_minimum_adds_up_between_samples() {
+        let ready = [(0.0, 3), (1000.0, 1), (3500.0, 2), (4000.0, 1), (4500.0, 3)];
+        assert!((seconds_below(&ready, 2) - 3.0).abs() < 1e-9);
+        assert_eq!(seconds_below(&ready, 1), 0.0);
+    }
+}
