@@ -4,12 +4,7 @@ use cbam_api_double::config::Config;
 use cbam_api_double::server::serve;
 
 fn report(context: &str, err: &dyn std::error::Error) {
-    let mut text = format!("failed to {err}");
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
+    let text = cbam_error_chain::render(err);
     let line = serde_json::json!({ "level": "ERROR", "msg": context, "error": text });
     println!("{line}");
 }

@@ -109,13 +109,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let mut text = format!("error: failed to {err}");
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                text.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprintln!("{text}");
+            eprintln!("error: {}", cbam_error_chain::render(&err));
             ExitCode::from(2)
         }
     }

@@ -11,19 +11,19 @@ use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ArchiveError {
-    #[error("failed to read {path}")]
+    #[error("read {path}")]
     Read {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to parse index.json")]
+    #[error("parse index.json")]
     Index(#[source] serde_json::Error),
-    #[error("the archive has no index.json: it is not an OCI image layout")]
+    #[error("find index.json: the archive is not an OCI image layout")]
     NoIndex,
-    #[error("blob {path} does not match its digest (found {found})")]
+    #[error("verify blob {path}: it does not match its digest (found {found})")]
     Corrupt { path: String, found: String },
-    #[error("index.json names manifest {0}, which the archive does not hold")]
+    #[error("find manifest {0}: index.json names it, the archive does not hold it")]
     MissingManifest(String),
 }
 

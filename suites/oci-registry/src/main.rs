@@ -26,13 +26,13 @@ struct Args {
 
 #[derive(Debug, thiserror::Error)]
 enum RegistryError {
-    #[error("failed to open the image archive")]
+    #[error("open the image archive")]
     Archive(#[from] archive::ArchiveError),
-    #[error("failed to start the runtime")]
+    #[error("start the runtime")]
     Runtime(#[source] std::io::Error),
-    #[error("failed to listen on {0}")]
+    #[error("listen on {0}")]
     Listen(String, #[source] std::io::Error),
-    #[error("failed to serve")]
+    #[error("serve")]
     Serve(#[source] std::io::Error),
 }
 
@@ -54,13 +54,7 @@ fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let mut text = err.to_string();
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                text.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprintln!("oci-registry: {text}");
+            eprintln!("oci-registry: {}", cbam_error_chain::render(&err));
             ExitCode::from(2)
         }
     }

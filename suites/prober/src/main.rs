@@ -54,11 +54,11 @@ enum Mode {
 
 #[derive(Debug, thiserror::Error)]
 enum ProberError {
-    #[error("failed to start the runtime")]
+    #[error("start the runtime")]
     Runtime(#[source] std::io::Error),
-    #[error("failed to start the bench server")]
+    #[error("start the bench server")]
     Server(#[source] std::io::Error),
-    #[error("--rate and --seconds must be positive")]
+    #[error("plan the load: --rate and --seconds must be positive")]
     Plan,
 }
 
@@ -171,13 +171,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let mut text = err.to_string();
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                text.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprintln!("cbam-prober: {text}");
+            eprintln!("cbam-prober: {}", cbam_error_chain::render(&err));
             ExitCode::from(2)
         }
     }
