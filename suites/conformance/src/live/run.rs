@@ -282,10 +282,9 @@ async fn run_existing(
 }
 
 pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, LiveError> {
-    if !opts.prober.is_file() {
-        return Err(LiveError::ProberMissing(opts.prober.clone()));
-    }
+    let prober = || if opts.prober.is_file() { Ok(()) } else { Err(LiveError::ProberMissing(opts.prober.clone())) };
     if let Provider::Existing(existing) = &opts.provider {
+        prober()?;
         return run_existing(static_run, opts, existing).await;
     }
     if !docker::engine_reachable().await {
@@ -300,6 +299,7 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
             return Err(LiveError::AppImageMissing(file));
         }
     }
+    prober()?;
     let t = opts.timeouts;
     let mut out = LiveRun::default();
     out.notes.push(format!("cluster: kit node image {image}, 1 server + {} agents", opts.agents));
