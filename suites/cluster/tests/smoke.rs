@@ -151,7 +151,7 @@ async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), Failed> {
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}},
           "template": {"metadata": {"labels": {"app": "api"}}, "spec": {
             "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "api"}}}],
-            "containers": [{"name": "api", "image": "ghcr.io/greenlang/cbam-api:v1.0.0", "imagePullPolicy": "Never",
+            "containers": [{"name": "api", "image": "ghcr.io/greenlang/cbam-api:v1.0.0", "imagePullPolicy": "IfNotPresent",
               "env": [{"name": "DATA_DIR", "value": "/tmp"}, {"name": "LOGS_DIR", "value": "/tmp"}, {"name": "OUTPUT_DIR", "value": "/tmp"},
                       {"name": "UPLOADS_DIR", "value": "/tmp"}, {"name": "DATABASE_URL", "value": "smoke"}, {"name": "REDIS_URL", "value": "smoke"}],
               "ports": [{"name": "http", "containerPort": 8000}],
