@@ -201,15 +201,6 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         run: |cx, r| Box::pin(drain_under_load::drain_under_load(cx, r)),
     },
     LiveCheck {
-        id: "live-node-loss",
-        about: "a node killed under load (nightly): failures, replacement, return in budget",
-        scope: Scope::Governed,
-        role: Role::NeedsRollout,
-        order: Order::Free,
-        nightly_only: true,
-        run: |cx, r| Box::pin(node_loss::node_loss(cx, r)),
-    },
-    LiveCheck {
         id: "live-autoscaling",
         about: "under generated load the HPA follows the documented timeline to its maximum",
         scope: Scope::Governed,
@@ -217,6 +208,17 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         order: Order::Free,
         nightly_only: false,
         run: |cx, r| Box::pin(autoscaling::autoscaling(cx, r)),
+    },
+    LiveCheck {
+        id: "live-node-loss",
+        about: "a node killed under load (nightly): failures, replacement, return in budget",
+        scope: Scope::Governed,
+        role: Role::NeedsRollout,
+        // After autoscaling: a killed node's addons and routes recover
+        // while the later checks run, never under the autoscaling judges.
+        order: Order::After(&["live-autoscaling"]),
+        nightly_only: true,
+        run: |cx, r| Box::pin(node_loss::node_loss(cx, r)),
     },
     LiveCheck {
         id: "live-rate-limit",
