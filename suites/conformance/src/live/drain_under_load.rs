@@ -6,7 +6,6 @@
 use crate::cli::chain;
 use crate::live::context::LiveContext;
 use crate::live::drain::{cordon, empty_node, replaced_elsewhere};
-use crate::live::prober_pod;
 use crate::live::under_load::{Session, judge, write_evidence};
 use crate::live::workload::{app_pods, is_ready};
 use crate::outcome::Recorder;
@@ -20,13 +19,7 @@ pub(crate) async fn drain_under_load(cx: &LiveContext<'_>, r: &mut Recorder) {
     let Some(node) = node else {
         return r.record(&object, "drain under load", "a node hosting a Ready pod", "none", false);
     };
-    let mut session = match Session::start(cx).await {
-        Ok(s) => s,
-        Err(e) => {
-            prober_pod::remove(cx).await;
-            return r.record(&object, "load during the drain", "both probers running", chain(&e), false);
-        }
-    };
+    let Some(mut session) = Session::open(cx, r, &object, "drain").await else { return };
     session.settle().await;
     session.mark(format!("cordon {node}"));
     let drained = match cordon(cx, &node, true).await {
@@ -47,8 +40,7 @@ pub(crate) async fn drain_under_load(cx: &LiveContext<'_>, r: &mut Recorder) {
     let uncordoned = cordon(cx, &node, false).await;
     session.mark("uncordon");
     session.settle().await;
-    let ev = session.finish().await;
-    prober_pod::remove(cx).await;
+    let ev = session.finish(cx).await;
     r.record(
         &object,
         &format!("drain of {node} under load"),

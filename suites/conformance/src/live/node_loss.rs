@@ -66,18 +66,11 @@ pub(crate) async fn node_loss(cx: &LiveContext<'_>, r: &mut Recorder) {
             "an existing cluster's nodes are not the harness's to stop",
         );
     };
-    let mut session = match Session::start(cx).await {
-        Ok(s) => s,
-        Err(e) => {
-            prober_pod::remove(cx).await;
-            return r.record(&object, "load during the node loss", "both probers running", chain(&e), false);
-        }
-    };
+    let Some(mut session) = Session::open(cx, r, &object, "node loss").await else { return };
     let (node, container) = match victim(cx, nodes).await {
         Ok(v) => v,
         Err(e) => {
-            session.finish().await;
-            prober_pod::remove(cx).await;
+            session.finish(cx).await;
             return r.record(&object, "node loss", "an agent hosting an app pod", e, false);
         }
     };
@@ -85,8 +78,7 @@ pub(crate) async fn node_loss(cx: &LiveContext<'_>, r: &mut Recorder) {
     session.mark(format!("kill {node}"));
     let killed_at = Instant::now();
     if let Err(e) = docker(&["kill", "--signal", "KILL", &container]).await {
-        session.finish().await;
-        prober_pod::remove(cx).await;
+        session.finish(cx).await;
         return r.record(&object, format!("kill {node}").as_str(), "killed", chain(&e), false);
     }
     let want = usize::try_from(cx.replicas_at_rest()).unwrap_or(0);
@@ -140,8 +132,7 @@ pub(crate) async fn node_loss(cx: &LiveContext<'_>, r: &mut Recorder) {
         session.mark(format!("{node} Ready ({:.0} s)", after.as_secs_f64()));
     }
     session.settle().await;
-    let ev = session.finish().await;
-    prober_pod::remove(cx).await;
+    let ev = session.finish(cx).await;
     judge(
         r,
         &object,

@@ -14,7 +14,6 @@ use serde_json::json;
 use crate::cli::chain;
 use crate::live::apply::apply;
 use crate::live::context::LiveContext;
-use crate::live::prober_pod;
 use crate::live::under_load::{Session, judge, write_evidence};
 use crate::manifest::Object;
 use crate::outcome::Recorder;
@@ -51,13 +50,7 @@ fn complete(d: &Deployment) -> Result<(), String> {
 
 pub(crate) async fn rollout_under_load(cx: &LiveContext<'_>, r: &mut Recorder) {
     let object = cx.deployment_label();
-    let mut session = match Session::start(cx).await {
-        Ok(s) => s,
-        Err(e) => {
-            prober_pod::remove(cx).await;
-            return r.record(&object, "load during the rollout", "both probers running", chain(&e), false);
-        }
-    };
+    let Some(mut session) = Session::open(cx, r, &object, "rollout").await else { return };
     session.settle().await;
     let api: Api<Deployment> = Api::namespaced(cx.client.clone(), cx.namespace());
     let name = &cx.workload.deployment;
@@ -106,8 +99,7 @@ pub(crate) async fn rollout_under_load(cx: &LiveContext<'_>, r: &mut Recorder) {
     };
     session.mark("rollout complete");
     session.settle().await;
-    let ev = session.finish().await;
-    prober_pod::remove(cx).await;
+    let ev = session.finish(cx).await;
     r.record(
         &object,
         "rolling update under load",

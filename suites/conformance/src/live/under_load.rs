@@ -91,7 +91,7 @@ fn classify(result: Result<reqwest::Response, reqwest::Error>) -> Answer {
 
 impl Session {
     /// Starts the in-cluster prober, then the ingress prober and the sampler.
-    pub(crate) async fn start(cx: &LiveContext<'_>) -> Result<Self, LoadError> {
+    async fn start(cx: &LiveContext<'_>) -> Result<Self, LoadError> {
         let load = &cx.disruption.load;
         let settle = Duration::from_secs(load.settle_seconds);
         // Bounded by the longest disruption the waits allow, and then some.
@@ -146,6 +146,19 @@ impl Session {
         })
     }
 
+    /// Starts a session, or records on `object` why the load of `what`
+    /// could not start (a half-made tool pod removed).
+    pub(crate) async fn open(cx: &LiveContext<'_>, r: &mut Recorder, object: &str, what: &str) -> Option<Self> {
+        match Self::start(cx).await {
+            Ok(session) => Some(session),
+            Err(e) => {
+                prober_pod::remove(cx).await;
+                r.record(object, &format!("load during the {what}"), "both probers running", chain(&e), false);
+                None
+            }
+        }
+    }
+
     pub(crate) fn mark(&mut self, label: impl Into<String>) {
         self.phases.push((Instant::now(), label.into()));
     }
@@ -155,8 +168,9 @@ impl Session {
         tokio::time::sleep(self.settle).await;
     }
 
-    /// Stops everything; every request sent has finished or timed out.
-    pub(crate) async fn finish(self) -> Evidence {
+    /// Stops everything (the tool pod removed); every request sent has
+    /// finished or timed out.
+    pub(crate) async fn finish(self, cx: &LiveContext<'_>) -> Evidence {
         let ms = |t0: Instant, at: Instant| at.saturating_duration_since(t0).as_secs_f64() * 1000.0;
         let shift = |records: &mut Vec<Record>, base: Instant| {
             let offset = ms(self.t0, base);
@@ -175,6 +189,7 @@ impl Session {
         shift(&mut ingress, self.ingress_started);
         let ready = self.sampler.stop().await.into_iter().map(|(at, n)| (ms(t0, at), n)).collect();
         let phases = self.phases.into_iter().map(|(at, label)| (ms(t0, at), label)).collect();
+        prober_pod::remove(cx).await;
         Evidence { ingress, service, ready, phases, said }
     }
 }
