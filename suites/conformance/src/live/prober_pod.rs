@@ -127,6 +127,18 @@ async fn ensure_pod(cx: &LiveContext<'_>, pods: &Api<Pod>) -> Result<(), ProberP
     Ok(())
 }
 
+/// Everything an exec session's output pipe says, read on its own task (a
+/// pipe nobody reads would stall the session once its buffer is full).
+fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>) -> JoinHandle<String> {
+    tokio::spawn(async move {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text).await;
+        }
+        text
+    })
+}
+
 /// Streams the binary into the pod (`cat` from the exec's stdin).
 async fn copy_binary(cx: &LiveContext<'_>, pods: &Api<Pod>) -> Result<(), ProberPodError> {
     let binary =
@@ -143,22 +155,17 @@ async fn copy_binary(cx: &LiveContext<'_>, pods: &Api<Pod>) -> Result<(), Prober
         .exec(POD, ["/bin/busybox", "sh", "-c", &script], &params)
         .await
         .map_err(|e| ProberPodError::Exec("copy the prober", e))?;
-    let (mut stdout, mut stderr) = (process.stdout(), process.stderr());
-    let output = tokio::spawn(async move {
-        let (mut out, mut err) = (String::new(), String::new());
-        if let Some(s) = stdout.as_mut() {
-            let _ = s.read_to_string(&mut out).await;
-        }
-        if let Some(s) = stderr.as_mut() {
-            let _ = s.read_to_string(&mut err).await;
-        }
-        format!("{}{}", out.trim(), err.trim())
-    });
+    let (stdout, stderr) = (read_all(process.stdout()), read_all(process.stderr()));
     if let Some(mut stdin) = process.stdin() {
         stdin.write_all(&binary).await.map_err(ProberPodError::Copy)?;
         stdin.shutdown().await.map_err(ProberPodError::Copy)?;
     }
-    let said = tokio::time::timeout(cx.timeouts.rollout, output).await.ok().and_then(Result::ok).unwrap_or_default();
+    let said = tokio::time::timeout(cx.timeouts.rollout, async {
+        let (out, err) = (stdout.await.unwrap_or_default(), stderr.await.unwrap_or_default());
+        format!("{}{}", out.trim(), err.trim())
+    })
+    .await
+    .unwrap_or_default();
     let _ = process.join().await;
     if said.contains("copied") { Ok(()) } else { Err(ProberPodError::CopyFailed(said)) }
 }
@@ -200,14 +207,7 @@ pub(crate) async fn start(cx: &LiveContext<'_>, rate: f64, bound: Duration) -> R
     let mut process = pods.exec(POD, command, &params).await.map_err(|e| ProberPodError::Exec("run the prober", e))?;
     let stdin = process.stdin().ok_or(ProberPodError::NotStarted("no stdin".into()))?;
     let stdout = process.stdout().ok_or(ProberPodError::NotStarted("no stdout".into()))?;
-    let mut stderr_pipe = process.stderr();
-    let stderr = tokio::spawn(async move {
-        let mut text = String::new();
-        if let Some(s) = stderr_pipe.as_mut() {
-            let _ = s.read_to_string(&mut text).await;
-        }
-        text
-    });
+    let stderr = read_all(process.stderr());
     let mut lines = BufReader::new(stdout).lines();
     let first = tokio::time::timeout(cx.timeouts.request * 2, lines.next_line()).await;
     let started = Instant::now();
