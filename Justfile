@@ -51,12 +51,13 @@ conformance ENV *FLAGS:
 # Installs the pinned tools on first use.
 test:
     bash ci/install-tools.sh -q
-    cargo nextest run --workspace --profile ci -E 'not (binary(smoke) | binary(live))'
+    cargo nextest run --workspace --profile ci -E 'not (binary(smoke) | binary(live) | binary(cluster_command))'
 
 # The kit cluster's smoke suite: engine, kit and image first, then a 3-node
-# cluster up, checked (pods, Service, HTTPS ingress, metrics, RWX) and down.
+# cluster up, checked (pods, Service, HTTPS ingress, metrics, RWX) and down;
+# and `conformance cluster up|status|load|down` on a 2-node one.
 smoke: engine kit image
-    cargo nextest run --workspace --profile ci -E 'binary(smoke)' --no-capture
+    cargo nextest run --workspace --profile ci -E 'binary(smoke) | binary(cluster_command)' --no-capture
 
 # Every live check shown to fail: each mutation of fixtures/mutations/live.yaml
 # is its own test, run on one warm kit cluster with only the checks it names
@@ -70,10 +71,11 @@ live-test FILTER="all()": engine kit image
 live-test-exhaustive: engine kit image
     just _cluster-tests 'binary(live)' --run-ignored only
 
-# CI's cluster suites in one run: the smoke suite beside the live mutations
-# (the smoke cluster takes one of the two places, so two clusters at most).
+# CI's cluster suites in one run: the smoke suite and `conformance cluster`'s
+# test beside the live mutations (each of their clusters takes one of the two
+# places, so two clusters at most).
 cluster-suites: engine kit image
-    just _cluster-tests 'binary(smoke) | binary(live)'
+    just _cluster-tests 'binary(smoke) | binary(live) | binary(cluster_command)'
 
 # nextest on the cluster tests (EXPR), the live suite's clusters removed
 # before and after.
@@ -86,7 +88,8 @@ _cluster-tests EXPR *ARGS:
 
 # The live mutation suite's clusters (tests/live.rs, SLOTS), removed.
 _live-clusters-down:
-    for slot in 0 1; do CBAM_CLUSTER=cbam-live-test-$slot bash ci/kit/cluster.sh down; done
+    cargo build --quiet --bin conformance
+    for slot in 0 1; do "$CARGO_TARGET_DIR/debug/conformance" cluster down --name cbam-live-test-$slot; done
 
 # Formatting and lints, as CI runs them. Clippy compiles this workspace's own
 # crates in a normal dev build (`cargo clippy` runs the same driver the same
@@ -122,11 +125,14 @@ image:
 kit:
     bash ci/kit/build.sh
 
-# A kit cluster in Docker: `just cluster up [AGENTS]` (builds or reuses the
-# kit first), `just cluster status`, `just cluster down`.
+# A kit cluster in Docker, kept until `down` (the harness's own provider):
+# `just cluster up [--agents N] [--name NAME]` (builds or reuses the kit
+# first; prints the kubeconfig's path), `just cluster status`, `just cluster
+# load target/image/cbam-api.tar`, `just cluster down [--name NAME]`.
 cluster ACTION *ARGS:
-    if [ "{{ ACTION }}" = up ]; then just kit >/dev/null; fi
-    bash ci/kit/cluster.sh {{ ACTION }} {{ ARGS }}
+    if [ "{{ ACTION }}" = up ]; then bash ci/engine.sh up && just kit >/dev/null; fi
+    cargo build --quiet --bin conformance
+    "$CARGO_TARGET_DIR/debug/conformance" cluster {{ ACTION }} {{ ARGS }}
 
 # Start (or find) the Docker engine.
 engine:

@@ -4,7 +4,7 @@
 # directory on each pull, so no restart). Pods then pull the application image
 # as in production, `imagePullPolicy: Always` resolves its tag on every start,
 # and nothing is fetched from outside: a reference the archive does not hold
-# fails to pull. Callers: KitCluster::serve_image (Rust) and `cluster.sh load`.
+# fails to pull. Callers: KitCluster::serve_image (Rust), also behind `conformance cluster load`.
 # Usage: sh serve-image.sh DIR TIMEOUT_SECONDS
 set -eu
 dir=$1 timeout=$2 listen=127.0.0.1:5000

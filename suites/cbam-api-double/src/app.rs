@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -54,7 +54,17 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
 }
 
-async fn start_run(State(app): State<Arc<AppState>>, body: Result<Json<RunRequest>, JsonRejection>) -> Response {
+/// Whether the caller asked to be answered when the run is over
+/// (`?wait=true`) rather than when it starts.
+fn waits(uri: &Uri) -> bool {
+    uri.query().is_some_and(|q| q.split('&').any(|pair| pair == "wait=true"))
+}
+
+async fn start_run(
+    State(app): State<Arc<AppState>>,
+    uri: Uri,
+    body: Result<Json<RunRequest>, JsonRejection>,
+) -> Response {
     let Json(req) = match body {
         Ok(req) => req,
         Err(rejection) => return error(rejection.status(), rejection.body_text()),
@@ -63,13 +73,24 @@ async fn start_run(State(app): State<Arc<AppState>>, body: Result<Json<RunReques
         return error(StatusCode::SERVICE_UNAVAILABLE, RunError::Draining.to_string());
     }
     match app.pipeline.start(&req) {
-        Ok(accepted) => {
+        Ok((accepted, done)) => {
             app.logger.log(
                 Level::Debug,
                 "pipeline run started",
                 json!({ "run": accepted.id, "active_runs": accepted.active_runs }),
             );
-            (StatusCode::ACCEPTED, Json(accepted)).into_response()
+            if !waits(&uri) {
+                return (StatusCode::ACCEPTED, Json(accepted)).into_response();
+            }
+            // A held answer keeps its connection open, so a graceful
+            // shutdown waits for it: the run's end is what the caller hears.
+            match done.await {
+                Ok(true) => Json(json!({ "id": accepted.id, "outcome": "completed" })).into_response(),
+                _ => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("run {} aborted at the shutdown deadline", accepted.id),
+                ),
+            }
         }
         Err(err @ (RunError::Busy(_) | RunError::MemoryBudget)) => {
             let mut response = error(StatusCode::TOO_MANY_REQUESTS, err.to_string());
@@ -94,7 +115,7 @@ async fn openapi() -> Response {
             "/metrics": { "get": { "summary": "Prometheus metrics" } },
             "/api/v1/pipeline/runs": {
                 "get": { "summary": "active runs" },
-                "post": { "summary": "start a run: {duration_seconds, cpu, memory_mib}" }
+                "post": { "summary": "start a run: {duration_seconds, cpu, memory_mib}; ?wait=true answers when it is over (200 completed, 500 aborted)" }
             }
         }
     }))
@@ -168,6 +189,11 @@ async fn edge(State(app): State<Arc<AppState>>, request: Request, next: Next) ->
     };
     if let Some(pod) = app.config.served_by.as_deref().and_then(|p| HeaderValue::from_str(p).ok()) {
         response.headers_mut().insert("x-served-by", pod);
+    }
+    // Which answers a shutting-down pod gave: a prober counts the requests
+    // that reached it after its SIGTERM, and the runs it let finish.
+    if app.readiness.draining.load(Ordering::SeqCst) {
+        response.headers_mut().insert("x-pod-draining", HeaderValue::from_static("true"));
     }
     for (name, value) in &app.config.security_headers {
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
 
@@ -92,8 +93,10 @@ impl Pipeline {
         self.metrics.active_runs.load(Ordering::SeqCst)
     }
 
-    /// Admits a run (or says why not) and starts it on a blocking thread.
-    pub fn start(self: &Arc<Self>, req: &RunRequest) -> Result<RunAccepted, RunError> {
+    /// Admits a run (or says why not) and starts it on a blocking thread;
+    /// the receiver says, when the run is over, whether it completed (true)
+    /// or was aborted at the shutdown deadline (false).
+    pub fn start(self: &Arc<Self>, req: &RunRequest) -> Result<(RunAccepted, oneshot::Receiver<bool>), RunError> {
         req.validate()?;
         let active = self.metrics.active_runs.fetch_add(1, Ordering::SeqCst) + 1;
         #[expect(clippy::cast_possible_wrap, reason = "max_runs is a small setting")]
@@ -113,14 +116,19 @@ impl Pipeline {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (duration, cpu, memory) = (Duration::from_secs_f64(req.duration_seconds), req.cpu, req.memory_mib);
         let this = Arc::clone(self);
+        let (done_tx, done) = oneshot::channel();
         tokio::task::spawn_blocking(move || {
             let completed = this.work(duration, cpu, memory);
             this.memory_in_use.fetch_sub(memory, Ordering::SeqCst);
             this.metrics.active_runs.fetch_sub(1, Ordering::SeqCst);
             let counter = if completed { &this.metrics.runs_completed } else { &this.metrics.runs_aborted };
             counter.fetch_add(1, Ordering::Relaxed);
+            // Nobody waits for a run started without `wait`.
+            let _ = done_tx.send(completed);
         });
-        Ok(RunAccepted { id, duration_seconds: req.duration_seconds, cpu, memory_mib: memory, active_runs: active })
+        let accepted =
+            RunAccepted { id, duration_seconds: req.duration_seconds, cpu, memory_mib: memory, active_runs: active };
+        Ok((accepted, done))
     }
 
     /// Busy-loops `cpu` of every 10 ms slice, sleeps the rest. Returns false if aborted.

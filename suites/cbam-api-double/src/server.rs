@@ -69,6 +69,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             "shutdown: unready, draining",
             json!({ "delay_s": config.shutdown_delay.as_secs_f64() }),
         );
+        // The deadline counts from SIGTERM, whatever serving still waits
+        // for: a run held open by a waiting caller is aborted (and answered)
+        // at the deadline, so the connection it holds ends inside the grace.
+        let (abort, deadline) = (drain_state.pipeline.abort.clone(), config.shutdown_timeout);
+        tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            abort.store(true, Ordering::SeqCst);
+        });
         tokio::time::sleep(config.shutdown_delay).await;
         let _ = stop_tx.send(true);
         since
@@ -80,23 +88,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(ServeError::Serve)?;
     let since = drain.await.unwrap_or_else(|_| Instant::now());
-    // In-flight runs may finish until the deadline, then are aborted.
-    let deadline = since + config.shutdown_timeout;
+    // In-flight runs may finish until the deadline; the timer aborts the rest.
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
-    while pipeline.active() > 0 && Instant::now() < deadline {
+    while pipeline.active() > 0 {
         tick.tick().await;
     }
-    let left = pipeline.active();
-    if left > 0 {
-        pipeline.abort.store(true, Ordering::SeqCst);
-        while pipeline.active() > 0 {
-            tick.tick().await;
-        }
-    }
+    let aborted = state.metrics.runs_aborted.load(Ordering::Relaxed);
     state.logger.log(
         Level::Info,
         "shutdown: done",
-        json!({ "aborted_runs": left, "elapsed_s": since.elapsed().as_secs_f64() }),
+        json!({ "aborted_runs": aborted, "elapsed_s": since.elapsed().as_secs_f64() }),
     );
     Ok(())
 }

@@ -341,6 +341,38 @@ async fn sigterm_aborts_runs_that_outlive_the_deadline() {
     assert_eq!(shutdown_log(&app)["aborted_runs"], 1);
 }
 
+/// `?wait=true` answers when the run is over. A run in flight at SIGTERM
+/// completes and is answered, by a pod that says it is draining, inside the
+/// deadline; one that outlives the deadline is answered as aborted, and the
+/// process still exits on time (the held connection does not keep it).
+#[rstest]
+#[case("25", StatusCode::OK, "completed")]
+#[case("0.5", StatusCode::INTERNAL_SERVER_ERROR, "aborted")]
+#[tokio::test]
+async fn a_waited_run_is_answered_when_it_is_over_even_across_a_sigterm(
+    #[case] deadline: &str,
+    #[case] status: StatusCode,
+    #[case] outcome: &str,
+) {
+    let mut app = start("production", &[("SHUTDOWN_TIMEOUT_SECONDS", deadline)]);
+    let client = Client::new();
+    let request = client
+        .post(format!("{}/api/v1/pipeline/runs?wait=true", app.base))
+        .json(&serde_json::json!({"duration_seconds": 1.5}))
+        .send();
+    let pending = tokio::spawn(request);
+    until("the run to start", Duration::from_secs(2), || async { active_runs(&client, &app.base).await == 1 }).await;
+    terminate(&app.child);
+    let response = pending.await.expect("join").expect("the run is answered, not cut");
+    assert_eq!(response.status(), status);
+    assert_eq!(response.headers()["x-pod-draining"], "true");
+    let body = response.text().await.expect("body");
+    assert!(body.contains(outcome), "{body}");
+    let (exit, elapsed) = exit_within(&mut app.child, Duration::from_secs(10));
+    assert!(exit.success(), "{exit}");
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+}
+
 #[rstest]
 #[case("dev", true)]
 #[case("production", false)]

@@ -89,7 +89,7 @@ const SERVE_DIR: &str = "/var/lib/cbam-registry";
 
 /// Serves an image archive to a node's containerd: the archive and the
 /// registry binary copied into the node, then ci/kit/serve-image.sh run there
-/// (the one place that knows how; `cluster.sh load` runs it too).
+/// (the one place that knows how; `conformance cluster load` runs it too).
 pub async fn serve_image(container: &str, archive: &Path, registry: &Path, timeout: u64) -> Result<(), DockerError> {
     docker(&["exec", container, "mkdir", "-p", SERVE_DIR]).await?;
     for (source, name) in [(archive, "image.tar"), (registry, "oci-registry")] {

@@ -10,7 +10,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use testcontainers::bollard::models::{HostConfig, PortBinding};
 use testcontainers::core::{IntoContainerPort, Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use testcontainers::{ContainerAsync, GenericImage, ImageExt, ReuseDirective};
 
 use crate::docker::{self, DockerError};
 use crate::timeouts::Timeouts;
@@ -60,6 +60,8 @@ pub enum ClusterError {
     },
     #[error("read the cluster's kubeconfig")]
     Kubeconfig(#[source] kube::config::KubeconfigError),
+    #[error("write the cluster's kubeconfig")]
+    KubeconfigText(#[source] serde_norway::Error),
     #[error("build a client for the cluster")]
     Client(#[source] kube::Error),
     #[error("start an agent: the task failed: {0}")]
@@ -83,6 +85,10 @@ pub struct KitOptions {
     /// Keep the cluster after the run and attach to it on the next one
     /// (the name then comes from `reuse_name`).
     pub reuse: bool,
+    /// Leave the cluster running when this process ends (`conformance
+    /// cluster up`; implied by `reuse`): its nodes are started marked for
+    /// reuse, which testcontainers declines to remove when their handles go.
+    pub keep: bool,
     /// Extra arguments per supervised component, e.g. ("kube-proxy",
     /// "--v=4") (the node's CBAM_ARGS_<COMPONENT>).
     pub component_args: Vec<(String, String)>,
@@ -107,7 +113,7 @@ pub struct Node {
     pub name: String,
     /// Docker container name.
     pub container: String,
-    /// None for a node the run attached to (or keeps for reuse).
+    /// None for a node the run attached to.
     handle: Option<ContainerAsync<GenericImage>>,
 }
 
@@ -120,6 +126,8 @@ pub struct KitCluster {
     pub api_port: u16,
     pub http_port: u16,
     pub https_port: u16,
+    /// Left running by `down` (attached to, or started to be kept).
+    kept: bool,
 }
 
 impl std::fmt::Debug for KitCluster {
@@ -149,6 +157,18 @@ fn node_said(error: &testcontainers::TestcontainersError) -> Option<String> {
         let line = String::from_utf8_lossy(line);
         line.split_once("FATAL: ").map(|(_, said)| said.trim().to_owned())
     })
+}
+
+/// The node's kubeconfig, edited as data: every cluster's server is the API
+/// port published on this host's loopback.
+pub fn published(raw: &str, api_port: u16) -> Result<Kubeconfig, ClusterError> {
+    let mut kubeconfig = Kubeconfig::from_yaml(raw).map_err(ClusterError::Kubeconfig)?;
+    for named in &mut kubeconfig.clusters {
+        if let Some(cluster) = named.cluster.as_mut() {
+            cluster.server = Some(format!("https://127.0.0.1:{api_port}"));
+        }
+    }
+    Ok(kubeconfig)
 }
 
 fn split_reference(reference: &str) -> (&str, &str) {
@@ -211,6 +231,8 @@ impl KitCluster {
         let request = opts.component_args.iter().fold(request, |request, (component, args)| {
             request.with_env_var(format!("CBAM_ARGS_{}", component.replace('-', "_").to_uppercase()), args)
         });
+        let keep = if opts.keep || opts.reuse { ReuseDirective::Always } else { ReuseDirective::Never };
+        let request = request.with_reuse(keep);
         let handle = request.with_startup_timeout(opts.timeouts.node_start).start().await.map_err(|source| {
             match node_said(&source) {
                 Some(said) => ClusterError::NodeFailed { node: node.to_owned(), said },
@@ -253,6 +275,7 @@ impl KitCluster {
             api_port,
             http_port,
             https_port,
+            kept: true,
         }))
     }
 
@@ -279,18 +302,8 @@ impl KitCluster {
     /// The kubeconfig (server rewritten to the published API port) and a client.
     async fn connect(server: &str, api_port: u16) -> Result<(String, Client), ClusterError> {
         let raw = docker::docker(&["exec", server, "cat", "/var/lib/cbam/shared/kubeconfig/super-admin.conf"]).await?;
-        let kubeconfig_yaml = raw
-            .lines()
-            .map(|l| {
-                if l.trim_start().starts_with("server: ") {
-                    format!("    server: https://127.0.0.1:{api_port}")
-                } else {
-                    l.to_owned()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let kubeconfig = Kubeconfig::from_yaml(&kubeconfig_yaml).map_err(ClusterError::Kubeconfig)?;
+        let kubeconfig = published(&raw, api_port)?;
+        let kubeconfig_yaml = serde_norway::to_string(&kubeconfig).map_err(ClusterError::KubeconfigText)?;
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .map_err(ClusterError::Kubeconfig)?;
@@ -353,15 +366,17 @@ impl KitCluster {
         };
         let (api_port, http_port, https_port) = (port(6443).await?, port(80).await?, port(443).await?);
         let (kubeconfig_yaml, client) = Self::connect(&server.container, api_port).await?;
-        if opts.reuse {
-            // Kept after the run: dropping a testcontainers handle removes its container.
-            for node in &mut nodes {
-                if let Some(handle) = node.handle.take() {
-                    std::mem::forget(handle);
-                }
-            }
-        }
-        Ok(KitCluster { name: opts.name.clone(), nodes, client, kubeconfig_yaml, api_port, http_port, https_port })
+        let kept = opts.keep || opts.reuse;
+        Ok(KitCluster {
+            name: opts.name.clone(),
+            nodes,
+            client,
+            kubeconfig_yaml,
+            api_port,
+            http_port,
+            https_port,
+            kept,
+        })
     }
 
     /// Serves an image archive to every node's containerd from a registry
@@ -376,7 +391,7 @@ impl KitCluster {
 
     /// Whether `down` keeps the cluster for the next run.
     pub fn kept(&self) -> bool {
-        self.nodes.iter().all(|n| n.handle.is_none())
+        self.kept
     }
 
     /// Removes the nodes in reverse creation order, then the volumes and the
@@ -408,5 +423,20 @@ mod tests {
             reuse_name("cbam-kit/node:v1.34.4-0123456789ab", 3)
         );
         assert_eq!(split_reference("cbam-kit/node:v1.34.4-x"), ("cbam-kit/node", "v1.34.4-x"));
+    }
+
+    #[test]
+    fn the_kubeconfig_points_at_the_published_port_and_keeps_the_rest() {
+        let raw = "apiVersion: v1\nkind: Config\nclusters:\n- name: kit\n  cluster:\n    server: https://server:6443\n    \
+                   certificate-authority-data: Q0E=\ncontexts:\n- name: kit\n  context:\n    cluster: kit\n    user: admin\n\
+                   current-context: kit\nusers:\n- name: admin\n  user:\n    token: t0k3n\n";
+        let kubeconfig = published(raw, 41234).expect("kubeconfig");
+        let cluster = kubeconfig.clusters[0].cluster.as_ref().expect("cluster");
+        assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:41234"));
+        assert_eq!(cluster.certificate_authority_data.as_deref(), Some("Q0E="));
+        let text = serde_norway::to_string(&kubeconfig).expect("yaml");
+        let again = Kubeconfig::from_yaml(&text).expect("reparsed");
+        assert_eq!(again.current_context.as_deref(), Some("kit"));
+        assert!(text.contains("t0k3n"), "credentials survive the round trip: {text}");
     }
 }

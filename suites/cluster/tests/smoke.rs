@@ -76,6 +76,7 @@ async fn kit_cluster_smoke() {
         image,
         timeouts: t,
         reuse: false,
+        keep: false,
         component_args: Vec::new(),
     };
 
@@ -304,6 +305,7 @@ async fn broken(name: &str, component: &str) -> KitOptions {
         image,
         timeouts: Timeouts::default(),
         reuse: false,
+        keep: false,
         component_args: vec![(component.into(), "--no-such-flag".into())],
     }
 }

@@ -68,7 +68,11 @@ pub enum Cluster {
 
 /// Conformance of the CBAM Importer Copilot deployment to what its summary documents.
 #[derive(Debug, Parser)]
-#[command(name = "conformance", version)]
+#[command(
+    name = "conformance",
+    version,
+    after_help = "A kit cluster for people and scripts: conformance cluster up|status|load|down (see `conformance cluster --help`)."
+)]
 pub struct Args {
     /// Environment to check: one of fixtures/environments/NAME.yaml, or `all`.
     #[arg(value_parser = parse_env)]

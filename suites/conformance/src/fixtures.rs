@@ -465,6 +465,15 @@ pub(crate) struct DisruptionLoad {
     pub(crate) service_per_second: f64,
     pub(crate) timeout_ms: u64,
     pub(crate) settle_seconds: u64,
+    /// Pipeline runs to the Service, each waited for until it is over.
+    pub(crate) runs: DisruptionRuns,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DisruptionRuns {
+    pub(crate) per_second: f64,
+    pub(crate) duration_seconds: f64,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -492,6 +501,8 @@ pub(crate) struct NodeLossBudget {
 pub(crate) struct Budget {
     pub(crate) failed: usize,
     pub(crate) p99_ms: f64,
+    /// Pipeline runs started and not seen to complete (not refused).
+    pub(crate) runs_cut: usize,
 }
 
 /// fixtures/env-contract.yaml: the fields in which environments may differ,

@@ -4,6 +4,7 @@
 pub mod annotations;
 pub mod checks;
 pub mod cli;
+pub mod cluster_command;
 mod context;
 pub mod environment;
 pub mod fixtures;

@@ -184,7 +184,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
     },
     LiveCheck {
         id: "live-rollout-under-load",
-        about: "rolling update under load: no failed request, Ready never below the documented count",
+        about: "rolling update under load: no failed request or cut run, Ready never below the documented count",
         scope: Scope::Every,
         role: Role::NeedsRollout,
         order: Order::Free,
@@ -193,7 +193,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
     },
     LiveCheck {
         id: "live-drain-under-load",
-        about: "node drain under load: no failed request, minAvailable Ready throughout",
+        about: "node drain under load: no failed request or cut run, minAvailable Ready throughout",
         scope: Scope::Governed,
         role: Role::NeedsRollout,
         order: Order::Free,

@@ -414,3 +414,15 @@ fn json_and_sarif_on_stdout_are_each_alone() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("give either alone"), "{}", text(&out.stderr));
 }
+
+/// `conformance cluster` has its own parser; a provider it cannot manage is
+/// an error the caller can fix (exit 2), named, before any engine is asked.
+#[rstest]
+#[case(&["cluster", "up", "--cluster", "kind"], "kind is not built yet")]
+#[case(&["cluster", "down", "--cluster", "existing"], "existing is yours")]
+#[case(&["cluster", "sideways"], "unrecognized subcommand")]
+fn the_cluster_command_refuses_what_it_cannot_manage(#[case] args: &[&str], #[case] said: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_conformance")).current_dir(root()).args(args).output().expect("run");
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(said), "stderr:\n{}", text(&out.stderr));
+}

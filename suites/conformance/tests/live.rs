@@ -100,6 +100,7 @@ async fn cluster() -> Result<(KitCluster, std::fs::File), Failed> {
         image,
         timeouts: Timeouts::default(),
         reuse: true,
+        keep: false,
         component_args: Vec::new(),
     };
     let cluster = KitCluster::up(&options).await.map_err(|e| chain(&e))?;

@@ -1,4 +1,4 @@
-//! One HTTP/1.1 GET on a new connection (`Connection: close`), as a client
+//! One HTTP/1.1 request on a new connection (`Connection: close`), as a client
 //! without keep-alive sends it: every request is routed afresh (kube-proxy
 //! picks an endpoint per connection), so endpoint churn shows request by
 //! request. Errors are classified, not retried.
@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::{Answer, Kind, SERVED_BY};
+use crate::{Answer, Kind, POD_DRAINING, SERVED_BY};
 
 /// The most of an answer read: the status line and headers are what count.
 const READ_LIMIT: usize = 64 * 1024;
@@ -26,28 +26,54 @@ fn io_kind(e: &std::io::Error) -> Kind {
     }
 }
 
-/// The status and the `x-served-by` header of a raw answer, if it has a
-/// whole status line and header block.
-pub fn parse(raw: &[u8]) -> Option<(u16, Option<String>)> {
+/// What is sent: the method, the path, and a JSON body for a POST.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub host: String,
+    pub path: String,
+    pub json_body: Option<String>,
+}
+
+impl Request {
+    fn bytes(&self) -> Vec<u8> {
+        let (host, path) = (&self.host, &self.path);
+        let common = format!("Host: {host}\r\nUser-Agent: cbam-prober\r\nConnection: close\r\n");
+        match &self.json_body {
+            None => format!("GET {path} HTTP/1.1\r\n{common}\r\n"),
+            Some(body) => format!(
+                "POST {path} HTTP/1.1\r\n{common}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        }
+        .into_bytes()
+    }
+}
+
+/// The answer of a raw response, if it has a whole status line and header
+/// block: its status, the `x-served-by` pod, whether that pod was draining.
+pub fn parse(raw: &[u8]) -> Option<Answer> {
     let text = String::from_utf8_lossy(raw);
     let (head, _) = text.split_once("\r\n\r\n")?;
     let mut lines = head.split("\r\n");
     let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let pod = lines.find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.trim().eq_ignore_ascii_case(SERVED_BY).then(|| value.trim().to_owned())
-    });
-    Some((status, pod))
+    let (mut pod, mut draining) = (None, false);
+    for (name, value) in lines.filter_map(|l| l.split_once(':')) {
+        let (name, value) = (name.trim(), value.trim());
+        if name.eq_ignore_ascii_case(SERVED_BY) {
+            pod = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case(POD_DRAINING) {
+            draining = value == "true";
+        }
+    }
+    Some(Answer::status(status, pod).draining(draining))
 }
 
-async fn exchange(addr: SocketAddr, host: &str, path: &str) -> Answer {
+async fn exchange(addr: SocketAddr, request: &Request) -> Answer {
     let mut stream = match TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(e) => return Answer::error(Kind::Connect, format!("connect {addr}: {e}")),
     };
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: cbam-prober\r\nConnection: close\r\n\r\n");
-    if let Err(e) = stream.write_all(request.as_bytes()).await {
+    if let Err(e) = stream.write_all(&request.bytes()).await {
         return Answer::error(io_kind(&e), format!("send: {e}"));
     }
     let mut raw = Vec::new();
@@ -63,25 +89,27 @@ async fn exchange(addr: SocketAddr, host: &str, path: &str) -> Answer {
             }
             Err(e) => {
                 // A reset after a whole answer was read still answered.
-                return match parse(&raw) {
-                    Some((status, pod)) => Answer::status(status, pod),
-                    None => Answer::error(io_kind(&e), format!("read: {e}")),
-                };
+                return parse(&raw).unwrap_or_else(|| Answer::error(io_kind(&e), format!("read: {e}")));
             }
         }
     }
-    match parse(&raw) {
-        Some((status, pod)) => Answer::status(status, pod),
-        None => Answer::error(Kind::Reset, format!("closed after {} bytes, before a whole answer", raw.len())),
+    parse(&raw).unwrap_or_else(|| {
+        Answer::error(Kind::Reset, format!("closed after {} bytes, before a whole answer", raw.len()))
+    })
+}
+
+/// Sends `request` to `addr` and reads its answer, within `timeout`.
+pub async fn send(addr: SocketAddr, request: &Request, timeout: Duration) -> Answer {
+    match tokio::time::timeout(timeout, exchange(addr, request)).await {
+        Ok(answer) => answer,
+        Err(_) => Answer::error(Kind::Timeout, format!("no whole answer within {} ms", timeout.as_millis())),
     }
 }
 
 /// GET `path` from `addr` with `Host: host`, within `timeout`.
 pub async fn get(addr: SocketAddr, host: &str, path: &str, timeout: Duration) -> Answer {
-    match tokio::time::timeout(timeout, exchange(addr, host, path)).await {
-        Ok(answer) => answer,
-        Err(_) => Answer::error(Kind::Timeout, format!("no whole answer within {} ms", timeout.as_millis())),
-    }
+    let request = Request { host: host.to_owned(), path: path.to_owned(), json_body: None };
+    send(addr, &request, timeout).await
 }
 
 #[cfg(test)]
@@ -90,10 +118,20 @@ mod tests {
     use tokio::net::TcpListener;
 
     #[test]
-    fn reads_the_status_and_the_answering_pod() {
+    fn reads_the_status_the_answering_pod_and_whether_it_drains() {
         let raw = b"HTTP/1.1 503 Service Unavailable\r\nX-Served-By: cbam-api-7d9f-abcde\r\ncontent-length: 0\r\n\r\n";
-        assert_eq!(parse(raw), Some((503, Some("cbam-api-7d9f-abcde".to_owned()))));
+        assert_eq!(parse(raw), Some(Answer::status(503, Some("cbam-api-7d9f-abcde".to_owned()))));
+        let draining = b"HTTP/1.1 200 OK\r\nx-pod-draining: true\r\n\r\n{}";
+        assert_eq!(parse(draining), Some(Answer::status(200, None).draining(true)));
         assert_eq!(parse(b"HTTP/1.1 200 OK\r\n"), None, "headers not complete");
+    }
+
+    #[test]
+    fn a_post_carries_its_json_body_and_length() {
+        let request = Request { host: "h".into(), path: "/runs?wait=true".into(), json_body: Some("{\"a\":1}".into()) };
+        let text = String::from_utf8(request.bytes()).expect("ascii");
+        assert!(text.starts_with("POST /runs?wait=true HTTP/1.1\r\n"), "{text}");
+        assert!(text.contains("Content-Length: 7\r\n") && text.ends_with("\r\n\r\n{\"a\":1}"), "{text}");
     }
 
     async fn server(answer: &'static [u8]) -> SocketAddr {

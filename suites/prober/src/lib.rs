@@ -8,6 +8,7 @@
 //! `cbam-prober` binary inside the cluster against the Service.
 
 pub mod http1;
+pub mod runs;
 pub mod schedule;
 pub mod summary;
 
@@ -57,17 +58,42 @@ pub struct Answer {
     pub status: Option<u16>,
     /// The answering pod, from the response header `x-served-by`.
     pub pod: Option<String>,
+    /// Whether the answering pod had begun shutting down (`x-pod-draining`).
+    pub draining: bool,
     /// The error, for anything but an answer.
     pub error: Option<String>,
 }
 
 impl Answer {
     pub fn status(status: u16, pod: Option<String>) -> Self {
-        Answer { kind: Kind::of_status(status), status: Some(status), pod, error: None }
+        Answer { kind: Kind::of_status(status), status: Some(status), pod, draining: false, error: None }
     }
 
     pub fn error(kind: Kind, error: impl Into<String>) -> Self {
-        Answer { kind, status: None, pod: None, error: Some(error.into()) }
+        Answer { kind, status: None, pod: None, draining: false, error: Some(error.into()) }
+    }
+
+    #[must_use]
+    pub fn draining(mut self, draining: bool) -> Self {
+        self.draining = draining;
+        self
+    }
+}
+
+/// Which of the prober's request streams a record belongs to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    /// GETs of the load path (the application's liveness endpoint).
+    #[default]
+    Get,
+    /// Pipeline runs started and waited for (`runs`).
+    Run,
+}
+
+impl Stream {
+    pub fn is_get(&self) -> bool {
+        *self == Stream::Get
     }
 }
 
@@ -85,7 +111,36 @@ pub struct Record {
     pub pod: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Stream::is_get")]
+    pub stream: Stream,
+    /// The answering pod had begun shutting down.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
+}
+
+/// What a prober run cost: its last line.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// User + system CPU seconds (None where /proc is not readable).
+    pub cpu_seconds: Option<f64>,
+    pub wall_seconds: f64,
+}
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.cpu_seconds {
+            Some(cpu) if self.wall_seconds > 0.0 => write!(
+                f,
+                "{cpu:.2} CPU s in {:.0} s ({:.1} % of one core)",
+                self.wall_seconds,
+                cpu / self.wall_seconds * 100.0
+            ),
+            _ => write!(f, "CPU time unknown over {:.0} s", self.wall_seconds),
+        }
+    }
 }
 
 /// The response header through which the application names its pod.
 pub const SERVED_BY: &str = "x-served-by";
+/// The response header a pod that has begun shutting down adds (`true`).
+pub const POD_DRAINING: &str = "x-pod-draining";

@@ -1,8 +1,10 @@
 //! `cbam-prober probe`: the in-cluster half of the zero-downtime checks. It
-//! GETs a Service address on an open-loop schedule and prints one JSON
-//! record per request as it completes (first line: `{"started":true}`);
-//! it stops at `--seconds` or when its stdin closes (the harness's exec
-//! session ending), whichever is first.
+//! GETs a Service address on an open-loop schedule, and optionally starts
+//! pipeline runs on a second one (each waited for until it ends), and
+//! prints one JSON record per request as it completes (first line:
+//! `{"started":true}`, last: the CPU and wall seconds it used); it stops at
+//! `--seconds` or when its stdin closes (the harness's exec session
+//! ending), whichever is first.
 //!
 //! `cbam-prober bench`: `just bench prober`, the rate one core sustains and
 //! the p99 of how late requests leave against their schedule.
@@ -12,9 +14,10 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use cbam_prober::http1::Request;
 use cbam_prober::schedule::{Plan, run};
 use cbam_prober::summary::Summary;
-use cbam_prober::{Record, http1};
+use cbam_prober::{Record, Stream, Usage, http1};
 use clap::{Parser, Subcommand};
 use tokio::sync::{mpsc, watch};
 
@@ -42,6 +45,8 @@ enum Mode {
         seconds: f64,
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
+        #[command(flatten)]
+        runs: Runs,
     },
     /// Measure the prober against a local server that answers at once.
     Bench {
@@ -52,13 +57,26 @@ enum Mode {
     },
 }
 
+/// The second stream: pipeline runs, each answered when it is over.
+#[derive(Debug, Clone, clap::Args)]
+struct Runs {
+    /// Pipeline runs started per second (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    run_rate: f64,
+    /// How long each run lasts.
+    #[arg(long, default_value_t = 5.0)]
+    run_seconds: f64,
+    #[arg(long, default_value = "/api/v1/pipeline/runs?wait=true")]
+    run_path: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 enum ProberError {
     #[error("start the runtime")]
     Runtime(#[source] std::io::Error),
     #[error("start the bench server")]
     Server(#[source] std::io::Error),
-    #[error("plan the load: --rate and --seconds must be positive")]
+    #[error("plan the load: --rate, --seconds and --run-seconds must be positive, --run-rate not negative")]
     Plan,
 }
 
@@ -70,7 +88,8 @@ fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-async fn probe(addr: SocketAddr, host: String, path: String, plan: Plan, timeout: Duration) {
+async fn probe(addr: SocketAddr, get: Request, plan: Plan, timeout: Duration, runs: Runs) {
+    let wall0 = Instant::now();
     let (stop_tx, stop) = watch::channel(false);
     // A blocking read on its own thread: stdin closing is the stop signal.
     std::thread::spawn(move || {
@@ -90,12 +109,43 @@ async fn probe(addr: SocketAddr, host: String, path: String, plan: Plan, timeout
             print(serde_json::to_string(&record).unwrap_or_default());
         }
     });
+    let runner = (runs.run_rate > 0.0).then(|| {
+        let run_plan = Plan::new(runs.run_rate, plan.duration);
+        let request = Request {
+            host: get.host.clone(),
+            path: runs.run_path,
+            json_body: Some(serde_json::json!({ "duration_seconds": runs.run_seconds }).to_string()),
+        };
+        // A run answers when it is over: its timeout adds its length.
+        let run_timeout = timeout + Duration::from_secs_f64(runs.run_seconds);
+        let (run_tx, mut run_rx) = mpsc::unbounded_channel::<Record>();
+        let (tx, stop) = (tx.clone(), stop.clone());
+        tokio::spawn(async move {
+            let tag = tokio::spawn(async move {
+                while let Some(record) = run_rx.recv().await {
+                    let _ = tx.send(Record { stream: Stream::Run, ..record });
+                }
+            });
+            let send = move |_| {
+                let request = request.clone();
+                async move { http1::send(addr, &request, run_timeout).await }
+            };
+            run(run_plan, stop, send, run_tx).await;
+            let _ = tag.await;
+        })
+    });
     let send = move |_| {
-        let (host, path) = (host.clone(), path.clone());
-        async move { http1::get(addr, &host, &path, timeout).await }
+        let get = get.clone();
+        async move { http1::send(addr, &get, timeout).await }
     };
     run(plan, stop, send, tx).await;
+    if let Some(runner) = runner {
+        let _ = runner.await;
+    }
     let _ = printer.await;
+    // The last line: what the prober cost, for the scenario's evidence.
+    let usage = Usage { cpu_seconds: cpu_seconds(), wall_seconds: wall0.elapsed().as_secs_f64() };
+    println!("{}", serde_json::to_string(&usage).unwrap_or_default());
 }
 
 fn bench(rate: f64, seconds: f64) -> Result<(), ProberError> {
@@ -154,16 +204,17 @@ fn bench(rate: f64, seconds: f64) -> Result<(), ProberError> {
 
 fn main() -> ExitCode {
     let result = match Args::parse().mode {
-        Mode::Probe { addr, host, path, rate, seconds, timeout_ms } => {
-            if rate <= 0.0 || seconds <= 0.0 {
+        Mode::Probe { addr, host, path, rate, seconds, timeout_ms, runs } => {
+            if rate <= 0.0 || seconds <= 0.0 || runs.run_rate < 0.0 || runs.run_seconds <= 0.0 {
                 Err(ProberError::Plan)
             } else {
                 let plan = Plan::new(rate, Duration::from_secs_f64(seconds));
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(ProberError::Runtime)
-                    .map(|rt| rt.block_on(probe(addr, host, path, plan, Duration::from_millis(timeout_ms))))
+                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ProberError::Runtime).map(
+                    |rt| {
+                        let get = Request { host, path, json_body: None };
+                        rt.block_on(probe(addr, get, plan, Duration::from_millis(timeout_ms), runs));
+                    },
+                )
             }
         }
         Mode::Bench { rate, seconds } => bench(rate, seconds),

@@ -71,6 +71,8 @@ where
                 status: answer.status,
                 pod: answer.pod,
                 error: answer.error,
+                stream: crate::Stream::Get,
+                draining: answer.draining,
             });
         });
         while tasks.try_join_next().is_some() {}

@@ -123,6 +123,8 @@ mod tests {
             status: None,
             pod: Some(format!("p{}", seq % 2)),
             error: None,
+            stream: crate::Stream::Get,
+            draining: false,
         }
     }
 

@@ -171,6 +171,8 @@ mod tests {
             status: None,
             pod: None,
             error: None,
+            stream: cbam_prober::Stream::Get,
+            draining: false,
         };
         let ev = Evidence {
             service: (0..40)

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use cbam_cluster::docker::docker;
 use cbam_cluster::wait::{Poll, until};
+use cbam_prober::runs::{RunOutcome, RunTally};
 use cbam_prober::summary::Summary;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::Api;
@@ -159,10 +160,10 @@ fn judge(r: &mut Recorder, object: &str, node: &str, ev: &Evidence, waited: Wait
         not_ready.is_ok(),
     );
     let killed_ms = ev.phases.iter().find(|(_, label)| label.starts_with("kill ")).map_or(0.0, |(at, _)| *at);
+    #[expect(clippy::cast_precision_loss, reason = "seconds")]
+    let limit_ms = killed_ms + budget.failing_seconds as f64 * 1000.0;
     for (path, records) in [("through the ingress", &ev.ingress), ("to the Service from a pod", &ev.service)] {
         let s = Summary::of(records);
-        #[expect(clippy::cast_precision_loss, reason = "seconds")]
-        let limit_ms = killed_ms + budget.failing_seconds as f64 * 1000.0;
         let late = records.iter().filter(|r| r.kind.failed() && r.scheduled_ms > limit_ms).count();
         r.record(
             object,
@@ -172,6 +173,17 @@ fn judge(r: &mut Recorder, object: &str, node: &str, ev: &Evidence, waited: Wait
             s.sent > 0 && late == 0,
         );
     }
+    // The runs the lost pods held are cut with them (their callers time
+    // out); later runs may not be.
+    let runs = RunTally::of(&ev.runs);
+    let late = ev.runs.iter().filter(|r| RunOutcome::of(r) == RunOutcome::Cut && r.scheduled_ms > limit_ms).count();
+    r.record(
+        object,
+        &format!("pipeline runs to the Service while {node} was lost"),
+        format!("some completed, none cut that started later than {} s after the kill", budget.failing_seconds),
+        if late > 0 { format!("{runs}; {late} cut later") } else { runs.to_string() },
+        runs.completed > 0 && late == 0,
+    );
     r.record(
         object,
         &format!("the lost pods replaced and Ready off {node}"),

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use cbam_cluster::wait::{Poll, WaitError, until};
-use cbam_prober::Record;
+use cbam_prober::{Record, Usage};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, AttachParams, DeleteParams, PostParams};
 use serde_json::json;
@@ -48,7 +48,7 @@ pub(crate) struct InCluster {
     /// When its start line arrived: its records' times count from here.
     pub(crate) started: Instant,
     stdin: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
-    reader: JoinHandle<(Vec<Record>, String)>,
+    reader: JoinHandle<(Vec<Record>, Option<Usage>, String)>,
     stderr: JoinHandle<String>,
     process: kube::api::AttachedProcess,
 }
@@ -170,8 +170,8 @@ async fn copy_binary(cx: &LiveContext<'_>, pods: &Api<Pod>) -> Result<(), Prober
     if said.contains("copied") { Ok(()) } else { Err(ProberPodError::CopyFailed(said)) }
 }
 
-/// Starts the prober against the Service at `rate` requests per second;
-/// it stops by itself after `bound`.
+/// Starts the prober against the Service at `rate` requests per second,
+/// with the documented pipeline runs beside; it stops by itself after `bound`.
 pub(crate) async fn start(cx: &LiveContext<'_>, rate: f64, bound: Duration) -> Result<InCluster, ProberPodError> {
     let pods: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
     let ip = cluster_ip(cx).await?;
@@ -181,6 +181,7 @@ pub(crate) async fn start(cx: &LiveContext<'_>, rate: f64, bound: Duration) -> R
     let addr = format!("{ip}:{}", cx.workload.service.port);
     let host = format!("{}.{}.svc", cx.workload.service.name, cx.namespace());
     let (rate, seconds, timeout) = (rate.to_string(), bound.as_secs_f64().to_string(), load.timeout_ms.to_string());
+    let (run_rate, run_seconds) = (load.runs.per_second.to_string(), load.runs.duration_seconds.to_string());
     let command = [
         "/probe/cbam-prober",
         "probe",
@@ -196,6 +197,10 @@ pub(crate) async fn start(cx: &LiveContext<'_>, rate: f64, bound: Duration) -> R
         &seconds,
         "--timeout-ms",
         &timeout,
+        "--run-rate",
+        &run_rate,
+        "--run-seconds",
+        &run_seconds,
     ];
     let params = AttachParams {
         stdin: true,
@@ -216,36 +221,37 @@ pub(crate) async fn start(cx: &LiveContext<'_>, rate: f64, bound: Duration) -> R
         other => return Err(ProberPodError::NotStarted(format!("{other:?}"))),
     }
     let reader = tokio::spawn(async move {
-        let mut records = Vec::new();
-        let mut odd = String::new();
+        let (mut records, mut usage, mut odd) = (Vec::new(), None, String::new());
         while let Ok(Some(line)) = lines.next_line().await {
-            match serde_json::from_str::<Record>(&line) {
-                Ok(r) => records.push(r),
-                Err(_) if odd.len() < 1000 => odd.push_str(&line),
-                Err(_) => {}
+            if let Ok(r) = serde_json::from_str::<Record>(&line) {
+                records.push(r);
+            } else if let Ok(u) = serde_json::from_str::<Usage>(&line) {
+                usage = Some(u);
+            } else if odd.len() < 1000 {
+                odd.push_str(&line);
             }
         }
-        (records, odd)
+        (records, usage, odd)
     });
     Ok(InCluster { started, stdin: Box::new(stdin), reader, stderr, process })
 }
 
 impl InCluster {
     /// Stops the prober (its stdin closes), waits for its in-flight requests
-    /// (bounded by its request timeout) and returns every record, with what
-    /// it said on stderr or in lines that were not records.
-    pub(crate) async fn stop(mut self, limit: Duration) -> (Vec<Record>, String) {
+    /// (bounded by its request timeout) and returns every record, what it
+    /// cost, and what it said on stderr or in lines that were not records.
+    pub(crate) async fn stop(mut self, limit: Duration) -> (Vec<Record>, Option<Usage>, String) {
         let _ = self.stdin.shutdown().await;
         drop(self.stdin);
         let records = tokio::time::timeout(limit, self.reader).await;
         let stderr = tokio::time::timeout(Duration::from_secs(1), self.stderr).await;
         self.process.abort();
-        let (records, odd) = match records {
+        let (records, usage, odd) = match records {
             Ok(Ok(r)) => r,
-            _ => (Vec::new(), "the prober's output did not end in time".to_owned()),
+            _ => (Vec::new(), None, "the prober's output did not end in time".to_owned()),
         };
         let said = stderr.ok().and_then(Result::ok).unwrap_or_default();
-        (records, format!("{}{}", said.trim(), odd.trim()))
+        (records, usage, format!("{}{}", said.trim(), odd.trim()))
     }
 }
 

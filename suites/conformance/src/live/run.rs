@@ -313,6 +313,7 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
         image,
         timeouts: t,
         reuse,
+        keep: false,
         component_args: Vec::new(),
     })
     .await?;
@@ -335,7 +336,7 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
     };
     if cluster.kept() {
         out.notes.push(format!(
-            "cluster {} kept for reuse (--reuse); remove it with `CBAM_CLUSTER={} just cluster down`",
+            "cluster {} kept for reuse (--reuse); remove it with `just cluster down --name {}`",
             cluster.name, cluster.name
         ));
     }

@@ -1,7 +1,8 @@
 //! Load during a disruption, and its judgement: two open-loop probers run
 //! while a rollout or a drain happens, one through the real ingress from this
 //! host (TLS, SNI, within the documented rate limit) and one from a tool pod
-//! to the Service (`prober_pod`), beside a sampler of Ready replicas. The
+//! to the Service (`prober_pod`, which also starts pipeline runs and waits
+//! for each to end), beside a sampler of Ready replicas. The
 //! disruption marks its phases; the evidence is every request, a per-second
 //! plot and one line in summary.md; the facts hold the budgets of
 //! fixtures/disruption.yaml.
@@ -9,9 +10,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use cbam_prober::runs::RunTally;
 use cbam_prober::schedule::{Plan, run};
 use cbam_prober::summary::Summary;
-use cbam_prober::{Answer, Kind, Record, SERVED_BY};
+use cbam_prober::{Answer, Kind, POD_DRAINING, Record, SERVED_BY, Stream, Usage};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -42,10 +44,14 @@ pub(crate) enum LoadError {
 pub(crate) struct Evidence {
     pub(crate) ingress: Vec<Record>,
     pub(crate) service: Vec<Record>,
+    /// Pipeline runs to the Service, each answered when it was over.
+    pub(crate) runs: Vec<Record>,
     pub(crate) ready: Vec<(f64, usize)>,
     pub(crate) phases: Vec<(f64, String)>,
     /// What the in-cluster prober said besides its records.
     pub(crate) said: String,
+    /// What the in-cluster prober cost (its share of the machine).
+    pub(crate) prober_usage: Option<Usage>,
 }
 
 /// Both probers and the sampler, running.
@@ -71,8 +77,9 @@ impl std::fmt::Debug for Session {
 fn classify(result: Result<reqwest::Response, reqwest::Error>) -> Answer {
     match result {
         Ok(response) => {
-            let pod = response.headers().get(SERVED_BY).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            Answer::status(response.status().as_u16(), pod)
+            let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+            let (pod, draining) = (header(SERVED_BY).map(str::to_owned), header(POD_DRAINING) == Some("true"));
+            Answer::status(response.status().as_u16(), pod).draining(draining)
         }
         Err(e) if e.is_timeout() => Answer::error(Kind::Timeout, chain(&e)),
         Err(e) => {
@@ -182,15 +189,18 @@ impl Session {
         };
         let _ = self.ingress_stop.send(true);
         let (service_started, t0) = (self.service.started, self.t0);
-        let (mut service, said) = self.service.stop(self.limit).await;
+        let (records, prober_usage, said) = self.service.stop(self.limit).await;
+        let (mut runs, mut service): (Vec<Record>, Vec<Record>) =
+            records.into_iter().partition(|r| r.stream == Stream::Run);
         let mut ingress =
             tokio::time::timeout(self.limit, self.ingress).await.ok().and_then(Result::ok).unwrap_or_default();
         shift(&mut service, service_started);
+        shift(&mut runs, service_started);
         shift(&mut ingress, self.ingress_started);
         let ready = self.sampler.stop().await.into_iter().map(|(at, n)| (ms(t0, at), n)).collect();
         let phases = self.phases.into_iter().map(|(at, label)| (ms(t0, at), label)).collect();
         prober_pod::remove(cx).await;
-        Evidence { ingress, service, ready, phases, said }
+        Evidence { ingress, service, runs, ready, phases, said, prober_usage }
     }
 }
 
@@ -215,6 +225,14 @@ pub(crate) fn judge(r: &mut Recorder, object: &str, what: &str, ev: &Evidence, b
             s.latency_p99_ms.is_some_and(|p| p <= budget.p99_ms),
         );
     }
+    let runs = RunTally::of(&ev.runs);
+    r.record(
+        object,
+        &format!("pipeline runs to the Service during the {what}"),
+        format!("some completed; each completed or refused before starting, at most {} cut", budget.runs_cut),
+        runs.to_string(),
+        runs.completed > 0 && runs.cut <= budget.runs_cut,
+    );
     let low = ev.ready.iter().map(|(_, n)| *n).min();
     r.record(
         object,
@@ -234,6 +252,8 @@ pub(crate) fn write_evidence(report_dir: &Path, name: &str, title: &str, ev: &Ev
         "name": name, "phases": ev.phases, "ready": ev.ready,
         "ingress": {"summary": ingress, "requests": ev.ingress},
         "service": {"summary": service, "requests": ev.service},
+        "runs": {"tally": RunTally::of(&ev.runs), "requests": ev.runs},
+        "in_cluster_prober": ev.prober_usage,
     });
     let written = write_atomic(&dir.join(format!("{name}.json")), &serde_json::to_string(&doc).unwrap_or_default())
         .and_then(|()| write_atomic(&dir.join(format!("{name}.svg")), &disruption_plot::svg(title, ev)));
@@ -241,5 +261,10 @@ pub(crate) fn write_evidence(report_dir: &Path, name: &str, title: &str, ev: &Ev
         Ok(()) => format!("`disruption/{name}.json`, `disruption/{name}.svg`"),
         Err(e) => format!("not written ({})", chain(&e)),
     };
-    format!("- **{title}**: ingress {ingress}; Service {service}. Evidence: {files}.\n")
+    let runs = RunTally::of(&ev.runs);
+    let cost = ev.prober_usage.map_or_else(|| "not reported".to_owned(), |u| u.to_string());
+    format!(
+        "- **{title}**: ingress {ingress}; Service {service}; pipeline runs {runs}; in-cluster prober {cost}. \
+         Evidence: {files}.\n"
+    )
 }

@@ -1,0 +1,246 @@
+//! `conformance cluster up|status|load|down`: a kit cluster for people and
+//! scripts, made by the same provider the harness runs, so names, labels,
+//! volumes, 127.0.0.1-only ports and the kubeconfig live in one place. `up`
+//! leaves the cluster running (its nodes started marked for reuse, which
+//! testcontainers does not reap) once the readiness gate passed, and writes
+//! its kubeconfig, edited as data, beside the kit; `down` removes everything
+//! labelled with the name.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cbam_cluster::docker::{self, DockerError};
+use cbam_cluster::kit::{self, KitError};
+use cbam_cluster::provider::{ClusterError, KitCluster, KitOptions, LABEL, registry_beside};
+use cbam_cluster::readiness::{self, GateError};
+use cbam_cluster::timeouts::Timeouts;
+use clap::{Parser, Subcommand};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::cli::{Cluster, EXIT_ERROR, chain};
+
+/// A kit cluster in Docker, kept until `down`.
+#[derive(Debug, Parser)]
+#[command(name = "conformance cluster", bin_name = "conformance cluster")]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub action: Action,
+    /// Prefix of the cluster's containers, network and volumes.
+    #[arg(long, global = true, default_value = "cbam-kit")]
+    pub name: String,
+    /// The provider (only the kit's k3s-shaped nodes are built so far).
+    #[arg(long, global = true, value_enum, default_value = "k3s")]
+    pub cluster: Cluster,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// One server and --agents agents, through the readiness gate; prints the kubeconfig's path.
+    Up {
+        #[arg(long, default_value_t = 2)]
+        agents: usize,
+    },
+    /// The cluster's containers, nodes and system pods.
+    Status,
+    /// Serves an OCI image archive (`just image` writes target/image/cbam-api.tar and the
+    /// oci-registry beside it) to every node, as the harness serves the application's.
+    Load { archive: PathBuf },
+    /// Removes every container, volume and network labelled with the name, and its kubeconfig.
+    Down,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CommandError {
+    #[error("the {0:?} provider has no cluster this command manages (kind is not built yet; existing is yours)")]
+    Provider(Cluster),
+    #[error("reach the container engine (run `just engine`)")]
+    NoEngine,
+    #[error(transparent)]
+    Kit(#[from] KitError),
+    #[error("find the node image {0} (run `just kit`)")]
+    NodeImage(String),
+    #[error("find {0} (run `just image`)")]
+    Archive(PathBuf),
+    #[error("no running node is labelled {LABEL}={0}")]
+    NoNodes(String),
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    Cluster(Box<ClusterError>),
+    #[error("the cluster did not pass the readiness gate (removed)")]
+    Gate(#[source] Box<GateError>),
+    #[error("write the kubeconfig {0}")]
+    Write(PathBuf, #[source] std::io::Error),
+    #[error("read the kubeconfig {0} (is the cluster up?)")]
+    Kubeconfig(PathBuf, #[source] Box<kube::config::KubeconfigError>),
+    #[error("reach the cluster's API")]
+    Api(#[source] Box<kube::Error>),
+}
+
+impl From<ClusterError> for CommandError {
+    fn from(e: ClusterError) -> Self {
+        CommandError::Cluster(Box::new(e))
+    }
+}
+
+impl CommandError {
+    /// 2 for what the caller can fix before trying (usage, input,
+    /// environment); 1 for a cluster that failed.
+    fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::Gate(_) | CommandError::Cluster(_) | CommandError::Api(_) => 1,
+            _ => EXIT_ERROR,
+        }
+    }
+}
+
+/// Where `up` writes the cluster's kubeconfig (as ci/kit/*.sh keep theirs).
+pub fn kubeconfig_path(name: &str) -> PathBuf {
+    kit::dir().join(format!("{name}.kubeconfig"))
+}
+
+/// Writes `text` readable by its owner only, whole or not at all.
+fn write_private(path: &Path, text: &str) -> Result<(), CommandError> {
+    let io = |e| CommandError::Write(path.to_owned(), e);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let temp = path.with_extension("partial");
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp).map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    std::fs::rename(&temp, path).map_err(io)
+}
+
+async fn up(name: &str, agents: usize, t: &Timeouts) -> Result<(), CommandError> {
+    if !docker::engine_reachable().await {
+        return Err(CommandError::NoEngine);
+    }
+    let image = kit::node_image()?;
+    if !docker::image_present(&image).await {
+        return Err(CommandError::NodeImage(image));
+    }
+    let since = Instant::now();
+    let opts = KitOptions {
+        name: name.to_owned(),
+        agents,
+        image,
+        timeouts: *t,
+        reuse: false,
+        keep: true,
+        component_args: Vec::new(),
+    };
+    let cluster = KitCluster::up(&opts).await?;
+    if let Err(e) = readiness::gate(&cluster, t).await {
+        // A cluster that is not ready is not left behind (as the harness).
+        KitCluster::sweep(name).await?;
+        return Err(CommandError::Gate(Box::new(e)));
+    }
+    let path = kubeconfig_path(name);
+    write_private(&path, &cluster.kubeconfig_yaml)?;
+    eprintln!(
+        "cluster: {name} up in {:.0} s ({} nodes): API https://127.0.0.1:{}, HTTP 127.0.0.1:{}, HTTPS 127.0.0.1:{}",
+        since.elapsed().as_secs_f64(),
+        cluster.nodes.len(),
+        cluster.api_port,
+        cluster.http_port,
+        cluster.https_port
+    );
+    println!("{}", path.display());
+    Ok(())
+}
+
+/// The running containers labelled with the cluster's name.
+async fn containers(name: &str) -> Result<Vec<String>, CommandError> {
+    let filter = format!("label={LABEL}={name}");
+    let out =
+        docker::docker(&["ps", "--filter", &filter, "--filter", "status=running", "--format", "{{.Names}}"]).await?;
+    let names: Vec<String> = out.lines().map(str::to_owned).collect();
+    if names.is_empty() { Err(CommandError::NoNodes(name.to_owned())) } else { Ok(names) }
+}
+
+async fn status(name: &str) -> Result<(), CommandError> {
+    let filter = format!("label={LABEL}={name}");
+    print!("{}", docker::docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}\t{{.Status}}"]).await?);
+    let path = kubeconfig_path(name);
+    let unreadable = |e| CommandError::Kubeconfig(path.clone(), Box::new(e));
+    let api = |e| CommandError::Api(Box::new(e));
+    let kubeconfig = Kubeconfig::read_from(&path).map_err(unreadable)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.map_err(unreadable)?;
+    let client = kube::Client::try_from(config).map_err(api)?;
+    let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.map_err(api)?;
+    for node in nodes {
+        let ready = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+            .map_or("Unknown", |c| if c.status == "True" { "Ready" } else { "NotReady" });
+        println!("node {} {ready}", node.metadata.name.unwrap_or_default());
+    }
+    let pods = Api::<Pod>::namespaced(client, "kube-system").list(&ListParams::default()).await.map_err(api)?;
+    for pod in pods {
+        let phase = pod.status.and_then(|s| s.phase).unwrap_or_default();
+        println!("pod kube-system/{} {phase}", pod.metadata.name.unwrap_or_default());
+    }
+    Ok(())
+}
+
+async fn load(name: &str, archive: &Path, t: &Timeouts) -> Result<(), CommandError> {
+    let registry = registry_beside(archive);
+    for file in [archive, registry.as_path()] {
+        if !file.is_file() {
+            return Err(CommandError::Archive(file.to_owned()));
+        }
+    }
+    let nodes = containers(name).await?;
+    for node in &nodes {
+        docker::serve_image(node, archive, &registry, t.node_component.as_secs().max(1)).await?;
+    }
+    eprintln!("cluster: serving {} to {} nodes of {name}", archive.display(), nodes.len());
+    Ok(())
+}
+
+async fn down(name: &str) -> Result<(), CommandError> {
+    KitCluster::sweep(name).await?;
+    let path = kubeconfig_path(name);
+    if path.exists() {
+        std::fs::remove_file(&path).map_err(|e| CommandError::Write(path.clone(), e))?;
+    }
+    eprintln!("cluster: removed {name}");
+    Ok(())
+}
+
+/// Runs the command; the exit code.
+pub fn run(args: &ClusterArgs) -> u8 {
+    let t = Timeouts::default();
+    let result = match args.cluster {
+        Cluster::K3s => match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(rt) => rt.block_on(async {
+                match &args.action {
+                    Action::Up { agents } => up(&args.name, *agents, &t).await,
+                    Action::Status => status(&args.name).await,
+                    Action::Load { archive } => load(&args.name, archive, &t).await,
+                    Action::Down => down(&args.name).await,
+                }
+            }),
+            Err(e) => {
+                eprintln!("error: {}", chain(&e));
+                return EXIT_ERROR;
+            }
+        },
+        other => Err(CommandError::Provider(other)),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            e.exit_code()
+        }
+    }
+}
