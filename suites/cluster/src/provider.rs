@@ -266,8 +266,19 @@ impl KitCluster {
             container: format!("{}-agent{i}", opts.name),
             handle: None,
         }));
-        let (kubeconfig_yaml, client) = Self::connect(&server, api_port).await?;
-        Ok(Some(KitCluster {
+        Ok(Some(Self::connected(opts, nodes, (api_port, http_port, https_port), true).await?))
+    }
+
+    /// The cluster once its nodes run (the server first): a client through
+    /// the published API port.
+    async fn connected(
+        opts: &KitOptions,
+        nodes: Vec<Node>,
+        (api_port, http_port, https_port): (u16, u16, u16),
+        kept: bool,
+    ) -> Result<KitCluster, ClusterError> {
+        let (kubeconfig_yaml, client) = Self::connect(&nodes[0].container, api_port).await?;
+        Ok(KitCluster {
             name: opts.name.clone(),
             nodes,
             client,
@@ -275,8 +286,8 @@ impl KitCluster {
             api_port,
             http_port,
             https_port,
-            kept: true,
-        }))
+            kept,
+        })
     }
 
     /// Other reusable clusters (another kit or agent count) are stale: removed.
@@ -364,19 +375,8 @@ impl KitCluster {
                 source,
             })
         };
-        let (api_port, http_port, https_port) = (port(6443).await?, port(80).await?, port(443).await?);
-        let (kubeconfig_yaml, client) = Self::connect(&server.container, api_port).await?;
-        let kept = opts.keep || opts.reuse;
-        Ok(KitCluster {
-            name: opts.name.clone(),
-            nodes,
-            client,
-            kubeconfig_yaml,
-            api_port,
-            http_port,
-            https_port,
-            kept,
-        })
+        let ports = (port(6443).await?, port(80).await?, port(443).await?);
+        Self::connected(opts, nodes, ports, opts.keep || opts.reuse).await
     }
 
     /// Serves an image archive to every node's containerd from a registry
