@@ -1,7 +1,9 @@
 //! Kit clusters for the live tier: Docker engine access, the offline kit's
 //! node image, a k3s-style provider (server + agents, testcontainers), the
-//! readiness gate, and the one waiting primitive with its timeouts.
+//! platform addons it installs, the readiness gate, and the one waiting
+//! primitive with its timeouts.
 
+pub mod addons;
 pub mod components;
 pub mod docker;
 pub mod error_chain;

@@ -12,6 +12,7 @@ use testcontainers::core::{IntoContainerPort, Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt, ReuseDirective};
 
+use crate::addons::{self, AddonError};
 use crate::docker::{self, DockerError};
 use crate::timeouts::Timeouts;
 
@@ -64,6 +65,8 @@ pub enum ClusterError {
     KubeconfigText(#[source] serde_norway::Error),
     #[error("build a client for the cluster")]
     Client(#[source] kube::Error),
+    #[error("install the platform addons")]
+    Addons(#[from] AddonError),
     #[error("start an agent: the task failed: {0}")]
     Join(String),
     #[error("remove node {node}")]
@@ -376,7 +379,10 @@ impl KitCluster {
             })
         };
         let ports = (port(6443).await?, port(80).await?, port(443).await?);
-        Self::connected(opts, nodes, ports, opts.keep || opts.reuse).await
+        let cluster = Self::connected(opts, nodes, ports, opts.keep || opts.reuse).await?;
+        // The platform layer, once the API answers; the gate waits for it.
+        addons::install(&cluster.client).await?;
+        Ok(cluster)
     }
 
     /// Serves an image archive to every node's containerd from a registry

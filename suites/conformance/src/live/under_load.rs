@@ -149,7 +149,8 @@ impl Session {
             sampler,
             phases: vec![(t0, "load".to_owned())],
             settle,
-            limit: timeout + Duration::from_secs(5),
+            // A run sent just before the stop answers after its length.
+            limit: timeout + Duration::from_secs_f64(load.runs.duration_seconds) + Duration::from_secs(5),
         })
     }
 

@@ -1,0 +1,135 @@
+//! Platform addons are a harness layer, not part of a node image: the
+//! ingress controller (Traefik with its NGINX provider, class `nginx`),
+//! metrics-server, Prometheus, prometheus-adapter and ReadWriteMany storage.
+//! Their manifests are kept once, in ci/addons/ (compiled in; image tags
+//! from ci/versions.env), and applied server-side by the provider as soon as
+//! the API answers; the readiness gate then waits for them. Their images are
+//! the kit's offline archives, which every node imports when it boots. What
+//! a cluster needs to be a cluster at all (CoreDNS, the RBAC a full kubeadm
+//! init would bind) stays with the node, as kind and k3s ship it. A cluster
+//! the harness did not create gets nothing.
+
+use kube::Client;
+use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::core::TypeMeta;
+use kube::core::gvk::ParseGroupVersionError;
+use kube::discovery::{self, Scope};
+
+/// The field manager the addons are applied under.
+const FIELD_MANAGER: &str = "cbam-addons";
+
+/// Applied in this order (a namespace before what lives in it).
+const MANIFESTS: [(&str, &str); 5] = [
+    ("20-local-path.yaml", include_str!("../../../ci/addons/20-local-path.yaml")),
+    ("30-metrics-server.yaml", include_str!("../../../ci/addons/30-metrics-server.yaml")),
+    ("40-traefik.yaml", include_str!("../../../ci/addons/40-traefik.yaml")),
+    ("50-prometheus.yaml", include_str!("../../../ci/addons/50-prometheus.yaml")),
+    ("60-prometheus-adapter.yaml", include_str!("../../../ci/addons/60-prometheus-adapter.yaml")),
+];
+
+/// The pins every image tag comes from (`__NAME_VERSION__` in a manifest).
+const VERSIONS: &str = include_str!("../../../ci/versions.env");
+
+#[derive(Debug, thiserror::Error)]
+pub enum AddonError {
+    #[error("read the addon manifest {file}")]
+    Yaml {
+        file: &'static str,
+        #[source]
+        source: serde_norway::Error,
+    },
+    #[error("read the addon manifest {file}: {object} has no {what}")]
+    Incomplete { file: &'static str, object: String, what: &'static str },
+    #[error("read the addon manifest {file}: apiVersion of {object}")]
+    ApiVersion {
+        file: &'static str,
+        object: String,
+        #[source]
+        source: ParseGroupVersionError,
+    },
+    #[error("find the API serving {0}")]
+    Discovery(String, #[source] Box<kube::Error>),
+    #[error("apply {0}")]
+    Apply(String, #[source] Box<kube::Error>),
+}
+
+/// A manifest with every `__NAME__` placeholder that names a pin of
+/// ci/versions.env replaced by its value.
+fn pinned(text: &str) -> String {
+    VERSIONS
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .filter(|(name, _)| !name.trim_start().starts_with('#'))
+        .fold(text.to_owned(), |text, (name, value)| text.replace(&format!("__{}__", name.trim()), value.trim()))
+}
+
+/// Every object of every addon manifest, in order, with its file.
+pub fn objects() -> Result<Vec<(&'static str, DynamicObject)>, AddonError> {
+    let mut out = Vec::new();
+    for (file, text) in MANIFESTS {
+        for document in serde_norway::Deserializer::from_str(&pinned(text)) {
+            let value: Option<DynamicObject> =
+                serde::Deserialize::deserialize(document).map_err(|source| AddonError::Yaml { file, source })?;
+            out.extend(value.map(|object| (file, object)));
+        }
+    }
+    Ok(out)
+}
+
+fn label(object: &DynamicObject) -> String {
+    let kind = object.types.as_ref().map_or("?", |t| t.kind.as_str());
+    let name = object.metadata.name.as_deref().unwrap_or("?");
+    match object.metadata.namespace.as_deref() {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// Applies every addon object (server-side, forced: the addons are the
+/// harness's own), finding each kind's API by discovery.
+pub async fn install(client: &Client) -> Result<(), AddonError> {
+    for (file, object) in objects()? {
+        let what = label(&object);
+        let TypeMeta { api_version, kind } =
+            object.types.clone().ok_or_else(|| AddonError::Incomplete { file, object: what.clone(), what: "kind" })?;
+        let name = object.metadata.name.clone().ok_or_else(|| AddonError::Incomplete {
+            file,
+            object: what.clone(),
+            what: "name",
+        })?;
+        let gvk = GroupVersionKind::try_from(&TypeMeta { api_version, kind })
+            .map_err(|source| AddonError::ApiVersion { file, object: what.clone(), source })?;
+        let (resource, capabilities) =
+            discovery::pinned_kind(client, &gvk).await.map_err(|e| AddonError::Discovery(what.clone(), Box::new(e)))?;
+        let api: Api<DynamicObject> = match (capabilities.scope, object.metadata.namespace.as_deref()) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
+            (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &resource),
+            (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
+        };
+        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object))
+            .await
+            .map_err(|e| AddonError::Apply(what, Box::new(e)))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_addon_object_is_whole_and_every_image_pinned() {
+        let objects = objects().expect("the addon manifests parse");
+        assert!(objects.len() > 30, "{} objects", objects.len());
+        for (file, object) in &objects {
+            assert!(object.types.is_some() && object.metadata.name.is_some(), "{file}: {}", label(object));
+        }
+        for (file, text) in MANIFESTS {
+            let text = pinned(text);
+            assert!(!text.contains("_VERSION__"), "{file} keeps a placeholder no pin replaced");
+        }
+        let traefik = objects.iter().find(|(_, o)| label(o) == "DaemonSet traefik/traefik").expect("traefik");
+        let image = serde_json::to_string(&traefik.1.data).expect("json");
+        assert!(image.contains("docker.io/library/traefik:v3."), "pinned from ci/versions.env: {image}");
+    }
+}
