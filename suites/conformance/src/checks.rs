@@ -56,6 +56,7 @@ checks! {
     "https-redirect", Every, ingress::https_redirect, "HTTP redirected to HTTPS";
     "rate-limit", Every, ingress::rate_limit, "100 requests per minute per client, no larger burst";
     "ingress-class", Every, ingress::class, "the ingress controller class";
+    "ingress-failover", Every, ingress::failover, "a dead endpoint given up after 1 s, idempotent requests retried";
     "ingress-routes", Every, ingress::routes, "every documented endpoint routed to the Service (Ingress path matching)";
     "api-docs", Every, app_config::api_docs, "API docs on or off";
     "log-level", Every, app_config::log_level, "log level";

@@ -220,6 +220,7 @@ pub(crate) struct Ingress {
     pub(crate) ssl_redirect: bool,
     pub(crate) rate_limit_per_minute: u32,
     pub(crate) rate_limit_burst_multiplier: u32,
+    pub(crate) connect_timeout_seconds: u32,
     /// Request paths that must reach the Service through the Ingress.
     pub(crate) routes: Vec<String>,
 }

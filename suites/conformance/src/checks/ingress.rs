@@ -11,6 +11,9 @@ const SSL_REDIRECT: &str = "nginx.ingress.kubernetes.io/ssl-redirect";
 const FORCE_SSL_REDIRECT: &str = "nginx.ingress.kubernetes.io/force-ssl-redirect";
 const LIMIT_RPM: &str = "nginx.ingress.kubernetes.io/limit-rpm";
 const LIMIT_BURST_MULTIPLIER: &str = "nginx.ingress.kubernetes.io/limit-burst-multiplier";
+const CONNECT_TIMEOUT: &str = "nginx.ingress.kubernetes.io/proxy-connect-timeout";
+const NEXT_UPSTREAM: &str = "nginx.ingress.kubernetes.io/proxy-next-upstream";
+const NEXT_UPSTREAM_TRIES: &str = "nginx.ingress.kubernetes.io/proxy-next-upstream-tries";
 
 fn with_ingress(cx: &Context, r: &mut Recorder, check: impl FnOnce(&Ingress, &str, &mut Recorder)) {
     let object = cx.label_of("Ingress", &cx.workload.ingress.name);
@@ -75,6 +78,23 @@ pub(crate) fn rate_limit(cx: &Context, r: &mut Recorder) {
         // Absent means ingress-nginx's default of 5: a burst of 5x the limit.
         let burst = cx.workload.ingress.rate_limit_burst_multiplier.to_string();
         r.equal(object, LIMIT_BURST_MULTIPLIER, burst, shown(annotation(ingress, LIMIT_BURST_MULTIPLIER)));
+    });
+}
+
+/// A connection to a dead endpoint is given up quickly and the idempotent
+/// request retried on another: the documented connect timeout, and retries
+/// not switched off (absent, the controllers retry on "error timeout", up
+/// to 3 tries).
+pub(crate) fn failover(cx: &Context, r: &mut Recorder) {
+    with_ingress(cx, r, |ingress, object, r| {
+        let want = cx.workload.ingress.connect_timeout_seconds.to_string();
+        r.equal(object, CONNECT_TIMEOUT, want, shown(annotation(ingress, CONNECT_TIMEOUT)));
+        let upstream = annotation(ingress, NEXT_UPSTREAM);
+        let retries = upstream.as_deref().is_none_or(|u| u.split_whitespace().any(|c| c == "error" || c == "timeout"));
+        r.record(object, NEXT_UPSTREAM, "absent, or retrying on error or timeout", shown(upstream.as_ref()), retries);
+        let tries = annotation(ingress, NEXT_UPSTREAM_TRIES);
+        let more_than_one = tries.as_deref().is_none_or(|t| t.trim().parse::<u32>().is_ok_and(|n| n != 1));
+        r.record(object, NEXT_UPSTREAM_TRIES, "absent, or not 1", shown(tries.as_ref()), more_than_one);
     });
 }
 
