@@ -75,6 +75,14 @@ pub(crate) async fn node_loss(cx: &LiveContext<'_>, r: &mut Recorder) {
             return r.record(&object, "node loss", "an agent hosting an app pod", e, false);
         }
     };
+    // The kill ends the processes of the app pods on that node on purpose:
+    // if the node is back before they are removed, kubelet restarts them
+    // once (exit 255, Unknown), which `live-no-restarts` must not count.
+    if let Ok(pods) = app_pods(cx).await {
+        for pod in pods.iter().filter(|p| node_of(p) == Some(node.as_str())) {
+            cx.restarts.on_purpose(pod.metadata.name.as_deref().unwrap_or_default());
+        }
+    }
     session.settle().await;
     session.mark(format!("kill {node}"));
     let killed_at = Instant::now();

@@ -4,9 +4,10 @@
 //! check (pods a drain or a scale-down removes later are still counted),
 //! and the last check waits until every pod has been Ready for one full
 //! liveness window (delay + period x threshold + timeout, read from the
-//! live Deployment) before it judges. The one restart the run causes on
-//! purpose (`live-unready-endpoints` ends one pod's process) is allowed,
-//! and that pod is not waited for.
+//! live Deployment) before it judges. The restarts the run causes on
+//! purpose (`live-unready-endpoints` ends one pod's process, nightly
+//! `live-node-loss` kills a node with its pods) are allowed once per pod,
+//! and those pods are not waited for.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -169,7 +170,7 @@ pub(crate) async fn no_restarts(cx: &LiveContext<'_>, r: &mut Recorder) {
     r.record(
         &object,
         &format!("container restarts during the run ({containers} containers seen)"),
-        "none (one where the run ends the process on purpose)",
+        "none (one where the run ends the process on purpose: live-unready-endpoints' pod, live-node-loss's lost pods)",
         if unexpected.is_empty() { "none".to_owned() } else { unexpected.join("; ") },
         containers > 0 && unexpected.is_empty(),
     );
