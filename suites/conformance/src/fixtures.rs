@@ -447,6 +447,7 @@ pub(crate) struct Autoscaling {
     pub(crate) ready_budget_seconds: u64,
     /// The HPA controller's tolerance (a ratio within 1 +- this is ignored).
     pub(crate) hpa_tolerance: f64,
+    pub(crate) hpa_sync_period_seconds: u64,
     pub(crate) scenarios: Vec<Scenario>,
 }
 

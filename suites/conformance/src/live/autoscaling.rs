@@ -365,6 +365,7 @@ async fn scale_down_after(cx: &LiveContext<'_>, scenario: &Scenario, from: i32, 
         demand_budget: longest_run(cx, scenario) + 2.0 * cx.autoscaling.step_late_tolerance_seconds as f64,
         late_tolerance: cx.autoscaling.step_late_tolerance_seconds as f64,
         interval: cx.autoscaling.sample_interval_seconds as f64,
+        sync_period: cx.autoscaling.hpa_sync_period_seconds as f64,
     };
     let mut sampler = Sampler::new(cx);
     let mut ticker = tokio::time::interval(Duration::from_secs(cx.autoscaling.sample_interval_seconds.max(1)));
