@@ -71,6 +71,11 @@ node_tag() { # content hash of everything that goes into the node image
     sha256sum "$kit"/images/*.tar | cut -d' ' -f1; } | sha256sum | cut -c1-12
 }
 
+# Marks a node image run by cbam-node's supervisor: the harness reads its
+# component states only there (an upstream k3s image has none).
+# suites/cluster/src/provider.rs knows this name.
+SUPERVISOR_LABEL=cbam.io/node-supervisor
+
 build_node() {
   local ref="cbam-kit/node:$KUBERNETES_VERSION-$(node_tag)"
   if docker image inspect "$ref" >/dev/null 2>&1; then echo "kit: node image $ref present" >&2; echo "$ref" >"$kit/node-image"; return; fi
@@ -78,13 +83,14 @@ build_node() {
   rm -rf "$dir" && mkdir -p "$dir"
   tar -C "$dir" -xf "$kit/rootfs-$DEBIAN_SUITE.tar"
   install -d "$dir/usr/local/bin" "$dir/opt/cni/bin" "$dir/etc/cbam/addons" "$dir/etc/containerd" \
-    "$dir/var/lib/cbam/images" "$dir/var/lib/cbam/shared" "$dir/var/lib/cbam/storage"
+    "$dir/var/lib/rancher/k3s/agent/images" "$dir/var/lib/cbam/storage"
   install -m 755 "$kit/kubernetes-$KUBERNETES_VERSION"/bin/* "$dir/usr/local/bin/"
   install -m 755 "$kit/etcd-$ETCD_VERSION/bin/etcd" "$dir/usr/local/bin/"
   install -m 755 "$kit/containerd-$CONTAINERD_VERSION"/bin/* "$dir/usr/local/bin/"
   install -m 755 "$kit/cni-plugins-$CNI_PLUGINS_VERSION"/bin/* "$dir/opt/cni/bin/"
   install -m 755 "$here/node/cbam-node" "$here/node/runc-node" "$dir/usr/local/bin/"
-  install -m 644 "$here/node/kubelet.yaml" "$here/node/cni.conflist" "$dir/etc/cbam/"
+  install -m 644 "$here/node/kubelet.yaml" "$here/node/join.yaml" "$here/node/authentication.yaml" \
+    "$here/node/cni.conflist" "$dir/etc/cbam/"
   sed "s/__PAUSE_VERSION__/$PAUSE_VERSION/" "$here/node/containerd.toml" >"$dir/etc/containerd/config.toml"
   local addon
   for addon in "$here"/node/addons/*.yaml; do
@@ -93,10 +99,11 @@ build_node() {
       -e "s/__PROMETHEUS_VERSION__/$PROMETHEUS_VERSION/" -e "s/__PROMETHEUS_ADAPTER_VERSION__/$PROMETHEUS_ADAPTER_VERSION/" \
       "$addon" >"$dir/etc/cbam/addons/$(basename "$addon")"
   done
-  cp "$kit"/images/*.tar "$dir/var/lib/cbam/images/"
+  cp "$kit"/images/*.tar "$dir/var/lib/rancher/k3s/agent/images/"
   echo "$KUBERNETES_VERSION" >"$dir/etc/cbam/kubernetes-version"
   tar -C "$dir" -c . | docker import \
-    --change 'ENTRYPOINT ["/usr/local/bin/cbam-node"]' \
+    --change 'ENTRYPOINT ["/usr/local/bin/cbam-node"]' --change 'CMD ["agent"]' \
+    --change "LABEL $SUPERVISOR_LABEL=cbam-node" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'VOLUME ["/var/lib/containerd", "/var/lib/kubelet", "/var/lib/etcd", "/var/log"]' - "$ref" >/dev/null
   rm -rf "$dir"

@@ -16,10 +16,16 @@ fi
 setsid "$dir/oci-registry" --archive "$dir/image.tar" --listen "$listen" >>"$log" 2>&1 </dev/null &
 pid=$!
 echo "$pid" >"$pidfile"
-mkdir -p /etc/containerd/certs.d/_default
-printf 'server = "http://%s"\n' "$listen" >/etc/containerd/certs.d/_default/hosts.toml
+# k3s keeps its containerd's hosts directory under its data dir; the kit
+# node has containerd's own.
+hosts=/etc/containerd/certs.d
+[ ! -d /var/lib/rancher/k3s/agent/etc/containerd ] || hosts=/var/lib/rancher/k3s/agent/etc/containerd/certs.d
+mkdir -p "$hosts/_default"
+printf 'server = "http://%s"\n' "$listen" >"$hosts/_default/hosts.toml"
+fetch=wget
+! command -v busybox >/dev/null 2>&1 || fetch="busybox wget"
 waited=0
-until busybox wget -q -O /dev/null "http://$listen/v2/" 2>/dev/null; do
+until $fetch -q -O /dev/null "http://$listen/v2/" 2>/dev/null; do
   if ! kill -0 "$pid" 2>/dev/null; then
     echo "oci-registry exited: $(tail -n 3 "$log")" >&2; exit 1
   fi

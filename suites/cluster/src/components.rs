@@ -1,6 +1,6 @@
 //! The supervised components of kit nodes (etcd, the API server, containerd,
 //! kubelet, kube-proxy, ...) as each node's supervisor (ci/kit/node/cbam-node)
-//! records them in the cluster's shared volume, one line per component:
+//! records them in the node's own filesystem, one line per component:
 //! `running|exited|crash-looping SINCE QUICK_EXITS LAST_EXIT_CODE [WORDS]`
 //! (WORDS: what the component's last run said of its reason). A crash
 //! loop is a readiness-gate failure naming the node and the component, not a
@@ -12,11 +12,11 @@ use crate::docker::{self, DockerError};
 use crate::provider::KitCluster;
 use crate::wait::Poll;
 
-/// Where the supervisors write, in every node (the shared volume).
-const DIR: &str = "/var/lib/cbam/shared/components";
+/// Where each node's supervisor writes (`NODE/COMPONENT` files).
+const DIR: &str = "/var/lib/cbam/components";
 
 /// How often the gate looks for a crash loop while its other waits run:
-/// one `docker exec` each time, on a 2-core machine.
+/// one `docker exec` per node each time, on a 2-core machine.
 const INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,11 +102,22 @@ pub fn parse(output: &str) -> Result<(u64, Vec<Component>), StateError> {
     Ok((now, components))
 }
 
+/// Every node's components, and the clock of the last node read (the nodes
+/// share the host's).
 async fn read(cluster: &KitCluster) -> Result<(u64, Vec<Component>), StateError> {
-    let server = &cluster.nodes.first().ok_or(StateError::NoNodes)?.container;
+    if cluster.nodes.is_empty() {
+        return Err(StateError::NoNodes);
+    }
     let script = format!("date +%s; cd {DIR} && grep -r . . || true");
-    let output = docker::docker(&["exec", server, "sh", "-c", &script]).await.map_err(StateError::Docker)?;
-    parse(&output)
+    let (mut now, mut all) = (0, Vec::new());
+    for node in &cluster.nodes {
+        let output =
+            docker::docker(&["exec", &node.container, "sh", "-c", &script]).await.map_err(StateError::Docker)?;
+        let (clock, components) = parse(&output)?;
+        now = clock;
+        all.extend(components);
+    }
+    Ok((now, all))
 }
 
 /// Steady: every node has recorded its components, each is running, and

@@ -45,6 +45,13 @@ pub async fn image_present(reference: &str) -> bool {
     docker(&["image", "inspect", "--format", "{{.Id}}", reference]).await.is_ok()
 }
 
+/// The value of an image's label, if it has the label.
+pub async fn image_label(reference: &str, label: &str) -> Result<Option<String>, DockerError> {
+    let format = format!("{{{{index .Config.Labels \"{label}\"}}}}");
+    let value = docker(&["image", "inspect", "--format", &format, reference]).await?;
+    Ok(Some(value).filter(|v| !v.is_empty() && v != "<no value>"))
+}
+
 /// Everything Docker holds for the containers, networks and volumes carrying
 /// `label` (anonymous volumes of those containers included), as
 /// `kind id-or-name` lines: what removing them must leave behind nothing of.

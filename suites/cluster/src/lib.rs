@@ -9,6 +9,7 @@ pub mod docker;
 pub mod error_chain;
 pub mod existing;
 pub mod exposure;
+pub mod k3s;
 pub mod kit;
 pub mod provider;
 pub mod readiness;

@@ -1,6 +1,8 @@
 //! A kit cluster: one server and N agents as privileged node containers on
-//! a private Docker network (testcontainers), sharing a PKI volume and a
-//! storage volume; the API, HTTP and HTTPS ports published for 127.0.0.1.
+//! a private Docker network (testcontainers), started through k3s's
+//! container interface (crate::k3s: the kit's node image, or an upstream
+//! k3s image), sharing a storage volume only; the API, HTTP and HTTPS ports
+//! published for 127.0.0.1.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,6 +16,7 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt, ReuseDirective};
 
 use crate::addons::{self, AddonError};
 use crate::docker::{self, DockerError};
+use crate::k3s::{self, K3sError, Role};
 use crate::timeouts::Timeouts;
 
 /// The server's ports the harness reaches: the API, HTTP and HTTPS ingress.
@@ -39,6 +42,10 @@ fn loopback_only(host: &mut HostConfig, server: bool) {
 /// Every object a kit cluster creates carries this label, so a sweep can
 /// remove what an interrupted run left behind.
 pub const LABEL: &str = "cbam.io/kit-cluster";
+
+/// The image label of a node run by the kit's supervisor (ci/kit/build.sh
+/// sets it): only there are component states to read.
+pub const SUPERVISOR_LABEL: &str = "cbam.io/node-supervisor";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -67,6 +74,10 @@ pub enum ClusterError {
     Client(#[source] kube::Error),
     #[error("install the platform addons")]
     Addons(#[from] AddonError),
+    #[error(transparent)]
+    K3s(#[from] K3sError),
+    #[error("read the server's join token: {TOKEN} is not a full token (K10<CA hash>::server:<password>)", TOKEN = k3s::TOKEN)]
+    Token,
     #[error("start an agent: the task failed: {0}")]
     Join(String),
     #[error("remove node {node}")]
@@ -92,8 +103,8 @@ pub struct KitOptions {
     /// cluster up`; implied by `reuse`): its nodes are started marked for
     /// reuse, which testcontainers declines to remove when their handles go.
     pub keep: bool,
-    /// Extra arguments per supervised component, e.g. ("kube-proxy",
-    /// "--v=4") (the node's CBAM_ARGS_<COMPONENT>).
+    /// Extra arguments per component, e.g. ("kube-proxy", "--v=4"): k3s's
+    /// `--COMPONENT-arg` flags (crate::k3s::command).
     pub component_args: Vec<(String, String)>,
 }
 
@@ -123,6 +134,9 @@ pub struct Node {
 pub struct KitCluster {
     pub name: String,
     pub nodes: Vec<Node>,
+    /// The node image's supervisor records component states (the kit's
+    /// node; an upstream k3s image does not).
+    pub supervised: bool,
     pub client: Client,
     /// The kubeconfig (super-admin, server rewritten to 127.0.0.1).
     pub kubeconfig_yaml: String,
@@ -199,41 +213,39 @@ impl KitCluster {
         Ok(())
     }
 
+    /// Starts one node through k3s's interface and waits for its ready line
+    /// (`env`: K3S_TOKEN, and K3S_URL for an agent).
     async fn start_node(
         opts: &KitOptions,
         node: &str,
-        role: &str,
+        role: Role,
         server_container: &str,
+        env: &[(&str, String)],
     ) -> Result<Node, ClusterError> {
         let (image, tag) = split_reference(&opts.image);
         let container = format!("{}-{node}", opts.name);
-        let server = role == "server";
-        let mut image = GenericImage::new(image, tag)
-            .with_wait_for(WaitFor::message_on_stdout(format!("cbam-node[{role}/{node}]: ready")));
+        let server = role == Role::Server;
+        let mut image = GenericImage::new(image, tag).with_wait_for(WaitFor::message_on_either_std(role.ready_line()));
         if server {
             for port in PUBLISHED {
                 image = image.with_exposed_port(port.tcp());
             }
         }
         let request = image
+            .with_cmd(k3s::command(role, server_container, &opts.component_args)?)
             .with_host_config_modifier(move |host| loopback_only(host, server))
             .with_privileged(true)
             .with_network(&opts.name)
             .with_hostname(node)
             .with_container_name(&container)
             .with_label(LABEL, &opts.name)
-            .with_mount(Mount::volume_mount(format!("{}-shared", opts.name), "/var/lib/cbam/shared"))
             .with_mount(Mount::volume_mount(format!("{}-storage", opts.name), "/var/lib/cbam/storage"))
             .with_mount(Mount::tmpfs_mount("/run"))
             .with_mount(Mount::tmpfs_mount("/tmp"))
-            .with_env_var("CBAM_ROLE", role)
-            .with_env_var("CBAM_SERVER", server_container)
             .with_env_var("CBAM_COMPONENT_TIMEOUT", opts.timeouts.node_component.as_secs().to_string())
             .with_env_var("CBAM_JOIN_TIMEOUT", opts.timeouts.node_start.as_secs().to_string())
             .with_env_var("CBAM_CRASH_WINDOW", opts.timeouts.crash_window.as_secs().to_string());
-        let request = opts.component_args.iter().fold(request, |request, (component, args)| {
-            request.with_env_var(format!("CBAM_ARGS_{}", component.replace('-', "_").to_uppercase()), args)
-        });
+        let request = env.iter().fold(request, |request, (name, value)| request.with_env_var(*name, value));
         let keep = if opts.keep || opts.reuse { ReuseDirective::Always } else { ReuseDirective::Never };
         let request = request.with_reuse(keep);
         let handle = request.with_startup_timeout(opts.timeouts.node_start).start().await.map_err(|source| {
@@ -243,6 +255,12 @@ impl KitCluster {
             }
         })?;
         Ok(Node { name: node.to_owned(), container, handle: Some(handle) })
+    }
+
+    /// The server's full join token (a secret: never shown).
+    async fn join_token(server: &str) -> Result<String, ClusterError> {
+        let token = docker::docker(&["exec", server, "cat", k3s::TOKEN]).await?;
+        if k3s::is_full_token(&token) { Ok(token) } else { Err(ClusterError::Token) }
     }
 
     /// The running cluster `opts.name` with all its nodes, if there is one.
@@ -281,9 +299,11 @@ impl KitCluster {
         kept: bool,
     ) -> Result<KitCluster, ClusterError> {
         let (kubeconfig_yaml, client) = Self::connect(&nodes[0].container, api_port).await?;
+        let supervised = docker::image_label(&opts.image, SUPERVISOR_LABEL).await?.is_some();
         Ok(KitCluster {
             name: opts.name.clone(),
             nodes,
+            supervised,
             client,
             kubeconfig_yaml,
             api_port,
@@ -315,7 +335,7 @@ impl KitCluster {
 
     /// The kubeconfig (server rewritten to the published API port) and a client.
     async fn connect(server: &str, api_port: u16) -> Result<(String, Client), ClusterError> {
-        let raw = docker::docker(&["exec", server, "cat", "/var/lib/cbam/shared/kubeconfig/super-admin.conf"]).await?;
+        let raw = docker::docker(&["exec", server, "cat", k3s::KUBECONFIG]).await?;
         let kubeconfig = published(&raw, api_port)?;
         let kubeconfig_yaml = serde_norway::to_string(&kubeconfig).map_err(ClusterError::KubeconfigText)?;
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
@@ -352,16 +372,21 @@ impl KitCluster {
     async fn create(opts: &KitOptions) -> Result<KitCluster, ClusterError> {
         let label = format!("{LABEL}={}", opts.name);
         docker::docker(&["network", "create", "--label", &label, &opts.name]).await?;
-        for volume in ["shared", "storage"] {
-            docker::docker(&["volume", "create", "--label", &label, &format!("{}-{volume}", opts.name)]).await?;
-        }
+        docker::docker(&["volume", "create", "--label", &label, &format!("{}-storage", opts.name)]).await?;
         let server_container = format!("{}-server", opts.name);
-        let mut nodes = vec![Self::start_node(opts, "server", "server", &server_container).await?];
-        // Agents start together: each waits only for the server's PKI.
+        let password = [("K3S_TOKEN", k3s::new_password()?)];
+        let mut nodes = vec![Self::start_node(opts, "server", Role::Server, &server_container, &password).await?];
+        // Agents join with the server's full token (it names the server's
+        // CA, which each checks first), all at once.
+        let join = [
+            ("K3S_TOKEN", Self::join_token(&server_container).await?),
+            ("K3S_URL", k3s::server_url(&server_container)),
+        ];
         let mut agents = tokio::task::JoinSet::new();
         for i in 1..=opts.agents {
-            let (opts, server) = (opts.clone(), server_container.clone());
-            agents.spawn(async move { Self::start_node(&opts, &format!("agent{i}"), "agent", &server).await });
+            let (opts, server, join) = (opts.clone(), server_container.clone(), join.clone());
+            agents
+                .spawn(async move { Self::start_node(&opts, &format!("agent{i}"), Role::Agent, &server, &join).await });
         }
         let mut joined = Vec::new();
         while let Some(result) = agents.join_next().await {
@@ -429,6 +454,15 @@ mod tests {
             reuse_name("cbam-kit/node:v1.34.4-0123456789ab", 3)
         );
         assert_eq!(split_reference("cbam-kit/node:v1.34.4-x"), ("cbam-kit/node", "v1.34.4-x"));
+    }
+
+    #[test]
+    fn the_kit_labels_its_node_image_as_supervised() {
+        let build = include_str!("../../../ci/kit/build.sh");
+        assert!(
+            build.contains(&format!("SUPERVISOR_LABEL={SUPERVISOR_LABEL}\n")),
+            "ci/kit/build.sh names another label"
+        );
     }
 
     #[test]

@@ -127,6 +127,10 @@ pub struct Args {
     /// tool container [default: the kit's; busybox:1.37 on an existing cluster].
     #[arg(long)]
     pub tool_image: Option<String>,
+    /// Node image for `--cluster k3s`: the kit's (`just kit`) by default, or
+    /// an upstream k3s image (rancher/k3s:TAG) where a registry has one.
+    #[arg(long, value_name = "REF")]
+    pub node_image: Option<String>,
     /// Keep the kit cluster warm after the run and attach to it on the next
     /// (keyed by node image and agents; stale ones are removed).
     #[arg(long)]
@@ -400,7 +404,7 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
                     tool_image: args.tool_image.clone(),
                     provider: match args.cluster {
                         Cluster::Existing => live::Provider::Existing(existing_options(args)),
-                        _ => live::Provider::Kit { reuse: args.reuse },
+                        _ => live::Provider::Kit { reuse: args.reuse, node_image: args.node_image.clone() },
                     },
                 };
                 let runtime = match runtime() {

@@ -43,6 +43,10 @@ pub enum Action {
     Up {
         #[arg(long, default_value_t = 2)]
         agents: usize,
+        /// The node image: the kit's (`just kit`) by default, or an upstream
+        /// k3s image (rancher/k3s:TAG) where a registry has one.
+        #[arg(long, value_name = "REF")]
+        node_image: Option<String>,
     },
     /// The cluster's containers, nodes and system pods.
     Status,
@@ -116,11 +120,14 @@ fn write_private(path: &Path, text: &str) -> Result<(), CommandError> {
     std::fs::rename(&temp, path).map_err(io)
 }
 
-async fn up(name: &str, agents: usize, t: &Timeouts) -> Result<(), CommandError> {
+async fn up(name: &str, agents: usize, node_image: Option<&str>, t: &Timeouts) -> Result<(), CommandError> {
     if !docker::engine_reachable().await {
         return Err(CommandError::NoEngine);
     }
-    let image = kit::node_image()?;
+    let image = match node_image {
+        Some(image) => image.to_owned(),
+        None => kit::node_image()?,
+    };
     if !docker::image_present(&image).await {
         return Err(CommandError::NodeImage(image));
     }
@@ -223,7 +230,7 @@ pub fn run(args: &ClusterArgs) -> u8 {
         Cluster::K3s => match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
             Ok(rt) => rt.block_on(async {
                 match &args.action {
-                    Action::Up { agents } => up(&args.name, *agents, &t).await,
+                    Action::Up { agents, node_image } => up(&args.name, *agents, node_image.as_deref(), &t).await,
                     Action::Status => status(&args.name).await,
                     Action::Load { archive } => load(&args.name, archive, &t).await,
                     Action::Down => down(&args.name).await,

@@ -95,8 +95,9 @@ pub struct LiveOptions {
 #[derive(Debug, Clone)]
 pub enum Provider {
     /// A kit cluster (1 server + `agents`), created and removed by the run,
-    /// or with `reuse` kept warm and attached to by the next run.
-    Kit { reuse: bool },
+    /// or with `reuse` kept warm and attached to by the next run; of
+    /// `node_image` (k3s's interface), else the kit's.
+    Kit { reuse: bool, node_image: Option<String> },
     /// A cluster from a kubeconfig; left as found.
     Existing(ExistingOptions),
 }
@@ -290,7 +291,10 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
     if !docker::engine_reachable().await {
         return Err(LiveError::NoEngine);
     }
-    let image = kit::node_image()?;
+    let image = match &opts.provider {
+        Provider::Kit { node_image: Some(image), .. } => image.clone(),
+        _ => kit::node_image()?,
+    };
     if !docker::image_present(&image).await {
         return Err(LiveError::NodeImageMissing(image));
     }
@@ -302,10 +306,10 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
     prober()?;
     let t = opts.timeouts;
     let mut out = LiveRun::default();
-    out.notes.push(format!("cluster: kit node image {image}, 1 server + {} agents", opts.agents));
+    out.notes.push(format!("cluster: k3s interface, node image {image}, 1 server + {} agents", opts.agents));
     out.notes.push("TLS: served with a certificate from a CA generated for this run; the cert-manager ClusterIssuer annotations are checked by the static tier (Let's Encrypt is unreachable from a test cluster)".into());
     let since = Instant::now();
-    let reuse = matches!(opts.provider, Provider::Kit { reuse: true });
+    let reuse = matches!(opts.provider, Provider::Kit { reuse: true, .. });
     let name = if reuse { reuse_name(&image, opts.agents) } else { "cbam-conformance".to_owned() };
     let cluster = KitCluster::up(&KitOptions {
         name,
