@@ -115,9 +115,17 @@ pub fn registry_beside(archive: &Path) -> PathBuf {
 }
 
 /// The name of a reusable cluster, keyed by its configuration: the node
-/// image's content tag and the number of agents.
+/// image's content tag (the kit's end in 12 hex digits of it) or else a
+/// digest of the whole reference (`rancher/k3s:v1.34.4-k3s1` and
+/// `...v1.33.8-k3s1` must not share one), and the number of agents.
 pub fn reuse_name(image: &str, agents: usize) -> String {
-    let key = image.rsplit(['-', ':']).next().unwrap_or(image);
+    use sha2::{Digest, Sha256};
+    let tag = image.rsplit(['-', ':']).next().unwrap_or(image);
+    let key = if tag.len() == 12 && tag.bytes().all(|b| b.is_ascii_hexdigit()) {
+        tag.to_owned()
+    } else {
+        Sha256::digest(image.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
+    };
     format!("cbam-reuse-{key}-{agents}")
 }
 
@@ -454,6 +462,9 @@ mod tests {
             reuse_name("cbam-kit/node:v1.34.4-0123456789ab", 3)
         );
         assert_eq!(split_reference("cbam-kit/node:v1.34.4-x"), ("cbam-kit/node", "v1.34.4-x"));
+        let (a, b) = (reuse_name("rancher/k3s:v1.34.4-k3s1", 2), reuse_name("rancher/k3s:v1.33.8-k3s1", 2));
+        assert_ne!(a, b, "another upstream image, another cluster");
+        assert!(a.starts_with("cbam-reuse-") && a.len() == "cbam-reuse-".len() + 12 + 2, "{a}");
     }
 
     #[test]
