@@ -291,6 +291,58 @@ async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), Failed> {
         }
     })
     .await?;
+    impostor_refused(cluster).await
+}
+
+/// An agent whose token names another CA (a server it should not trust, or
+/// a wrong token) stops before it sends the bootstrap secret, and joins nothing.
+async fn impostor_refused(cluster: &KitCluster) -> Result<(), Failed> {
+    let container = format!("{}-impostor", cluster.name);
+    let wrong = format!("K10{}::server:not-the-password", "0".repeat(64));
+    let image = kit::node_image()?;
+    let t = Timeouts::default();
+    let env = |name: &str, value: &str| format!("{name}={value}");
+    let server = &cluster.nodes[0].container;
+    docker::docker(&[
+        "run",
+        "-d",
+        "--name",
+        &container,
+        "--hostname",
+        "impostor",
+        "--privileged",
+        "--network",
+        &cluster.name,
+        "--label",
+        &format!("{LABEL}={}", cluster.name),
+        "-e",
+        &env("K3S_TOKEN", &wrong),
+        "-e",
+        &env("K3S_URL", &cbam_cluster::k3s::server_url(server)),
+        "-e",
+        &env("CBAM_COMPONENT_TIMEOUT", &t.node_component.as_secs().to_string()),
+        "-e",
+        &env("CBAM_JOIN_TIMEOUT", &t.node_start.as_secs().to_string()),
+        "-e",
+        &env("CBAM_CRASH_WINDOW", &t.crash_window.as_secs().to_string()),
+        &image,
+        "agent",
+    ])
+    .await?;
+    let exit = docker::docker(&["wait", &container]).await;
+    let said = docker::docker(&["logs", &container]).await;
+    docker::docker(&["rm", "-f", "-v", &container]).await?;
+    let (exit, said) = (exit?, said?);
+    if exit.trim() == "0" || !said.contains("is not the token's") || !said.contains("not joining") {
+        return Err(
+            format!("an agent with a token naming another CA: expected a refusal, found exit {exit}: {said}").into()
+        );
+    }
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(cluster.client.clone());
+    if nodes.get_opt("impostor").await?.is_some() {
+        return Err("the impostor agent registered a node".into());
+    }
+    eprintln!("smoke: an agent whose token names another CA was refused");
     Ok(())
 }
 
