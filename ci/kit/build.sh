@@ -58,7 +58,7 @@ build_images() {
     /usr/local/bin/local-path-provisioner 0 "docker.io/rancher/local-path-provisioner:$LOCAL_PATH_PROVISIONER_VERSION"
   oci traefik "$kit/traefik-$TRAEFIK_VERSION/bin/traefik" /traefik 65532 "docker.io/library/traefik:$TRAEFIK_VERSION"
   oci prometheus "$kit/prometheus-$PROMETHEUS_VERSION/bin/prometheus" /bin/prometheus 65534 \
-    "quay.io/prometheus/prometheus:$PROMETHEUS_VERSION"
+    "quay.io/prometheus/prometheus:$PROMETHEUS_IMAGE_TAG"
   oci prometheus-adapter "$kit/prometheus-adapter-$PROMETHEUS_ADAPTER_VERSION/bin/adapter" /adapter 65534 \
     "registry.k8s.io/prometheus-adapter/prometheus-adapter:$PROMETHEUS_ADAPTER_VERSION"
   local links=() applet

@@ -78,7 +78,8 @@ fn pod_amount(cx: &Context, kind: &str, resource: &str) -> Quantity {
         };
         explicit.or(default).unwrap_or(Quantity(0.0)).0
     };
-    let sum: f64 = pod.containers.iter().map(amount).sum();
+    // Folds from +0.0: f64's `sum` of nothing is -0.0, shown as "-0".
+    let sum = pod.containers.iter().map(amount).fold(0.0, |a, b| a + b);
     let init = pod.init_containers.iter().flatten().map(amount).fold(0.0, f64::max);
     Quantity(sum.max(init))
 }
@@ -138,12 +139,11 @@ pub(crate) fn quota_storage(cx: &Context, r: &mut Recorder) {
     let object = cx.governance_label("ResourceQuota", &cx.governance_fixture.resource_quota.name);
     let hard = quota_hard(cx);
     let count = cx.pvcs().count();
-    let total: f64 = cx
+    let total = cx
         .pvcs()
         .filter_map(|p| p.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?.get("storage"))
         .filter_map(|q| Quantity::parse(&q.0).ok())
-        .map(|q| q.0)
-        .sum();
+        .fold(0.0, |a, q| a + q.0);
     match hard.get("persistentvolumeclaims") {
         Some(limit) => r.record(
             &object,

@@ -54,7 +54,8 @@ async fn victim(cx: &LiveContext<'_>, nodes: &[(String, String)]) -> Result<(Str
 
 /// Seconds below `min` Ready replicas, from the samples.
 fn seconds_below(ready: &[(f64, usize)], min: usize) -> f64 {
-    ready.windows(2).filter(|w| w[0].1 < min).map(|w| (w[1].0 - w[0].0) / 1000.0).sum()
+    // A fold from +0.0: f64's `sum` starts at -0.0, shown as "-0 s".
+    ready.windows(2).filter(|w| w[0].1 < min).map(|w| (w[1].0 - w[0].0) / 1000.0).fold(0.0, |a, b| a + b)
 }
 
 pub(crate) async fn node_loss(cx: &LiveContext<'_>, r: &mut Recorder) {
@@ -229,5 +230,6 @@ mod tests {
         let ready = [(0.0, 3), (1000.0, 1), (3500.0, 2), (4000.0, 1), (4500.0, 3)];
         assert!((seconds_below(&ready, 2) - 3.0).abs() < 1e-9);
         assert_eq!(seconds_below(&ready, 1), 0.0);
+        assert_eq!(format!("{:.0}", seconds_below(&ready, 1)), "0", "never below: not \"-0\"");
     }
 }
