@@ -265,6 +265,15 @@ impl KitCluster {
         Ok(Node { name: node.to_owned(), container, handle: Some(handle) })
     }
 
+    /// Starts one more agent that joins this cluster's server with `token`,
+    /// as `up` starts each (the server's full token joins; a token naming
+    /// another CA must be refused, which the node's FATAL line says).
+    pub async fn join_agent(&self, opts: &KitOptions, node: &str, token: &str) -> Result<Node, ClusterError> {
+        let server = &self.nodes.first().ok_or_else(|| ClusterError::Join("no server".into()))?.container;
+        let env = [("K3S_TOKEN", token.to_owned()), ("K3S_URL", k3s::server_url(server))];
+        Self::start_node(opts, node, Role::Agent, server, &env).await
+    }
+
     /// The server's full join token (a secret: never shown).
     async fn join_token(server: &str) -> Result<String, ClusterError> {
         let token = docker::docker(&["exec", server, "cat", k3s::TOKEN]).await?;

@@ -11,7 +11,7 @@ use cbam_cluster::docker;
 use cbam_cluster::error_chain;
 use cbam_cluster::exposure;
 use cbam_cluster::kit;
-use cbam_cluster::provider::{KitCluster, KitOptions, LABEL, registry_beside};
+use cbam_cluster::provider::{ClusterError, KitCluster, KitOptions, LABEL, registry_beside};
 use cbam_cluster::readiness;
 use cbam_cluster::timeouts::Timeouts;
 use cbam_cluster::wait::{Poll, until};
@@ -85,7 +85,10 @@ async fn kit_cluster_smoke() {
     readiness::gate(&cluster, &t).await.expect("readiness gate");
     eprintln!("smoke: cluster ready in {:.1} s", started.elapsed().as_secs_f64());
     let exposed = loopback_only(&cluster, &listening_before).await;
-    let result = exercise(&cluster, &t).await;
+    let result = match exercise(&cluster, &t).await {
+        Ok(()) => impostor_refused(&cluster, &opts).await,
+        failed => failed,
+    };
     // What this cluster holds (other clusters may come and go meanwhile).
     let owned = docker::owned(&format!("{LABEL}={}", cluster.name)).await.expect("docker inventory");
     cluster.down().await.expect("cluster down");
@@ -291,52 +294,26 @@ async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), Failed> {
         }
     })
     .await?;
-    impostor_refused(cluster).await
+    Ok(())
 }
 
 /// An agent whose token names another CA (a server it should not trust, or
-/// a wrong token) stops before it sends the bootstrap secret, and joins nothing.
-async fn impostor_refused(cluster: &KitCluster) -> Result<(), Failed> {
-    let container = format!("{}-impostor", cluster.name);
+/// a wrong token) stops before it sends the bootstrap secret, and joins
+/// nothing: started as the provider starts every agent, its own FATAL line
+/// is what `start` reports, within the node's startup bound.
+async fn impostor_refused(cluster: &KitCluster, opts: &KitOptions) -> Result<(), Failed> {
     let wrong = format!("K10{}::server:not-the-password", "0".repeat(64));
-    let image = kit::node_image()?;
-    let t = Timeouts::default();
-    let env = |name: &str, value: &str| format!("{name}={value}");
-    let server = &cluster.nodes[0].container;
-    docker::docker(&[
-        "run",
-        "-d",
-        "--name",
-        &container,
-        "--hostname",
-        "impostor",
-        "--privileged",
-        "--network",
-        &cluster.name,
-        "--label",
-        &format!("{LABEL}={}", cluster.name),
-        "-e",
-        &env("K3S_TOKEN", &wrong),
-        "-e",
-        &env("K3S_URL", &cbam_cluster::k3s::server_url(server)),
-        "-e",
-        &env("CBAM_COMPONENT_TIMEOUT", &t.node_component.as_secs().to_string()),
-        "-e",
-        &env("CBAM_JOIN_TIMEOUT", &t.node_start.as_secs().to_string()),
-        "-e",
-        &env("CBAM_CRASH_WINDOW", &t.crash_window.as_secs().to_string()),
-        &image,
-        "agent",
-    ])
-    .await?;
-    let exit = docker::docker(&["wait", &container]).await;
-    let said = docker::docker(&["logs", &container]).await;
-    docker::docker(&["rm", "-f", "-v", &container]).await?;
-    let (exit, said) = (exit?, said?);
-    if exit.trim() == "0" || !said.contains("is not the token's") || !said.contains("not joining") {
-        return Err(
-            format!("an agent with a token naming another CA: expected a refusal, found exit {exit}: {said}").into()
-        );
+    match cluster.join_agent(opts, "impostor", &wrong).await {
+        Err(ClusterError::NodeFailed { said, .. })
+            if said.contains("is not the token's") && said.contains("not joining") => {}
+        Err(e) => {
+            return Err(format!(
+                "an agent with a token naming another CA: expected a refusal, found: {}",
+                error_chain::render(&e)
+            )
+            .into());
+        }
+        Ok(_) => return Err("an agent with a token naming another CA joined".into()),
     }
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(cluster.client.clone());
     if nodes.get_opt("impostor").await?.is_some() {
