@@ -20,7 +20,7 @@ use crate::k3s::{self, K3sError, Role};
 use crate::timeouts::Timeouts;
 
 /// The server's ports the harness reaches: the API, HTTP and HTTPS ingress.
-const PUBLISHED: [u16; 3] = [6443, 80, 443];
+const PUBLISHED: [u16; 3] = [k3s::API_PORT, 80, 443];
 
 /// Nothing listens beyond loopback: testcontainers publishes exposed ports
 /// on every interface, so the server's ports are bound to 127.0.0.1 (a
@@ -297,7 +297,7 @@ impl KitCluster {
                 )
             }
         };
-        let (api_port, http_port, https_port) = (port(6443).await?, port(80).await?, port(443).await?);
+        let (api_port, http_port, https_port) = (port(k3s::API_PORT).await?, port(80).await?, port(443).await?);
         let mut nodes = vec![Node { name: "server".into(), container: server.clone(), handle: None }];
         nodes.extend((1..=opts.agents).map(|i| Node {
             name: format!("agent{i}"),
@@ -420,7 +420,7 @@ impl KitCluster {
                 source,
             })
         };
-        let ports = (port(6443).await?, port(80).await?, port(443).await?);
+        let ports = (port(k3s::API_PORT).await?, port(80).await?, port(443).await?);
         let cluster = Self::connected(opts, nodes, ports, opts.keep || opts.reuse).await?;
         // The platform layer, once the API answers; the gate waits for it.
         addons::install(&cluster.client).await?;
