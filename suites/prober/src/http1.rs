@@ -7,10 +7,15 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::{Answer, Kind, POD_DRAINING, SERVED_BY};
+
+/// Linux's "connection in progress" (std's `ErrorKind::InProgress` is not
+/// stable yet): a non-blocking connect's usual first answer.
+const EINPROGRESS: i32 = 115;
 
 /// The most of an answer read: the status line and headers are what count.
 const READ_LIMIT: usize = 64 * 1024;
@@ -68,11 +73,30 @@ pub fn parse(raw: &[u8]) -> Option<Answer> {
     Some(Answer::status(status, pod).draining(draining))
 }
 
-async fn exchange(addr: SocketAddr, request: &Request) -> Answer {
-    let mut stream = match TcpStream::connect(addr).await {
-        Ok(s) => s,
-        Err(e) => return Answer::error(Kind::Connect, format!("connect {addr}: {e}")),
+/// Starts a non-blocking connect to `addr`, so the source port the kernel
+/// chose is known before any answer: a request that times out still says
+/// which port it used (conntrack keys its DNAT decision by it, and a reused
+/// port can inherit a dead endpoint's entry).
+fn start_connect(addr: SocketAddr) -> std::io::Result<(TcpStream, Option<u16>)> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(EINPROGRESS) || e.kind() == ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    let port = socket.local_addr().ok().and_then(|a| a.as_socket()).map(|a| a.port());
+    Ok((TcpStream::from_std(socket.into())?, port))
+}
+
+async fn exchange(addr: SocketAddr, mut stream: TcpStream, request: &Request) -> Answer {
+    let connected = async {
+        stream.writable().await?;
+        stream.take_error()?.map_or(Ok(()), Err)
     };
+    if let Err(e) = connected.await {
+        return Answer::error(Kind::Connect, format!("connect {addr}: {e}"));
+    }
     if let Err(e) = stream.write_all(&request.bytes()).await {
         return Answer::error(io_kind(&e), format!("send: {e}"));
     }
@@ -100,10 +124,15 @@ async fn exchange(addr: SocketAddr, request: &Request) -> Answer {
 
 /// Sends `request` to `addr` and reads its answer, within `timeout`.
 pub async fn send(addr: SocketAddr, request: &Request, timeout: Duration) -> Answer {
-    match tokio::time::timeout(timeout, exchange(addr, request)).await {
+    let (stream, port) = match start_connect(addr) {
+        Ok(started) => started,
+        Err(e) => return Answer::error(Kind::Connect, format!("connect {addr}: {e}")),
+    };
+    let answer = match tokio::time::timeout(timeout, exchange(addr, stream, request)).await {
         Ok(answer) => answer,
         Err(_) => Answer::error(Kind::Timeout, format!("no whole answer within {} ms", timeout.as_millis())),
-    }
+    };
+    answer.from_port(port)
 }
 
 /// GET `path` from `addr` with `Host: host`, within `timeout`.
@@ -151,7 +180,9 @@ mod tests {
     async fn classifies_answers_refusals_and_early_closes() {
         let t = Duration::from_secs(2);
         let ok = server(b"HTTP/1.1 200 OK\r\nx-served-by: p1\r\n\r\n{}").await;
-        assert_eq!(get(ok, "h", "/health", t).await, Answer::status(200, Some("p1".into())));
+        let answer = get(ok, "h", "/health", t).await;
+        assert!(answer.local_port.is_some_and(|p| p != ok.port()), "the source port is recorded: {answer:?}");
+        assert_eq!(answer.from_port(None), Answer::status(200, Some("p1".into())));
         let busy = server(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
         assert_eq!(get(busy, "h", "/", t).await.kind, Kind::ServerError);
         let closes = server(b"").await;
@@ -170,6 +201,8 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
             drop(conn);
         });
-        assert_eq!(get(addr, "h", "/", Duration::from_millis(200)).await.kind, Kind::Timeout);
+        let answer = get(addr, "h", "/", Duration::from_millis(200)).await;
+        assert_eq!(answer.kind, Kind::Timeout);
+        assert!(answer.local_port.is_some(), "a request that timed out still says its source port");
     }
 }

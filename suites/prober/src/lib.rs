@@ -62,20 +62,35 @@ pub struct Answer {
     pub draining: bool,
     /// The error, for anything but an answer.
     pub error: Option<String>,
+    /// The connection's source port (None where the client does not say).
+    pub local_port: Option<u16>,
 }
 
 impl Answer {
     pub fn status(status: u16, pod: Option<String>) -> Self {
-        Answer { kind: Kind::of_status(status), status: Some(status), pod, draining: false, error: None }
+        Answer {
+            kind: Kind::of_status(status),
+            status: Some(status),
+            pod,
+            draining: false,
+            error: None,
+            local_port: None,
+        }
     }
 
     pub fn error(kind: Kind, error: impl Into<String>) -> Self {
-        Answer { kind, status: None, pod: None, draining: false, error: Some(error.into()) }
+        Answer { kind, status: None, pod: None, draining: false, error: Some(error.into()), local_port: None }
     }
 
     #[must_use]
     pub fn draining(mut self, draining: bool) -> Self {
         self.draining = draining;
+        self
+    }
+
+    #[must_use]
+    pub fn from_port(mut self, local_port: Option<u16>) -> Self {
+        self.local_port = local_port;
         self
     }
 }
@@ -116,6 +131,9 @@ pub struct Record {
     /// The answering pod had begun shutting down.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub draining: bool,
+    /// The connection's source port, where the prober knows it (in-cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_port: Option<u16>,
 }
 
 /// What a prober run cost: its last line.

@@ -98,6 +98,7 @@ mod tests {
             error: None,
             stream: Stream::Run,
             draining,
+            local_port: None,
         }
     }
 

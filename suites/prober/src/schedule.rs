@@ -73,6 +73,7 @@ where
                 error: answer.error,
                 stream: crate::Stream::Get,
                 draining: answer.draining,
+                local_port: answer.local_port,
             });
         });
         while tasks.try_join_next().is_some() {}

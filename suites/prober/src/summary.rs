@@ -125,6 +125,7 @@ mod tests {
             error: None,
             stream: crate::Stream::Get,
             draining: false,
+            local_port: None,
         }
     }
 

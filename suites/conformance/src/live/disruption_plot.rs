@@ -173,6 +173,7 @@ mod tests {
             error: None,
             stream: cbam_prober::Stream::Get,
             draining: false,
+            local_port: None,
         };
         let ev = Evidence {
             service: (0..40)
