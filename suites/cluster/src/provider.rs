@@ -22,10 +22,12 @@ use crate::timeouts::Timeouts;
 /// The server's ports the harness reaches: the API, HTTP and HTTPS ingress.
 const PUBLISHED: [u16; 3] = [k3s::API_PORT, 80, 443];
 
-/// Nothing listens beyond loopback: testcontainers publishes exposed ports
-/// on every interface, so the server's ports are bound to 127.0.0.1 (a
-/// free port each) and agents publish none.
-fn loopback_only(host: &mut HostConfig, server: bool) {
+/// A node container's host config. Nothing listens beyond loopback:
+/// testcontainers publishes exposed ports on every interface, so the
+/// server's ports are bound to 127.0.0.1 (a free port each) and agents
+/// publish none. And the node's conntrack forgets an unanswered connection
+/// attempt after [`SYN_SENT_SECONDS`] (see there).
+fn node_host_config(host: &mut HostConfig, server: bool) {
     host.publish_all_ports = Some(false);
     let ports = if server { PUBLISHED.as_slice() } else { &[] };
     host.port_bindings = Some(
@@ -37,7 +39,26 @@ fn loopback_only(host: &mut HostConfig, server: bool) {
             })
             .collect(),
     );
+    host.sysctls = Some([(SYN_SENT_SYSCTL.to_owned(), SYN_SENT_SECONDS.to_string())].into());
 }
+
+/// How long a node's conntrack keeps a connection attempt nobody answered
+/// (the kernel's default is 120 s, renewed by every SYN on the same tuple).
+/// kube-proxy removes a dead pod's endpoint but not the conntrack entries of
+/// the attempts sent to it (it cleans those up for UDP only), so a client
+/// whose new connection reuses such a source port is sent to the dead pod
+/// again, with no new load-balancing decision, and times out long after the
+/// endpoint is gone: measured under `live-node-loss`, every failure after
+/// the endpoint went reused the source port of an earlier unanswered
+/// attempt (docs/measurements.md, "Node loss"). 10 s: below the shortest
+/// interval at which the prober's kernel came back to a source port (11.8 s
+/// over 2,728 connections), so a stale entry is gone before its port comes
+/// round; a slow handshake still keeps its entry across the SYN
+/// retransmissions at 1, 3 and 7 s. A node setting, so platform work, not
+/// the deployment's: DEPLOYMENT_GUIDE.md's Decisions say what a production
+/// node pool needs.
+pub const SYN_SENT_SECONDS: u32 = 10;
+pub const SYN_SENT_SYSCTL: &str = "net.netfilter.nf_conntrack_tcp_timeout_syn_sent";
 
 /// Every object a kit cluster creates carries this label, so a sweep can
 /// remove what an interrupted run left behind.
@@ -241,7 +262,7 @@ impl KitCluster {
         }
         let request = image
             .with_cmd(k3s::command(role, server_container, &opts.component_args)?)
-            .with_host_config_modifier(move |host| loopback_only(host, server))
+            .with_host_config_modifier(move |host| node_host_config(host, server))
             .with_privileged(true)
             .with_network(&opts.name)
             .with_hostname(node)

@@ -11,7 +11,9 @@ use cbam_cluster::docker;
 use cbam_cluster::error_chain;
 use cbam_cluster::exposure;
 use cbam_cluster::kit;
-use cbam_cluster::provider::{ClusterError, KitCluster, KitOptions, LABEL, registry_beside};
+use cbam_cluster::provider::{
+    ClusterError, KitCluster, KitOptions, LABEL, SYN_SENT_SECONDS, SYN_SENT_SYSCTL, registry_beside,
+};
 use cbam_cluster::readiness;
 use cbam_cluster::timeouts::Timeouts;
 use cbam_cluster::wait::{Poll, until};
@@ -125,9 +127,29 @@ async fn loopback_only(cluster: &KitCluster, before: &BTreeSet<SocketAddr>) -> R
     Ok(())
 }
 
+/// Every node's conntrack forgets an unanswered connection attempt after
+/// SYN_SENT_SECONDS, not the kernel's 120 s (live-node-loss's budget needs
+/// it).
+async fn conntrack_syn_sent(cluster: &KitCluster) -> Result<(), Failed> {
+    let path = format!("/proc/sys/{}", SYN_SENT_SYSCTL.replace('.', "/"));
+    for node in &cluster.nodes {
+        let found = docker::docker(&["exec", &node.container, "cat", &path]).await?;
+        if found.trim() != SYN_SENT_SECONDS.to_string() {
+            return Err(format!(
+                "{}: {SYN_SENT_SYSCTL} expected {SYN_SENT_SECONDS}, found {}",
+                node.name,
+                found.trim()
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), Failed> {
     let client = &cluster.client;
     let nodes = readiness::nodes_ready(client, 3, t.nodes_ready).await?;
+    conntrack_syn_sent(cluster).await?;
     cluster.serve_image(&app_image(), &registry_beside(&app_image()), Timeouts::default().node_component).await?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces

@@ -13,6 +13,7 @@ use cbam_cluster::docker::docker;
 use cbam_cluster::wait::{Poll, until};
 use cbam_prober::runs::{RunOutcome, RunTally};
 use cbam_prober::summary::Summary;
+use cbam_prober::{Kind, Record};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::Api;
 
@@ -50,6 +51,27 @@ async fn victim(cx: &LiveContext<'_>, nodes: &[(String, String)]) -> Result<(Str
         })
         .cloned()
         .ok_or_else(|| format!("no agent hosts a Ready app pod without the prober (prober on {prober_node:?})"))
+}
+
+/// Of the requests that failed after `after_ms`, how many reused the source
+/// port of an earlier attempt that got no answer (timed out or unreachable):
+/// the node's conntrack entry for that port still points at the dead pod,
+/// whatever the endpoints say (see `SYN_SENT_SECONDS` in the cluster crate).
+fn stale_port_reuses(records: &[Record], after_ms: f64) -> usize {
+    let mut unanswered = std::collections::HashSet::new();
+    let mut reused = 0;
+    let mut by_sent: Vec<&Record> = records.iter().collect();
+    by_sent.sort_by(|a, b| a.sent_ms.total_cmp(&b.sent_ms));
+    for r in by_sent {
+        let Some(port) = r.local_port else { continue };
+        if r.kind.failed() && r.scheduled_ms > after_ms && unanswered.contains(&port) {
+            reused += 1;
+        }
+        if matches!(r.kind, Kind::Timeout | Kind::Connect) {
+            unanswered.insert(port);
+        }
+    }
+    reused
 }
 
 /// Seconds below `min` Ready replicas, from the samples.
@@ -174,11 +196,19 @@ fn judge(r: &mut Recorder, object: &str, node: &str, ev: &Evidence, waited: Wait
     for (path, records) in [("through the ingress", &ev.ingress), ("to the Service from a pod", &ev.service)] {
         let s = Summary::of(records);
         let late = records.iter().filter(|r| r.kind.failed() && r.scheduled_ms > limit_ms).count();
+        let found = match (late, stale_port_reuses(records, limit_ms)) {
+            (0, _) => s.to_string(),
+            (late, 0) => format!("{s}; {late} failed later"),
+            (late, stale) => format!(
+                "{s}; {late} failed later, {stale} of them on the source port of an earlier unanswered attempt \
+                 (a stale conntrack entry to the dead pod)"
+            ),
+        };
         r.record(
             object,
             &format!("requests {path} while {node} was lost (kill at {:.1} s)", killed_ms / 1000.0),
             format!("some sent, none failing later than {} s after the kill", budget.failing_seconds),
-            if late > 0 { format!("{s}; {late} failed later") } else { s.to_string() },
+            found,
             s.sent > 0 && late == 0,
         );
     }
@@ -223,7 +253,47 @@ fn judge(r: &mut Recorder, object: &str, node: &str, ev: &Evidence, waited: Wait
 
 #[cfg(test)]
 mod tests {
-    use super::seconds_below;
+    use super::{seconds_below, stale_port_reuses};
+    use cbam_prober::{Kind, Record, Stream};
+
+    fn request(at_ms: f64, kind: Kind, port: u16) -> Record {
+        Record {
+            seq: 0,
+            scheduled_ms: at_ms,
+            sent_ms: at_ms,
+            latency_ms: 1.0,
+            kind,
+            status: None,
+            pod: None,
+            error: None,
+            stream: Stream::Get,
+            draining: false,
+            local_port: Some(port),
+        }
+    }
+
+    #[test]
+    fn a_late_failure_on_a_port_that_went_unanswered_before_is_a_stale_reuse() {
+        let records = [
+            request(1_000.0, Kind::Timeout, 40_000),
+            request(2_000.0, Kind::Connect, 40_002),
+            request(3_000.0, Kind::Ok, 40_004),
+            // Late: the first two ports come round again, and fail.
+            request(60_000.0, Kind::Timeout, 40_000),
+            request(61_000.0, Kind::Timeout, 40_002),
+            // Late failures on a port that was answered, or never used.
+            request(62_000.0, Kind::Timeout, 40_004),
+            request(63_000.0, Kind::Reset, 40_006),
+            // Late and answered: not a failure.
+            request(64_000.0, Kind::Ok, 40_000),
+        ];
+        assert_eq!(stale_port_reuses(&records, 50_000.0), 2);
+        assert_eq!(stale_port_reuses(&records, 70_000.0), 0, "nothing failed after the limit");
+        // Out of order (records arrive as they complete): sorted by sending.
+        let mut reversed = records.clone();
+        reversed.reverse();
+        assert_eq!(stale_port_reuses(&reversed, 50_000.0), 2);
+    }
 
     #[test]
     fn time_below_the_minimum_adds_up_between_samples() {
