@@ -183,13 +183,16 @@ fn other_drivers(scenario: &Scenario, observations: &[Observation]) -> Vec<Strin
     found
 }
 
-/// Waits for the HPA to rest at minReplicas with that many pods Ready and,
-/// when `settled`, its last rescale at least one scale-up period ago (the
-/// prediction starts from rest: the HPA's own 1 -> 3 at creation still
-/// counts against the policies for a period; a hold at the target does not
-/// care, so it runs while that period passes). The start of every
-/// scenario; after a previous one this is its scale-down.
-async fn at_rest(cx: &LiveContext<'_>, timeout: Duration, settled: bool) -> Result<(), WaitError> {
+/// Waits for the HPA to rest at minReplicas with that many pods Ready, no
+/// pod of a scale-down still shutting down (it refuses new runs with 503
+/// while the ingress may still send it some: a nightly run's memory probe
+/// lost one of its four runs that way, right after the CPU scenario's
+/// scale-down) and, when `settled`, its last rescale at least one scale-up
+/// period ago (the prediction starts from rest: the HPA's own 1 -> 3 at
+/// creation still counts against the policies for a period; a hold at the
+/// target does not care, so it runs while that period passes). The start of
+/// every scenario; after a previous one this is its scale-down.
+pub(crate) async fn at_rest(cx: &LiveContext<'_>, timeout: Duration, settled: bool) -> Result<(), WaitError> {
     let min = cx.governance.hpa.min_replicas;
     let period = cx.governance.hpa.scale_up.policies.iter().map(|p| i64::from(p.period_seconds)).max().unwrap_or(0);
     let sampler = Sampler::new(cx);
@@ -208,11 +211,17 @@ async fn at_rest(cx: &LiveContext<'_>, timeout: Duration, settled: bool) -> Resu
             Ok(d) => d.status.and_then(|s| s.ready_replicas).unwrap_or(0),
             Err(e) => return Poll::Pending(e.to_string()),
         };
+        let terminating = match app_pods(cx).await {
+            Ok(pods) => pods.iter().filter(|p| p.metadata.deletion_timestamp.is_some()).count(),
+            Err(e) => return Poll::Pending(chain(&e)),
+        };
         let period_passed = !settled || since_rescale.is_none_or(|s| s >= period);
-        if desired == min && ready >= min && period_passed {
+        if desired == min && ready >= min && terminating == 0 && period_passed {
             Poll::Done(())
         } else {
-            Poll::Pending(format!("desired {desired}, Ready {ready}, last rescale {since_rescale:?} s ago"))
+            Poll::Pending(format!(
+                "desired {desired}, Ready {ready}, {terminating} shutting down, last rescale {since_rescale:?} s ago"
+            ))
         }
     })
     .await
@@ -343,6 +352,24 @@ async fn scale_up(cx: &LiveContext<'_>, scenario: &Scenario, claim: &Claim) -> R
     Ok(ScenarioRun { observations, verdict, explanation, stats, stopped_at })
 }
 
+/// How long the HPA may take to come back to rest after a load whose runs
+/// go on for `runs_seconds`: those runs, the scale-down window, one period
+/// per replica, and 120 s for the metrics to fall.
+fn rest_bound(cx: &LiveContext<'_>, runs_seconds: f64) -> Duration {
+    let hpa = &cx.governance.hpa;
+    Duration::from_secs(
+        120 + u64::try_from(hpa.scale_down.stabilization_window_seconds).unwrap_or(0)
+            + 60 * u64::try_from(hpa.max_replicas).unwrap_or(0),
+    ) + Duration::from_secs_f64(runs_seconds)
+}
+
+/// The bound for coming back to rest after any scenario (a later check that
+/// needs the deployment at rest waits this long).
+pub(crate) fn rest_after_scenarios(cx: &LiveContext<'_>) -> Duration {
+    let longest = cx.autoscaling.scenarios.iter().map(|s| longest_run(cx, s)).fold(0.0, f64::max);
+    rest_bound(cx, longest)
+}
+
 /// The longest a run of the scenario lasts: the hold's runs are started
 /// before the load and outlast it.
 #[expect(clippy::cast_precision_loss, reason = "small second counts")]
@@ -465,12 +492,7 @@ pub(crate) async fn autoscaling(cx: &LiveContext<'_>, r: &mut Recorder) {
     for (k, scenario) in cx.autoscaling.scenarios.iter().filter(|s| profile.runs(s)).enumerate() {
         let subject = format!("{}: scale-up", scenario.name);
         let claim = claim(cx, scenario);
-        // Back at rest: a previous scenario's scale-down can take its runs,
-        // the window and one period per replica.
-        let rest = Duration::from_secs(
-            120 + u64::try_from(documented.scale_down.stabilization_window_seconds).unwrap_or(0)
-                + 60 * u64::try_from(documented.max_replicas).unwrap_or(0),
-        ) + Duration::from_secs_f64(previous_runs);
+        let rest = rest_bound(cx, previous_runs);
         previous_runs = longest_run(cx, scenario);
         // The period since the last rescale is only needed by the scale-up.
         if let Err(e) = at_rest(cx, rest, scenario.hold.is_none() && scenario.probe.is_none()).await {

@@ -5,8 +5,8 @@
 //! runs (the demand it sets: an arrival is skipped while accepted plus
 //! in-flight runs are at the cap); stops by itself or when told.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::Client;
@@ -15,6 +15,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cli::chain;
 use crate::fixtures::Load;
 use crate::live::edge;
 use crate::live::rate_bucket::IngressLog;
@@ -31,17 +32,21 @@ struct Counters {
     rate_limited: AtomicU64,
     /// Other statuses, timeouts and connection errors.
     failed: AtomicU64,
+    /// What the first failed request got: a count alone does not say why.
+    first_failure: Mutex<Option<String>>,
     /// Sent and not answered yet.
     in_flight: AtomicU64,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub(crate) struct LoadStats {
     pub(crate) sent: u64,
     pub(crate) accepted: u64,
     pub(crate) busy: u64,
     pub(crate) rate_limited: u64,
     pub(crate) failed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) first_failure: Option<String>,
 }
 
 impl std::fmt::Display for LoadStats {
@@ -50,7 +55,22 @@ impl std::fmt::Display for LoadStats {
             f,
             "{} runs requested: {} accepted, {} refused by a busy pod (429), {} refused by the ingress rate limit, {} failed",
             self.sent, self.accepted, self.busy, self.rate_limited, self.failed
-        )
+        )?;
+        match &self.first_failure {
+            Some(first) => write!(f, " (the first: {first})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a failed start got: its status and the pod that answered, or the error.
+fn failure(response: &Result<reqwest::Response, reqwest::Error>) -> String {
+    match response {
+        Ok(r) => {
+            let pod = r.headers().get(cbam_prober::SERVED_BY).and_then(|v| v.to_str().ok());
+            format!("{}{}", r.status(), pod.map(|p| format!(" from {p}")).unwrap_or_default())
+        }
+        Err(e) => chain(e),
     }
 }
 
@@ -127,11 +147,16 @@ impl Generator {
                         if let Ok(r) = &response {
                             log.record(sent, !edge::rate_limited(r));
                         }
-                        let counter = match response {
+                        let counter = match &response {
                             Ok(r) if r.status().is_success() => &counters.accepted,
-                            Ok(r) if edge::rate_limited(&r) => &counters.rate_limited,
+                            Ok(r) if edge::rate_limited(r) => &counters.rate_limited,
                             Ok(r) if r.status().as_u16() == 429 => &counters.busy,
-                            _ => &counters.failed,
+                            _ => {
+                                if let Ok(mut first) = counters.first_failure.lock() {
+                                    first.get_or_insert_with(|| failure(&response));
+                                }
+                                &counters.failed
+                            }
                         };
                         counter.fetch_add(1, Ordering::SeqCst);
                         counters.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -165,6 +190,7 @@ impl Counters {
             busy: self.busy.load(Ordering::SeqCst),
             rate_limited: self.rate_limited.load(Ordering::SeqCst),
             failed: self.failed.load(Ordering::SeqCst),
+            first_failure: self.first_failure.lock().ok().and_then(|f| f.clone()),
         }
     }
 }
@@ -231,7 +257,7 @@ mod tests {
         let addr = accepting_listener().await;
         let generator =
             Generator::start(Client::new(), format!("http://{addr}/runs"), load(3, 0.0, 5), IngressLog::default());
-        assert_eq!(answered(&generator).await, LoadStats { sent: 3, accepted: 3, busy: 0, rate_limited: 0, failed: 0 });
+        assert_eq!(answered(&generator).await, LoadStats { sent: 3, accepted: 3, ..LoadStats::default() });
         assert_eq!(generator.stop().await.sent, 3);
     }
 
@@ -242,7 +268,7 @@ mod tests {
         let capped = Load { until_accepted: Some(2), ..load(3, 600.0, 1) };
         let generator = Generator::start(Client::new(), format!("http://{addr}/runs"), capped, IngressLog::default());
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        assert_eq!(answered(&generator).await, LoadStats { sent: 2, accepted: 2, busy: 0, rate_limited: 0, failed: 0 });
+        assert_eq!(answered(&generator).await, LoadStats { sent: 2, accepted: 2, ..LoadStats::default() });
         assert_eq!(generator.stop().await.sent, 2);
     }
 }
