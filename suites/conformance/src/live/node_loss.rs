@@ -96,8 +96,8 @@ pub(crate) async fn node_loss(cx: &LiveContext<'_>, r: &mut Recorder) {
     // From rest: the budgets were measured at the documented replicas with
     // no pipeline run in flight. The check before (autoscaling's last
     // scenario) leaves the HPA above its minimum and runs holding memory: a
-    // full nightly once killed a node beside them, and a pod left holding
-    // three runs of 40 MiB went over its fitted 128Mi limit (OOMKilled).
+    // full nightly once killed a node beside them, and a pod there went
+    // over its fitted 128Mi memory limit (OOMKilled).
     let min = cx.governance.hpa.min_replicas;
     let rest = autoscaling::at_rest(cx, autoscaling::rest_after_scenarios(cx), false).await;
     r.record(
