@@ -222,6 +222,10 @@ mod tests {
 
     /// A local listener stands in for the ingress: the schedule is our logic.
     async fn accepting_listener() -> std::net::SocketAddr {
+        listener(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").await
+    }
+
+    async fn listener(answer: &'static [u8]) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
@@ -230,7 +234,7 @@ mod tests {
                     use tokio::io::{AsyncReadExt, AsyncWriteExt};
                     let mut buf = [0u8; 4096];
                     let _ = sock.read(&mut buf).await;
-                    let _ = sock.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").await;
+                    let _ = sock.write_all(answer).await;
                 });
             }
         });
@@ -250,6 +254,18 @@ mod tests {
         })
         .await
         .expect("answers")
+    }
+
+    #[tokio::test]
+    async fn a_failed_start_keeps_the_first_reason() {
+        let addr = listener(b"HTTP/1.1 503 Service Unavailable\r\nx-served-by: p1\r\ncontent-length: 0\r\n\r\n").await;
+        let generator =
+            Generator::start(Client::new(), format!("http://{addr}/runs"), load(2, 0.0, 5), IngressLog::default());
+        let stats = answered(&generator).await;
+        assert_eq!((stats.sent, stats.failed), (2, 2), "{stats}");
+        assert_eq!(stats.first_failure.as_deref(), Some("503 Service Unavailable from p1"));
+        assert!(stats.to_string().ends_with("2 failed (the first: 503 Service Unavailable from p1)"), "{stats}");
+        generator.stop().await;
     }
 
     #[tokio::test]
