@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use cbam_cluster::wait::{Poll, WaitError, until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use serde_json::json;
@@ -23,7 +24,7 @@ use crate::live::hpa_reading::{self, Proposal};
 use crate::live::load::{Generator, LoadStats};
 use crate::live::scale_down::{self, DownClaim};
 use crate::live::scaling_timeline::{self, Claim, Demand, Sample, Verdict};
-use crate::live::workload::{app_pods, is_ready};
+use crate::live::workload::{app_pods, app_pods_with_terminating, has_ended, is_ready};
 use crate::live::{edge, metrics_pipeline, target_probe, timeline_plot};
 use crate::outcome::Recorder;
 use crate::report::write_atomic;
@@ -211,20 +212,32 @@ pub(crate) async fn at_rest(cx: &LiveContext<'_>, timeout: Duration, settled: bo
             Ok(d) => d.status.and_then(|s| s.ready_replicas).unwrap_or(0),
             Err(e) => return Poll::Pending(e.to_string()),
         };
-        let terminating = match app_pods(cx).await {
-            Ok(pods) => pods.iter().filter(|p| p.metadata.deletion_timestamp.is_some()).count(),
+        // All pods, not `app_pods`: that one leaves the terminating out.
+        // Running ones beyond `min` are a scale-down the ReplicaSet has
+        // not begun yet (the HPA's status moves first).
+        let (running, terminating) = match app_pods_with_terminating(cx).await {
+            Ok(pods) => running_and_terminating(&pods),
             Err(e) => return Poll::Pending(chain(&e)),
         };
         let period_passed = !settled || since_rescale.is_none_or(|s| s >= period);
-        if desired == min && ready >= min && terminating == 0 && period_passed {
+        let pods_at_min = usize::try_from(min).is_ok_and(|m| running == m);
+        if desired == min && ready >= min && pods_at_min && terminating == 0 && period_passed {
             Poll::Done(())
         } else {
             Poll::Pending(format!(
-                "desired {desired}, Ready {ready}, {terminating} shutting down, last rescale {since_rescale:?} s ago"
+                "desired {desired}, Ready {ready}, {running} pods running, {terminating} shutting down, last rescale {since_rescale:?} s ago"
             ))
         }
     })
     .await
+}
+
+/// How many of the pods run and how many are shutting down; those whose
+/// containers have ended count as neither.
+fn running_and_terminating(pods: &[Pod]) -> (usize, usize) {
+    let live = pods.iter().filter(|p| !has_ended(p));
+    let terminating = live.clone().filter(|p| p.metadata.deletion_timestamp.is_some()).count();
+    (live.count() - terminating, terminating)
 }
 
 /// Before the load: `hold.runs` runs at minReplicas put the metric at its
@@ -673,5 +686,20 @@ mod tests {
         assert!(other_drivers(&s, &alone).is_empty());
         let shared = [observation(0.0, 3, &[("pods/x", 9), ("resource/cpu", 6)]), observation(2.0, 5, &[])];
         assert_eq!(other_drivers(&s, &shared), ["resource/cpu proposed 6 at 2 s"]);
+    }
+
+    #[test]
+    fn a_pod_shutting_down_is_not_at_rest() {
+        use k8s_openapi::api::core::v1::PodStatus;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let pod = |phase: &str, deleting: bool| {
+            let mut p =
+                Pod { status: Some(PodStatus { phase: Some(phase.into()), ..PodStatus::default() }), ..Pod::default() };
+            p.metadata.deletion_timestamp = deleting.then(|| Time(Timestamp::now()));
+            p
+        };
+        let pods = [pod("Running", false), pod("Running", true), pod("Failed", false), pod("Running", false)];
+        assert_eq!(running_and_terminating(&pods), (2, 1));
+        assert_eq!(running_and_terminating(&pods[..1]), (1, 0));
     }
 }

@@ -41,13 +41,25 @@ pub(crate) async fn selector(cx: &LiveContext<'_>) -> Result<String, WorkloadErr
 
 /// The Deployment's pods that are not terminating, by its own selector.
 pub(crate) async fn app_pods(cx: &LiveContext<'_>) -> Result<Vec<Pod>, WorkloadError> {
+    Ok(app_pods_with_terminating(cx).await?.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect())
+}
+
+/// Every pod of the Deployment's selector, those shutting down included
+/// (a pod with a deletion timestamp still answers until its process exits).
+pub(crate) async fn app_pods_with_terminating(cx: &LiveContext<'_>) -> Result<Vec<Pod>, WorkloadError> {
     let selector = selector(cx).await?;
     let pods: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
     let list = pods
         .list(&ListParams::default().labels(&selector))
         .await
         .map_err(|e| WorkloadError::Pods(cx.deployment_label(), e))?;
-    Ok(list.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect())
+    Ok(list.items)
+}
+
+/// A pod whose containers are done for good (an eviction by the kubelet
+/// leaves it Failed): it answers nothing and no controller waits on it.
+pub(crate) fn has_ended(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|p| matches!(p, "Succeeded" | "Failed"))
 }
 
 pub(crate) fn is_ready(pod: &Pod) -> bool {
