@@ -89,14 +89,12 @@ start_dockerd() {
   missing="$(missing_caps)"
   if [ -n "$missing" ]; then
     install_wrapper
-    cat >/etc/docker/daemon.json <<JSON
-{
-  "runtimes": { "runc-caps": { "path": "$wrapper" } },
-  "default-runtime": "runc-caps",
-  "log-driver": "json-file",
-  "log-opts": { "max-size": "10m", "max-file": "2" }
-}
-JSON
+    # As data (jq), not text: the wrapper's path is a value like any other.
+    jq -n --arg wrapper "$wrapper" '{
+      "runtimes": { "runc-caps": { "path": $wrapper } },
+      "default-runtime": "runc-caps",
+      "log-driver": "json-file",
+      "log-opts": { "max-size": "10m", "max-file": "2" } }' >/etc/docker/daemon.json
   fi
   say "starting dockerd (log: $state/dockerd.log)"
   # 8>&-: dockerd outlives this script and must not hold its lock.

@@ -67,7 +67,7 @@ build_images() {
 }
 
 node_tag() { # content hash of everything that goes into the node image
-  { cat "$here/../versions.env"; cat "$here"/node/cbam-node "$here"/node/runc-node "$here"/node/*.yaml "$here"/node/*.toml "$here"/node/*.conflist "$here"/node/addons/*.yaml
+  { cat "$here/../versions.env"; cat "$here"/node/cbam-node "$here"/node/cbam-join "$here"/node/wait.sh "$here"/node/runc-node "$here"/node/*.yaml "$here"/node/*.toml "$here"/node/*.conflist "$here"/node/addons/*.yaml
     sha256sum "$kit"/images/*.tar | cut -d' ' -f1; } | sha256sum | cut -c1-12
 }
 
@@ -88,7 +88,8 @@ build_node() {
   install -m 755 "$kit/etcd-$ETCD_VERSION/bin/etcd" "$dir/usr/local/bin/"
   install -m 755 "$kit/containerd-$CONTAINERD_VERSION"/bin/* "$dir/usr/local/bin/"
   install -m 755 "$kit/cni-plugins-$CNI_PLUGINS_VERSION"/bin/* "$dir/opt/cni/bin/"
-  install -m 755 "$here/node/cbam-node" "$here/node/runc-node" "$dir/usr/local/bin/"
+  install -m 755 "$here/node/cbam-node" "$here/node/cbam-join" "$here/node/runc-node" "$dir/usr/local/bin/"
+  install -D -m 644 "$here/node/wait.sh" "$dir/usr/local/lib/cbam/wait.sh"
   install -m 644 "$here/node/kubelet.yaml" "$here/node/join.yaml" "$here/node/authentication.yaml" \
     "$here/node/cni.conflist" "$dir/etc/cbam/"
   sed "s/__PAUSE_VERSION__/$PAUSE_VERSION/" "$here/node/containerd.toml" >"$dir/etc/containerd/config.toml"

@@ -48,7 +48,7 @@ pub async fn nodes_ready(client: &Client, expected: usize, timeout: Duration) ->
                         Poll::Pending(format!("{} of {} listed nodes Ready: {names:?}", names.len(), list.items.len()))
                     }
                 }
-                Err(e) => Poll::Pending(format!("list nodes: {e}")),
+                Err(e) => Poll::failed(format!("list nodes: {e}"), &e),
             }
         }
     })
@@ -69,7 +69,7 @@ async fn deployment_available(client: &Client, ns: &str, name: &str, timeout: Du
                         Poll::Pending(format!("{available} available replicas"))
                     }
                 }
-                Err(e) => Poll::Pending(format!("get: {e}")),
+                Err(e) => Poll::failed(format!("get: {e}"), &e),
             }
         }
     })
@@ -93,7 +93,7 @@ pub async fn api_service_available(client: &Client, name: &str) -> Poll<()> {
                 None => Poll::Pending(format!("APIService {name} has no Available condition")),
             }
         }
-        Err(e) => Poll::Pending(format!("get APIService {name}: {e}")),
+        Err(e) => Poll::failed(format!("get APIService {name}: {e}"), &e),
     }
 }
 
@@ -101,8 +101,9 @@ async fn metrics_api(client: &Client, timeout: Duration) -> Result<(), WaitError
     until("APIService v1beta1.metrics.k8s.io Available and node metrics served", timeout, || {
         let client = client.clone();
         async move {
-            if let Poll::Pending(seen) = api_service_available(&client, "v1beta1.metrics.k8s.io").await {
-                return Poll::Pending(seen);
+            match api_service_available(&client, "v1beta1.metrics.k8s.io").await {
+                Poll::Done(()) => {}
+                not_yet => return not_yet,
             }
             let request = match http::Request::get("/apis/metrics.k8s.io/v1beta1/nodes").body(Vec::new()) {
                 Ok(r) => r,
@@ -111,7 +112,7 @@ async fn metrics_api(client: &Client, timeout: Duration) -> Result<(), WaitError
             match client.request::<serde_json::Value>(request).await {
                 Ok(v) if v["items"].as_array().is_some_and(|i| !i.is_empty()) => Poll::Done(()),
                 Ok(_) => Poll::Pending("no node metrics yet".into()),
-                Err(e) => Poll::Pending(format!("node metrics: {e}")),
+                Err(e) => Poll::failed(format!("node metrics: {e}"), &e),
             }
         }
     })
@@ -122,11 +123,10 @@ async fn metrics_api(client: &Client, timeout: Duration) -> Result<(), WaitError
 /// cluster's controller is reached through a port-forward instead).
 async fn ingress_serving(client: &Client, http_port: u16, t: &Timeouts, kit: bool) -> Result<(), WaitError> {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), "traefik");
-    let http = reqwest::Client::builder().timeout(t.request).build().map_err(|e| WaitError {
-        condition: "an HTTP client".into(),
-        timeout: Duration::ZERO,
-        last: e.to_string(),
-    })?;
+    let http = reqwest::Client::builder()
+        .timeout(t.request)
+        .build()
+        .map_err(|e| WaitError::Refused { condition: "an HTTP client".into(), reason: e.to_string() })?;
     until(&format!("ingress controller answering on 127.0.0.1:{http_port}"), t.addons_ready, || {
         let (api, http) = (api.clone(), http.clone());
         async move {
@@ -162,7 +162,7 @@ async fn default_storage_class(client: &Client, timeout: Duration) -> Result<Str
                     })
                     .and_then(|sc| sc.metadata.name.clone())
                     .map_or_else(|| Poll::Pending(format!("{} classes, none default", list.items.len())), Poll::Done),
-                Err(e) => Poll::Pending(format!("list: {e}")),
+                Err(e) => Poll::failed(format!("list: {e}"), &e),
             }
         }
     })

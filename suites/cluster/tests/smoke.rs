@@ -212,7 +212,7 @@ async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), Failed> {
                     2 => Poll::Done(()),
                     n => Poll::Pending(format!("{n} available")),
                 },
-                Err(e) => Poll::Pending(e.to_string()),
+                Err(e) => Poll::failed(e.to_string(), &e),
             }
         }
     })
@@ -272,7 +272,7 @@ async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), Failed> {
                         Poll::Pending(format!("{with_usage} api pods with usage"))
                     }
                 }
-                Err(e) => Poll::Pending(e.to_string()),
+                Err(e) => Poll::failed(e.to_string(), &e),
             }
         }
     })
@@ -311,7 +311,7 @@ async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), Failed> {
             match pods.logs(&name, &LogParams { tail_lines: Some(20), ..LogParams::default() }).await {
                 Ok(log) if wanted.iter().all(|n| log.lines().any(|l| l.trim() == n)) => Poll::Done(()),
                 Ok(log) => Poll::Pending(format!("{name} sees {:?}", log.lines().rev().take(3).collect::<Vec<_>>())),
-                Err(e) => Poll::Pending(format!("logs of {name}: {e}")),
+                Err(e) => Poll::failed(format!("logs of {name}: {e}"), &e),
             }
         }
     })

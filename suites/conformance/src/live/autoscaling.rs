@@ -206,18 +206,18 @@ pub(crate) async fn at_rest(cx: &LiveContext<'_>, timeout: Duration, settled: bo
                 let since = status.last_scale_time.map(|t| Timestamp::now().as_second() - t.0.as_second());
                 (status.desired_replicas, since)
             }
-            Err(e) => return Poll::Pending(e.to_string()),
+            Err(e) => return Poll::failed(e.to_string(), &e),
         };
         let ready = match deployments.get(deployment).await {
             Ok(d) => d.status.and_then(|s| s.ready_replicas).unwrap_or(0),
-            Err(e) => return Poll::Pending(e.to_string()),
+            Err(e) => return Poll::failed(e.to_string(), &e),
         };
         // All pods, not `app_pods`: that one leaves the terminating out.
         // Running ones beyond `min` are a scale-down the ReplicaSet has
         // not begun yet (the HPA's status moves first).
         let (running, terminating) = match app_pods_with_terminating(cx).await {
             Ok(pods) => running_and_terminating(&pods),
-            Err(e) => return Poll::Pending(chain(&e)),
+            Err(e) => return Poll::failed(chain(&e), &e),
         };
         let period_passed = !settled || since_rescale.is_none_or(|s| s >= period);
         let pods_at_min = usize::try_from(min).is_ok_and(|m| running == m);

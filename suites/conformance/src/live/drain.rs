@@ -109,7 +109,7 @@ pub(crate) async fn empty_node(cx: &LiveContext<'_>, node: &str) -> Result<(usiz
         async move {
             let pods = match app_pods(cx).await {
                 Ok(p) => p,
-                Err(e) => return Poll::Pending(chain(&e)),
+                Err(e) => return Poll::failed(chain(&e), &e),
             };
             let on_node: Vec<String> = pods
                 .iter()
@@ -127,7 +127,7 @@ pub(crate) async fn empty_node(cx: &LiveContext<'_>, node: &str) -> Result<(usiz
                     Err(EvictionError::Refused { code: 429, .. }) => {
                         refused.fetch_add(1, Ordering::SeqCst);
                     }
-                    Err(e) => return Poll::Pending(chain(&e)),
+                    Err(e) => return Poll::failed(chain(&e), &e),
                 }
             }
             Poll::Pending(format!("{} app pods left on {node}", on_node.len()))
@@ -151,7 +151,7 @@ pub(crate) async fn replaced_elsewhere(cx: &LiveContext<'_>, node: &str, want: u
                     Poll::Pending(format!("{on_node} app pods on {node}, {ready} Ready"))
                 }
             }
-            Err(e) => Poll::Pending(chain(&e)),
+            Err(e) => Poll::failed(chain(&e), &e),
         }
     })
     .await

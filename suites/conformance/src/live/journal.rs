@@ -184,7 +184,7 @@ pub(crate) async fn delete_namespace(client: &Client, name: &str, limit: Duratio
             match api.get_opt(name).await {
                 Ok(None) => Poll::Done(()),
                 Ok(Some(ns)) => Poll::Pending(format!("phase {:?}", ns.status.and_then(|s| s.phase))),
-                Err(e) => Poll::Pending(e.to_string()),
+                Err(e) => Poll::failed(e.to_string(), &e),
             }
         }
     })

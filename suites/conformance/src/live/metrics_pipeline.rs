@@ -54,7 +54,7 @@ pub(crate) async fn ready(
                     Poll::Pending(format!("served for {served:?}; missing {missing:?}"))
                 }
             }
-            Err(e) => Poll::Pending(chain(&e)),
+            Err(e) => Poll::failed(chain(&e), &e),
         }
     })
     .await

@@ -159,7 +159,7 @@ pub(crate) async fn node_loss(cx: &LiveContext<'_>, r: &mut Recorder) {
                     Poll::Pending(format!("{elsewhere} Ready off {node}"))
                 }
             }
-            Err(e) => Poll::Pending(chain(&e)),
+            Err(e) => Poll::failed(chain(&e), &e),
         }
     })
     .await;

@@ -120,7 +120,7 @@ async fn ensure_pod(cx: &LiveContext<'_>, pods: &Api<Pod>) -> Result<(), ProberP
                     Poll::Pending(format!("phase {phase}{}", waiting.unwrap_or_default()))
                 }
             }
-            Err(e) => Poll::Pending(e.to_string()),
+            Err(e) => Poll::failed(e.to_string(), &e),
         }
     })
     .await?;

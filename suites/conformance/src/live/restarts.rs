@@ -158,7 +158,7 @@ pub(crate) async fn no_restarts(cx: &LiveContext<'_>, r: &mut Recorder) {
                         None => Poll::Pending("no running app container".into()),
                     }
                 }
-                Err(e) => Poll::Pending(e.to_string()),
+                Err(e) => Poll::failed(e.to_string(), &e),
             }
         },
     )

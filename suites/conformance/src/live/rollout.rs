@@ -29,7 +29,7 @@ pub(crate) async fn rollout(cx: &LiveContext<'_>, r: &mut Recorder) {
                         ))
                     }
                 }
-                Err(e) => Poll::Pending(e.to_string()),
+                Err(e) => Poll::failed(e.to_string(), &e),
             }
         }
     })

@@ -58,7 +58,7 @@ pub(crate) async fn rollout_under_load(cx: &LiveContext<'_>, r: &mut Recorder) {
         until(&format!("{object}: rollout complete"), cx.timeouts.rollout, || async {
             match api.get(name).await {
                 Ok(d) => complete(&d).map_or_else(Poll::Pending, Poll::Done),
-                Err(e) => Poll::Pending(e.to_string()),
+                Err(e) => Poll::failed(e.to_string(), &e),
             }
         })
         .await

@@ -122,7 +122,7 @@ pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recor
         match endpoint_ready(cx, &name).await {
             Ok(Some(true)) => Poll::Pending(format!("still listed ready; {}", tool_state(&pods_api, &name).await)),
             Ok(state) => Poll::Done(shown(state)),
-            Err(e) => Poll::Pending(chain(&e)),
+            Err(e) => Poll::failed(chain(&e), &e),
         }
     })
     .await;
@@ -142,12 +142,12 @@ pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recor
         let same = match pods_api.get_opt(&name).await {
             Ok(Some(p)) if p.metadata.uid == uid => p,
             Ok(_) => return Poll::Done(Err("the pod was replaced, not restarted".to_owned())),
-            Err(e) => return Poll::Pending(e.to_string()),
+            Err(e) => return Poll::failed(e.to_string(), &e),
         };
         match endpoint_ready(cx, &name).await {
             Ok(Some(true)) if is_ready(&same) => Poll::Done(Ok("listed ready")),
             Ok(state) => Poll::Pending(format!("pod Ready {}, endpoint {}", is_ready(&same), shown(state))),
-            Err(e) => Poll::Pending(chain(&e)),
+            Err(e) => Poll::failed(chain(&e), &e),
         }
     })
     .await;

@@ -153,7 +153,7 @@ pub(crate) async fn replicas(cx: &LiveContext<'_>, r: &mut Recorder) {
                             cbam_cluster::wait::Poll::Pending(format!("{ready} Ready of {desired}"))
                         }
                     }
-                    Err(e) => cbam_cluster::wait::Poll::Pending(e.to_string()),
+                    Err(e) => cbam_cluster::wait::Poll::failed(e.to_string(), &e),
                 }
             }
         })
