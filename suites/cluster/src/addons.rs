@@ -38,6 +38,12 @@ pub enum AddonError {
         #[source]
         source: serde_norway::Error,
     },
+    #[error("read the addon manifest {file}: an object")]
+    Object {
+        file: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("read the addon manifest {file}: {object} has no {what}")]
     Incomplete { file: &'static str, object: String, what: &'static str },
     #[error("read the addon manifest {file}: apiVersion of {object}")]
@@ -53,24 +59,51 @@ pub enum AddonError {
     Apply(String, #[source] Box<kube::Error>),
 }
 
-/// A manifest with every `__NAME__` placeholder that names a pin of
-/// ci/versions.env replaced by its value.
-fn pinned(text: &str) -> String {
+/// Every `(__NAME__, value)` of ci/versions.env's pins.
+fn pins() -> Vec<(String, &'static str)> {
     VERSIONS
         .lines()
         .filter_map(|line| line.split_once('='))
         .filter(|(name, _)| !name.trim_start().starts_with('#'))
-        .fold(text.to_owned(), |text, (name, value)| text.replace(&format!("__{}__", name.trim()), value.trim()))
+        .map(|(name, value)| (format!("__{}__", name.trim()), value.trim()))
+        .collect()
+}
+
+/// VALUE with every placeholder in its strings replaced by its pin. The
+/// manifest is parsed first and only strings are edited, so a pin never
+/// becomes YAML text (a tag such as `1.10` would otherwise be a number).
+fn pinned(value: &mut serde_json::Value, pins: &[(String, &str)]) {
+    match value {
+        serde_json::Value::String(text) => {
+            for (placeholder, pin) in pins {
+                if text.contains(placeholder.as_str()) {
+                    *text = text.replace(placeholder.as_str(), pin);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| pinned(v, pins)),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(|v| pinned(v, pins)),
+        _ => {}
+    }
 }
 
 /// Every object of every addon manifest, in order, with its file.
 pub fn objects() -> Result<Vec<(&'static str, DynamicObject)>, AddonError> {
+    objects_pinned(&pins())
+}
+
+fn objects_pinned(pins: &[(String, &str)]) -> Result<Vec<(&'static str, DynamicObject)>, AddonError> {
     let mut out = Vec::new();
     for (file, text) in MANIFESTS {
-        for document in serde_norway::Deserializer::from_str(&pinned(text)) {
-            let value: Option<DynamicObject> =
+        for document in serde_norway::Deserializer::from_str(text) {
+            let mut value: serde_json::Value =
                 serde::Deserialize::deserialize(document).map_err(|source| AddonError::Yaml { file, source })?;
-            out.extend(value.map(|object| (file, object)));
+            if value.is_null() {
+                continue;
+            }
+            pinned(&mut value, pins);
+            let object = serde_json::from_value(value).map_err(|source| AddonError::Object { file, source })?;
+            out.push((file, object));
         }
     }
     Ok(out)
@@ -124,12 +157,25 @@ mod tests {
         for (file, object) in &objects {
             assert!(object.types.is_some() && object.metadata.name.is_some(), "{file}: {}", label(object));
         }
-        for (file, text) in MANIFESTS {
-            let text = pinned(text);
-            assert!(!text.contains("_VERSION__"), "{file} keeps a placeholder no pin replaced");
+        for (file, object) in &objects {
+            let text = serde_json::to_string(&object.data).expect("json");
+            assert!(
+                !text.contains("_VERSION__") && !text.contains("_TAG__"),
+                "{file} keeps a placeholder no pin replaced"
+            );
         }
         let traefik = objects.iter().find(|(_, o)| label(o) == "DaemonSet traefik/traefik").expect("traefik");
         let image = serde_json::to_string(&traefik.1.data).expect("json");
         assert!(image.contains("docker.io/library/traefik:v3."), "pinned from ci/versions.env: {image}");
+    }
+
+    /// A pin that looks like a number stays inside its string.
+    #[test]
+    fn a_numeric_looking_pin_stays_a_string() {
+        let pins = [("__TRAEFIK_VERSION__".to_owned(), "1e3"), ("__COREDNS_VERSION__".to_owned(), "true")];
+        let objects = objects_pinned(&pins).expect("the addon manifests parse");
+        let traefik = objects.iter().find(|(_, o)| label(o) == "DaemonSet traefik/traefik").expect("traefik");
+        let image = &traefik.1.data["spec"]["template"]["spec"]["containers"][0]["image"];
+        assert_eq!(image.as_str(), Some("docker.io/library/traefik:1e3"));
     }
 }
