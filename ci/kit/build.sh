@@ -4,7 +4,8 @@
 # ~/.cache/cbam-conformance/kit), each part cached by its pinned version:
 # Kubernetes binaries, etcd, containerd + ctr, CNI plugins, the addon images
 # (pause, CoreDNS, metrics-server, local-path-provisioner + busybox helper,
-# Traefik, Prometheus, prometheus-adapter) and finally the node image `cbam-kit/node:TAG` in Docker.
+# Traefik, Prometheus, prometheus-adapter), the node image `cbam-kit/node:TAG`
+# in Docker, and the kind node image `cbam-kit/kind-node:TAG` (build-kind-node.sh).
 # Prints the node image reference as its last line.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,7 +18,7 @@ kit="${CBAM_KIT:-$HOME/.cache/cbam-conformance/kit}"
 export CBAM_KIT="$kit"
 mkdir -p "$kit/images"
 timings="$kit/timings.log"
-total=14 n=0
+total=15 n=0
 
 step() { # step TITLE COMMAND...: numbered, timed progress
   local title="$1" started; shift
@@ -171,4 +172,5 @@ wait "$ahead_job" || true
 step "node rootfs (Debian $DEBIAN_SUITE)" bash "$here/build-rootfs.sh"
 step "addon images" build_images
 step "node image" build_node
+step "kind node image" bash "$here/build-kind-node.sh"
 cat "$kit/node-image"

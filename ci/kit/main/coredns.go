@@ -1,4 +1,5 @@
-// CoreDNS with the plugins the kit's Corefile uses (node/addons/10-coredns.yaml),
+// CoreDNS with the plugins the kit's Corefile uses (node/addons/10-coredns.yaml)
+// and forward, which kubeadm's Corefile (the kind node's, issue 29) adds,
 // instead of upstream's main, which compiles every plugin (core/plugin): the
 // cloud DNS providers' SDKs, dnstap, tracing and the rest are not built. A
 // Corefile naming a plugin missing here fails at start ("missing a plugin");
@@ -11,6 +12,7 @@ import (
 
 	_ "github.com/coredns/coredns/plugin/cache"
 	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/forward"
 	_ "github.com/coredns/coredns/plugin/health"
 	_ "github.com/coredns/coredns/plugin/kubernetes"
 	_ "github.com/coredns/coredns/plugin/loadbalance"

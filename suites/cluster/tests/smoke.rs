@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use cbam_cluster::docker;
 use cbam_cluster::error_chain;
@@ -87,10 +88,13 @@ async fn kit_cluster_smoke() {
     readiness::gate(&cluster, &t).await.expect("readiness gate");
     eprintln!("smoke: cluster ready in {:.1} s", started.elapsed().as_secs_f64());
     let exposed = loopback_only(&cluster, &listening_before).await;
-    let result = match exercise(&cluster, &t).await {
-        Ok(()) => impostor_refused(&cluster, &opts).await,
-        failed => failed,
-    };
+    let result = async {
+        exercise(&cluster, &t).await?;
+        impostor_refused(&cluster, &opts).await?;
+        join_objects_accepted(&cluster).await?;
+        refusals_end_waits(&cluster).await
+    }
+    .await;
     // What this cluster holds (other clusters may come and go meanwhile).
     let owned = docker::owned(&format!("{LABEL}={}", cluster.name)).await.expect("docker inventory");
     cluster.down().await.expect("cluster down");
@@ -343,6 +347,115 @@ async fn impostor_refused(cluster: &KitCluster, opts: &KitOptions) -> Result<(),
     }
     eprintln!("smoke: an agent whose token names another CA was refused");
     Ok(())
+}
+
+/// How many derived bootstrap tokens the API server must accept (issue 28:
+/// about 1 in 16 has an all-digit id; the sample is also searched for ids
+/// that look like other numbers).
+const JOIN_TOKENS: usize = 2_000;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Passwords of the node's kind whose derived tokens include every
+/// numeric-looking id shape ("513048", "012345", "1e5234").
+fn join_passwords() -> Vec<String> {
+    use sha2::{Digest, Sha256};
+    let id = |p: &str| hex(&Sha256::digest(format!("id:{p}")))[..6].to_owned();
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let shapes: [&dyn Fn(&str) -> bool; 3] = [&|i| digits(i), &|i| i.starts_with('0') && digits(i), &|i| {
+        i.split_once('e').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && digits(a) && digits(b))
+    }];
+    let candidates = (0..).map(|n| hex(&Sha256::digest(format!("smoke {n}"))));
+    let mut out: Vec<String> = candidates.clone().take(JOIN_TOKENS - shapes.len()).collect();
+    for shape in shapes {
+        out.extend(candidates.clone().find(|p| shape(&id(p))));
+    }
+    out
+}
+
+/// The join objects of JOIN_TOKENS derived tokens, made by the node's own
+/// programs (cbam-join token, cbam-join objects) on the server, are all
+/// accepted by its API server (server-side dry run: nothing is created).
+async fn join_objects_accepted(cluster: &KitCluster) -> Result<(), Failed> {
+    let server = &cluster.nodes[0].container;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("passwords");
+    std::fs::write(&file, join_passwords().join("\n") + "\n")?;
+    docker::docker(&["cp", file.to_str().ok_or("a UTF-8 path")?, &format!("{server}:/tmp/passwords")]).await?;
+    let started = std::time::Instant::now();
+    let script = "set -euo pipefail
+        while read -r p; do cbam-join token <<<\"$p\"; done </tmp/passwords >/tmp/tokens
+        cbam-join objects /var/lib/cbam/pki/ca.crt https://127.0.0.1:6443 </tmp/tokens >/tmp/join-objects.yaml
+        echo \"all-digit ids: $(grep -cE '^[0-9]{6}\\.' /tmp/tokens)\"
+        kubectl --kubeconfig /etc/rancher/k3s/k3s.yaml apply --server-side --force-conflicts --dry-run=server \\
+          -f /tmp/join-objects.yaml -o name | grep -c '^secret/bootstrap-token-'";
+    let said = docker::docker(&["exec", server, "bash", "-c", script]).await?;
+    let accepted: usize = said.lines().last().and_then(|l| l.trim().parse().ok()).ok_or(format!("no count: {said}"))?;
+    if accepted != JOIN_TOKENS {
+        return Err(format!("{accepted} of {JOIN_TOKENS} bootstrap Secrets accepted: {said}").into());
+    }
+    eprintln!(
+        "smoke: the join objects of {JOIN_TOKENS} derived tokens accepted by the API server (dry run; {}) in {:.1} s",
+        said.lines().next().unwrap_or_default(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// An object the API server refuses ends a wait at its first attempt, with
+/// the server's message: the node's until_ok, and the harness's wait.
+async fn refusals_end_waits(cluster: &KitCluster) -> Result<(), Failed> {
+    // The issue's object: a token id written as a number.
+    let refused = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "bootstrap-token-513048", "namespace": "kube-system"},
+        "type": "bootstrap.kubernetes.io/token", "stringData": {"token-id": 513048}});
+    let server = &cluster.nodes[0].container;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("refused.json");
+    std::fs::write(&file, serde_json::to_vec(&refused)?)?;
+    docker::docker(&["cp", file.to_str().ok_or("a UTF-8 path")?, &format!("{server}:/tmp/refused.json")]).await?;
+    let script = "fail() { echo \"FATAL: $*\"; exit 1; }; hide() { printf %s \"$1\"; }; components=
+        source /usr/local/lib/cbam/wait.sh
+        until_ok 'a refused object' 120 \\
+          kubectl --kubeconfig /etc/rancher/k3s/k3s.yaml apply --server-side --dry-run=server -f /tmp/refused.json";
+    let started = std::time::Instant::now();
+    let said = match docker::docker(&["exec", server, "bash", "-c", script]).await {
+        Ok(out) => return Err(format!("the node's wait accepted a refused object: {out}").into()),
+        Err(e) => error_chain::render(&e),
+    };
+    let took = started.elapsed();
+    if !said.contains("refused while waiting for a refused object (not retried)") || !said.contains("expected string") {
+        return Err(format!("the node's wait on a refused object said: {said}").into());
+    }
+    // Its bound is 120 s; a retry loop would spend it.
+    if took > Duration::from_secs(30) {
+        return Err(format!("the node's wait on a refused object took {took:?}: {said}").into());
+    }
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "kube-system");
+    let mut attempts = 0;
+    let outcome = until("a refused object applied", Duration::from_secs(120), || {
+        attempts += 1;
+        let (secrets, refused) = (secrets.clone(), refused.clone());
+        async move {
+            let params = PatchParams { dry_run: true, ..PatchParams::apply(MANAGER) };
+            match secrets.patch("bootstrap-token-513048", &params, &Patch::Apply(&refused)).await {
+                Ok(_) => Poll::Done(()),
+                Err(e) => Poll::failed(e.to_string(), &e),
+            }
+        }
+    })
+    .await;
+    match outcome {
+        Err(e @ cbam_cluster::wait::WaitError::Refused { .. })
+            if attempts == 1 && e.to_string().contains("expected string") =>
+        {
+            eprintln!("smoke: a refused object ended both waits at once ({:.1} s; {e})", took.as_secs_f64());
+            Ok(())
+        }
+        other => Err(format!("the harness's wait on a refused object, after {attempts} attempts: {other:?}").into()),
+    }
 }
 
 /// A one-node cluster whose `component` gets a flag it refuses: it exits
