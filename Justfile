@@ -103,7 +103,7 @@ lint:
     RUSTC_WORKSPACE_WRAPPER=clippy-driver CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__ \
         cargo build --workspace --all-targets --quiet
 
-# Benchmarks: `just bench static|app|cluster|autoscaling|prober` (ci/bench-TARGET.sh).
+# Benchmarks: `just bench static|app|cluster|autoscaling|prober|kit-starts` (ci/bench-TARGET.sh).
 bench TARGET:
     bash ci/bench-{{ TARGET }}.sh
 

@@ -1,7 +1,7 @@
 //! Kit clusters for the live tier: Docker engine access, the offline kit's
 //! node image, a k3s-style provider (server + agents, testcontainers), the
 //! platform addons it installs, the readiness gate, and the one waiting
-//! primitive with its timeouts.
+//! primitive with its timeouts; kind clusters by the real kind CLI.
 
 pub mod addons;
 pub mod components;
@@ -10,6 +10,7 @@ pub mod error_chain;
 pub mod existing;
 pub mod exposure;
 pub mod k3s;
+pub mod kind;
 pub mod kit;
 pub mod provider;
 pub mod readiness;

@@ -56,17 +56,24 @@ impl WaitError {
     }
 }
 
+/// 400s that say "not yet", not "never": a pod's log or exec asked for
+/// before its container runs (seen: the smoke suite's writer pods while
+/// ContainerCreating), or before the pod is scheduled.
+const HEALING_BAD_REQUESTS: &[&str] = &["is waiting to start", "PodInitializing", "does not have a host assigned"];
+
 /// The API server's answer to a request it refused for good, if `error` is
 /// one: the object or the request is at fault (400 BadRequest, 401, 403,
 /// 405, 406, 413, 415, 422 Invalid), and server-side apply's "failed to
 /// create typed patch object", which comes as a 500 although the object is
-/// at fault (kubernetes issue 139253). What can heal is not a refusal: 404
-/// (not there yet), 409, 410, 429, other 5xx, transport errors, and the 403
-/// an admission plugin answers while its caches fill after a start.
+/// at fault (kubernetes issue 139253). What can heal is not a refusal: the
+/// 400s of HEALING_BAD_REQUESTS, 404 (not there yet), 409, 410, 429, other
+/// 5xx, transport errors, and the 403 an admission plugin answers while its
+/// caches fill after a start.
 pub fn refusal(error: &kube::Error) -> Option<&kube::core::Status> {
     let kube::Error::Api(status) = error else { return None };
     let permanent = match status.code {
-        400 | 401 | 405 | 406 | 413 | 415 | 422 => true,
+        400 => !HEALING_BAD_REQUESTS.iter().any(|m| status.message.contains(m)),
+        401 | 405 | 406 | 413 | 415 | 422 => true,
         403 => !status.message.contains("not yet ready to handle request"),
         500 => status.message.contains("failed to create typed patch object"),
         _ => false,
@@ -160,6 +167,8 @@ mod tests {
     fn only_what_cannot_heal_is_a_refusal() {
         let cases = [
             (400, "BadRequest", "the object is malformed", true),
+            (400, "BadRequest", "container \"w\" in pod \"p\" is waiting to start: ContainerCreating", false),
+            (400, "BadRequest", "pod \"p\" does not have a host assigned", false),
             (422, "Invalid", "Secret \"s\" is invalid", true),
             (403, "Forbidden", "secrets is forbidden: User \"u\" cannot create", true),
             (403, "Forbidden", "secrets \"s\" is forbidden: not yet ready to handle request", false),

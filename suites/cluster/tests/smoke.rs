@@ -380,13 +380,16 @@ fn join_passwords() -> Vec<String> {
 /// accepted by its API server (server-side dry run: nothing is created).
 async fn join_objects_accepted(cluster: &KitCluster) -> Result<(), Failed> {
     let server = &cluster.nodes[0].container;
+    // Copied beside the node's data: /tmp is a tmpfs, which `docker cp`
+    // writes beneath, unseen.
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("passwords");
     std::fs::write(&file, join_passwords().join("\n") + "\n")?;
-    docker::docker(&["cp", file.to_str().ok_or("a UTF-8 path")?, &format!("{server}:/tmp/passwords")]).await?;
+    docker::docker(&["cp", file.to_str().ok_or("a UTF-8 path")?, &format!("{server}:/var/lib/cbam/smoke-passwords")])
+        .await?;
     let started = std::time::Instant::now();
     let script = "set -euo pipefail
-        while read -r p; do cbam-join token <<<\"$p\"; done </tmp/passwords >/tmp/tokens
+        while read -r p; do cbam-join token <<<\"$p\"; done </var/lib/cbam/smoke-passwords >/tmp/tokens
         cbam-join objects /var/lib/cbam/pki/ca.crt https://127.0.0.1:6443 </tmp/tokens >/tmp/join-objects.yaml
         echo \"all-digit ids: $(grep -cE '^[0-9]{6}\\.' /tmp/tokens)\"
         kubectl --kubeconfig /etc/rancher/k3s/k3s.yaml apply --server-side --force-conflicts --dry-run=server \\
@@ -415,11 +418,16 @@ async fn refusals_end_waits(cluster: &KitCluster) -> Result<(), Failed> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("refused.json");
     std::fs::write(&file, serde_json::to_vec(&refused)?)?;
-    docker::docker(&["cp", file.to_str().ok_or("a UTF-8 path")?, &format!("{server}:/tmp/refused.json")]).await?;
-    let script = "fail() { echo \"FATAL: $*\"; exit 1; }; hide() { printf %s \"$1\"; }; components=
+    docker::docker(&[
+        "cp",
+        file.to_str().ok_or("a UTF-8 path")?,
+        &format!("{server}:/var/lib/cbam/smoke-refused.json"),
+    ])
+    .await?;
+    let script = "fail() { echo \"FATAL: $*\" >&2; exit 1; }; hide() { printf %s \"$1\"; }; components=
         source /usr/local/lib/cbam/wait.sh
         until_ok 'a refused object' 120 \\
-          kubectl --kubeconfig /etc/rancher/k3s/k3s.yaml apply --server-side --dry-run=server -f /tmp/refused.json";
+          kubectl --kubeconfig /etc/rancher/k3s/k3s.yaml apply --server-side --dry-run=server -f /var/lib/cbam/smoke-refused.json";
     let started = std::time::Instant::now();
     let said = match docker::docker(&["exec", server, "bash", "-c", script]).await {
         Ok(out) => return Err(format!("the node's wait accepted a refused object: {out}").into()),
@@ -509,4 +517,140 @@ async fn a_component_crash_looping_after_boot_fails_the_gate_naming_it() {
     assert!(matches!(err, readiness::GateError::CrashLoop(_)), "{said}");
     assert!(said.contains("kube-proxy on node server is crash-looping: exited"), "{said}");
     assert!(said.contains("no-such-flag"), "what the component said is shown: {said}");
+}
+
+/// The real kind CLI on the kind node image built here (issue 29): 1
+/// control plane + 2 workers created by `kind create cluster`, every node
+/// Ready, kube-system running (the image's own CNI, CoreDNS), a pod on one
+/// worker reaches a pod on the other and resolves a Service by name, and
+/// `kind delete` leaves nothing: node containers, their volumes, the `kind`
+/// network when the run made it.
+#[tokio::test]
+async fn kind_cluster_smoke() {
+    use cbam_cluster::kind::{CLUSTER_LABEL, KindCluster, KindOptions};
+    assert!(docker::engine_reachable().await, "no Docker engine answers: run `just engine` (ci/engine.sh) first");
+    let image = cbam_cluster::kind::node_image().unwrap_or_else(|e| panic!("{}", error_chain::render(&e)));
+    assert!(docker::image_present(&image).await, "kind node image {image} is not loaded: run `just kit`");
+    let t = Timeouts::default();
+    let opts = KindOptions { name: "cbam-kind-smoke".into(), workers: 2, image, create_timeout: t.node_start * 3 };
+    let started = std::time::Instant::now();
+    let cluster = KindCluster::up(&opts).await.unwrap_or_else(|e| panic!("{}", error_chain::render(&e)));
+    eprintln!("smoke: kind created {:?} in {:.1} s", cluster.nodes, started.elapsed().as_secs_f64());
+    let result = kind_exercise(&cluster, &t).await;
+    let volumes = kind_volumes(&cluster.nodes).await.expect("docker inspect");
+    cluster.down().await.unwrap_or_else(|e| panic!("{}", error_chain::render(&e)));
+    result.unwrap_or_else(|e| panic!("{e}"));
+    let left = docker::docker(&["ps", "-aq", "--filter", &format!("label={CLUSTER_LABEL}=cbam-kind-smoke")])
+        .await
+        .expect("docker ps");
+    assert!(left.is_empty(), "kind delete left node containers: {left}");
+    assert!(!volumes.is_empty(), "the kind nodes had no volume (/var)");
+    for volume in &volumes {
+        assert!(docker::docker(&["volume", "inspect", volume]).await.is_err(), "kind delete left the volume {volume}");
+    }
+}
+
+/// The anonymous volumes of the node containers (kind's /var).
+async fn kind_volumes(nodes: &[String]) -> Result<Vec<String>, Failed> {
+    let mut volumes = Vec::new();
+    for node in nodes {
+        let out = docker::docker(&[
+            "inspect",
+            node,
+            "--format",
+            "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}",
+        ])
+        .await?;
+        volumes.extend(out.split_whitespace().map(str::to_owned));
+    }
+    Ok(volumes)
+}
+
+async fn kind_exercise(cluster: &cbam_cluster::kind::KindCluster, t: &Timeouts) -> Result<(), Failed> {
+    let client = &cluster.client;
+    let nodes = readiness::nodes_ready(client, 3, t.nodes_ready).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
+    until("every kube-system pod Running and Ready", t.addons_ready, || {
+        let pods = pods.clone();
+        async move {
+            match pods.list(&ListParams::default()).await {
+                Ok(list) => {
+                    let waiting: Vec<String> = list
+                        .items
+                        .iter()
+                        .filter(|p| {
+                            !p.status
+                                .as_ref()
+                                .and_then(|s| s.conditions.as_ref())
+                                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                        })
+                        .filter_map(|p| p.metadata.name.clone())
+                        .collect();
+                    if waiting.is_empty() && !list.items.is_empty() {
+                        Poll::Done(())
+                    } else {
+                        Poll::Pending(format!("not Ready: {waiting:?}"))
+                    }
+                }
+                Err(e) => Poll::failed(e.to_string(), &e),
+            }
+        }
+    })
+    .await?;
+    // The kit's busybox, loaded as `kind load image-archive` does.
+    let busybox = kit::dir().join("images/busybox.tar");
+    cluster.load_image_archive(&busybox, t.node_component).await?;
+    let workers: Vec<&String> = nodes.iter().filter(|n| n.ends_with("-worker") || n.ends_with("-worker2")).collect();
+    if workers.len() != 2 {
+        return Err(format!("expected two workers among {nodes:?}").into());
+    }
+    let default: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = |name: &str, node: &str, script: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": node, "restartPolicy": "Never", "containers": [{"name": "c",
+                "image": kit::TOOL_IMAGE, "imagePullPolicy": "Never", "command": ["/bin/busybox", "sh", "-c", script]}]}})
+    };
+    let params = PatchParams::apply(MANAGER);
+    default.patch("target", &params, &Patch::Apply(&pod("target", workers[0], "sleep 600"))).await?;
+    let target_ip = until("the target pod's IP", t.rollout, || {
+        let default = default.clone();
+        async move {
+            match default.get("target").await {
+                Ok(p) => match p.status.and_then(|s| s.pod_ip) {
+                    Some(ip) => Poll::Done(ip),
+                    None => Poll::Pending("no IP yet".into()),
+                },
+                Err(e) => Poll::failed(e.to_string(), &e),
+            }
+        }
+    })
+    .await?;
+    // Across nodes by pod IP, then cluster DNS for a Service name.
+    let script = format!(
+        "/bin/busybox ping -c 2 -W 5 {target_ip} && /bin/busybox nslookup kubernetes.default.svc.cluster.local"
+    );
+    default.patch("probe", &params, &Patch::Apply(&pod("probe", workers[1], &script))).await?;
+    let phase = until("the probe pod to finish", t.rollout, || {
+        let default = default.clone();
+        async move {
+            match default.get("probe").await {
+                Ok(p) => match p.status.and_then(|s| s.phase).as_deref() {
+                    Some(phase @ ("Succeeded" | "Failed")) => Poll::Done(phase.to_owned()),
+                    other => Poll::Pending(format!("phase {other:?}")),
+                },
+                Err(e) => Poll::failed(e.to_string(), &e),
+            }
+        }
+    })
+    .await?;
+    if phase != "Succeeded" {
+        let said = default.logs("probe", &LogParams::default()).await.unwrap_or_default();
+        return Err(format!(
+            "a pod on {} could not reach {target_ip} on {} or resolve a Service: {said}",
+            workers[1], workers[0]
+        )
+        .into());
+    }
+    eprintln!("smoke: kind pods reach each other across nodes and resolve Services");
+    Ok(())
 }

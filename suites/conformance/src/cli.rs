@@ -378,7 +378,7 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
             Cluster::K3s => None,
             Cluster::Existing => None,
             Cluster::Kind => Some(format!(
-                "the {} provider is not built yet (the kit's k3s-style provider is)",
+                "the {} provider's live tier is not built yet (its node image and cluster lifecycle are: ci/kit/README.md; the kit's k3s-style provider is)",
                 format!("{:?}", args.cluster).to_lowercase()
             )),
         };

@@ -59,7 +59,9 @@ pub enum Action {
 
 #[derive(Debug, thiserror::Error)]
 enum CommandError {
-    #[error("the {0:?} provider has no cluster this command manages (kind is not built yet; existing is yours)")]
+    #[error(
+        "the {0:?} provider has no cluster this command manages (kind's is not built yet, only its node image; existing is yours)"
+    )]
     Provider(Cluster),
     #[error("reach the container engine (run `just engine`)")]
     NoEngine,
