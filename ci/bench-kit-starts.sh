@@ -19,7 +19,8 @@ bound() { awk -v k="$1:" '$1 == k { print $2 }' fixtures/timeouts.yaml; }
 bounds=(-e "CBAM_COMPONENT_TIMEOUT=$(bound node_component)" -e "CBAM_JOIN_TIMEOUT=$(bound node_start)"
   -e "CBAM_CRASH_WINDOW=$(bound crash_window)")
 
-cleanup() { docker rm -f "$name-server" "$name-agent" >/dev/null 2>&1 || true; docker network rm "$name" >/dev/null 2>&1 || true; }
+# -v: the node image declares volumes (containerd, kubelet, etcd, logs).
+cleanup() { docker rm -f -v "$name-server" "$name-agent" >/dev/null 2>&1 || true; docker network rm "$name" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 id_of() { bash "$join" token <<<"$1" | cut -d. -f1; }

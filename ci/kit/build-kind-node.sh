@@ -17,6 +17,7 @@
 #   the control plane's images at       /kind/images, imported into k8s.io
 #     kubeadm's references                before kubelet starts
 #   /kind/manifests/default-cni.yaml    ci/kit/kind/default-cni.yaml (cbam-cni)
+#   /kind/manifests/default-storage.yaml  ci/addons/20-local-path.yaml (pinned)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -43,7 +44,7 @@ kubeadm_ref() { "$k8s/kubeadm" config images list --kubernetes-version "$KUBERNE
 kube_proxy_image() {
   local ref="$1" out="$images/kube-proxy.tar" stamp
   stamp="$(sha256sum "$k8s/kube-proxy" "$kit/rootfs-$DEBIAN_SUITE.tar" | sha256sum | cut -c1-16)"
-  [ -f "$out" ] && [ "$(cat "$out.digest" 2>/dev/null)" = "$stamp" ] && return 0
+  [ -f "$out" ] && [ "$(cat "$images/kube-proxy.digest" 2>/dev/null)" = "$stamp" ] && return 0
   local dir="$kit/kube-proxy-rootfs.tmp"
   rm -rf "$dir" && mkdir -p "$dir"
   tar -C "$dir" -xf "$kit/rootfs-$DEBIAN_SUITE.tar"
@@ -51,7 +52,7 @@ kube_proxy_image() {
   tar -C "$dir" -c . | docker import --change 'ENTRYPOINT ["/usr/local/bin/kube-proxy"]' - "$ref" >/dev/null
   docker save -o "$out.partial" "$ref" && mv "$out.partial" "$out"
   rm -rf "$dir"
-  echo "$stamp" >"$out.digest"
+  echo "$stamp" >"$images/kube-proxy.digest"
 }
 
 cni_binary() {
@@ -73,12 +74,21 @@ build_images() {
   cni_binary
   oci cbam-cni "$kit/cbam-cni/cbam-cni" /cbam-cni 0 "$CNI_IMAGE"
   kube_proxy_image "$(kubeadm_ref kube-proxy)"
+  # The harness's addon images (Traefik, metrics-server, Prometheus, the
+  # adapter, local-path with its busybox helper): a run installs the addons
+  # as on the kit, with nothing to pull.
+  local addon
+  for addon in metrics-server local-path-provisioner traefik prometheus prometheus-adapter busybox; do
+    cp "$kit/images/$addon.tar" "$images/addon-$addon.tar"
+    cp "$kit/images/$addon.digest" "$images/addon-$addon.digest"
+  done
   cp "$kit/images/pause.tar" "$images/pause.tar"
-  cp "$kit/images/pause.tar.digest" "$images/pause.tar.digest" 2>/dev/null || sha256sum "$images/pause.tar" | cut -c1-64 >"$images/pause.tar.digest"
+  cp "$kit/images/pause.digest" "$images/pause.digest"
 }
 
 tag() { # content hash of everything that goes into the image
   { find "$here/kind" "$here/cni" -type f | sort | xargs cat
+    cat "$root/ci/addons/20-local-path.yaml"
     cat "$here/../versions.env" "$here/node/runc-node" "${BASH_SOURCE[0]}"
     sha256sum "$images"/*.tar "$k8s"/kubeadm "$k8s"/kubelet "$k8s"/kubectl "$kit/rootfs-$DEBIAN_SUITE-kind.tar" | cut -d' ' -f1
   } | sha256sum | cut -c1-12
@@ -109,6 +119,11 @@ install -m 755 "$here/kind/kubelet-cgroup" "$dir/usr/local/bin/cbam-kubelet-cgro
 install -m 644 "$here/kind/kubelet.default" "$dir/etc/default/kubelet"
 sed "s/__PAUSE_VERSION__/$PAUSE_VERSION/" "$here/kind/containerd.toml" >"$dir/etc/containerd/config.toml"
 sed "s|__CNI_IMAGE__|$CNI_IMAGE|" "$here/kind/default-cni.yaml" >"$dir/kind/manifests/default-cni.yaml"
+# kind's default storage is the harness's: local-path on /var/lib/cbam/storage
+# (ReadWriteMany across nodes when that directory is one host directory
+# mounted into every node, as the harness's kind config does).
+sed "s/__LOCAL_PATH_PROVISIONER_VERSION__/$LOCAL_PATH_PROVISIONER_VERSION/" "$root/ci/addons/20-local-path.yaml" \
+  >"$dir/kind/manifests/default-storage.yaml"
 install -m 644 "$here"/kind/systemd/*.service "$here"/kind/systemd/*.slice "$dir/etc/systemd/system/"
 install -m 644 "$here"/kind/systemd/kubelet.service.d/*.conf "$dir/etc/systemd/system/kubelet.service.d/"
 cp "$images"/*.tar "$images"/*.digest "$dir/kind/images/"

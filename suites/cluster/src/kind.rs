@@ -74,15 +74,47 @@ pub struct KindOptions {
     pub create_timeout: Duration,
 }
 
-/// The cluster's configuration, as data: one control plane and the
-/// workers, the API server on 127.0.0.1 only (kind's port is random).
-pub fn config(opts: &KindOptions) -> serde_json::Value {
-    let mut nodes = vec![serde_json::json!({"role": "control-plane"})];
-    nodes.extend((0..opts.workers).map(|_| serde_json::json!({"role": "worker"})));
+/// Where every node mounts the one host directory of ReadWriteMany volumes
+/// (the local-path addon's shared path, as on the kit).
+pub const STORAGE_PATH: &str = "/var/lib/cbam/storage";
+
+/// The cluster's configuration, as data: one control plane, labelled as the
+/// kit's server (the ingress controller's node: ci/addons select it), with
+/// HTTP and HTTPS published on 127.0.0.1 at ports kind picks, and the
+/// workers; the API server on 127.0.0.1 only; STORAGE (a host directory)
+/// mounted into every node at STORAGE_PATH.
+pub fn config(opts: &KindOptions, storage: &Path) -> serde_json::Value {
+    let mount = serde_json::json!([{"hostPath": path(storage), "containerPath": STORAGE_PATH}]);
+    let ports: Vec<serde_json::Value> = [80, 443]
+        .iter()
+        .map(|port| serde_json::json!({"containerPort": port, "hostPort": 0, "listenAddress": "127.0.0.1"}))
+        .collect();
+    let mut nodes = vec![serde_json::json!({
+        "role": "control-plane",
+        "labels": {"cbam.io/role": "server"},
+        "extraPortMappings": ports,
+        "extraMounts": mount,
+    })];
+    nodes.extend(
+        (0..opts.workers)
+            .map(|_| serde_json::json!({"role": "worker", "labels": {"cbam.io/role": "agent"}, "extraMounts": mount})),
+    );
+    // The API server reaches aggregated APIs (metrics, custom metrics) at
+    // their endpoints, as the kit's does: through the Service's ClusterIP it
+    // got an empty 404 here (metrics API "not available" though its
+    // APIService said Available); cause not found.
+    // kind v0.33 writes kubeadm's v1beta3 for 1.34 (extraArgs a map) and
+    // matches a patch without apiVersion by its kind.
+    let aggregator_routing = serde_json::json!({
+        "kind": "ClusterConfiguration",
+        "apiServer": {"extraArgs": {"enable-aggregator-routing": "true"}},
+    });
     serde_json::json!({
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
         "networking": {"apiServerAddress": "127.0.0.1"},
+        // kind reads each patch as YAML; JSON is YAML.
+        "kubeadmConfigPatches": [aggregator_routing.to_string()],
         "nodes": nodes,
     })
 }
@@ -94,6 +126,12 @@ pub struct KindCluster {
     pub kubeconfig_yaml: String,
     /// Node container names (= Kubernetes node names).
     pub nodes: Vec<String>,
+    /// Host ports publishing the control plane's 80 and 443 (127.0.0.1).
+    pub http_port: u16,
+    pub https_port: u16,
+    /// The host directory every node mounts at STORAGE_PATH; removed with
+    /// the cluster.
+    storage: tempfile::TempDir,
     /// The `kind` network did not exist before: `down` removes it when no
     /// other kind cluster uses it.
     made_network: bool,
@@ -143,9 +181,10 @@ impl KindCluster {
     pub async fn up(opts: &KindOptions) -> Result<KindCluster, KindError> {
         let made_network = !network_exists().await?;
         let dir = tempfile::tempdir().map_err(KindError::Config)?;
+        let storage = tempfile::tempdir().map_err(KindError::Config)?;
         let config_file = dir.path().join("kind.json");
         let kubeconfig = dir.path().join("kubeconfig");
-        let text = serde_json::to_vec_pretty(&config(opts)).map_err(|e| KindError::Config(e.into()))?;
+        let text = serde_json::to_vec_pretty(&config(opts, storage.path())).map_err(|e| KindError::Config(e.into()))?;
         std::fs::write(&config_file, text).map_err(KindError::Config)?;
         let created = kind(
             &[
@@ -174,20 +213,29 @@ impl KindCluster {
                 return Err(KindError::Config(e));
             }
         };
-        let client = client(&opts.name, &kubeconfig_yaml).await;
-        let nodes = kind_containers(Some(&opts.name)).await;
-        match (client, nodes) {
-            (Ok(client), Ok(mut nodes)) => {
-                nodes.sort();
-                Ok(KindCluster { name: opts.name.clone(), client, kubeconfig_yaml, nodes, made_network })
-            }
-            (Err(e), _) => {
+        let parts = async {
+            let client = client(&opts.name, &kubeconfig_yaml).await?;
+            let mut nodes = kind_containers(Some(&opts.name)).await?;
+            nodes.sort();
+            let control_plane = format!("{}-control-plane", opts.name);
+            let http_port = published(&control_plane, 80).await?;
+            let https_port = published(&control_plane, 443).await?;
+            Ok::<_, KindError>((client, nodes, http_port, https_port))
+        };
+        match parts.await {
+            Ok((client, nodes, http_port, https_port)) => Ok(KindCluster {
+                name: opts.name.clone(),
+                client,
+                kubeconfig_yaml,
+                nodes,
+                http_port,
+                https_port,
+                storage,
+                made_network,
+            }),
+            Err(e) => {
                 let _ = delete(&opts.name, made_network).await;
                 Err(e)
-            }
-            (_, Err(e)) => {
-                let _ = delete(&opts.name, made_network).await;
-                Err(e.into())
             }
         }
     }
@@ -201,8 +249,22 @@ impl KindCluster {
     /// `kind delete cluster`, and the `kind` network if this run made it and
     /// no kind cluster is left on it.
     pub async fn down(self) -> Result<(), KindError> {
-        delete(&self.name, self.made_network).await
+        delete(&self.name, self.made_network).await?;
+        // The volumes' files, written by pods as root.
+        self.storage.close().map_err(KindError::Config)
     }
+}
+
+/// The host port on 127.0.0.1 that publishes PORT of CONTAINER.
+async fn published(container: &str, port: u16) -> Result<u16, KindError> {
+    let out = docker::docker(&["port", container, &format!("{port}/tcp")]).await?;
+    out.lines().find_map(|l| l.strip_prefix("127.0.0.1:").and_then(|p| p.trim().parse().ok())).ok_or_else(|| {
+        KindError::Failed {
+            args: format!("docker port {container} {port}/tcp"),
+            code: None,
+            said: format!("no 127.0.0.1 binding: {out}"),
+        }
+    })
 }
 
 async fn delete(name: &str, made_network: bool) -> Result<(), KindError> {
@@ -236,10 +298,17 @@ mod tests {
     fn the_config_names_one_control_plane_the_workers_and_loopback() {
         let opts =
             KindOptions { name: "c".into(), workers: 2, image: "i".into(), create_timeout: Duration::from_secs(1) };
-        let config = config(&opts);
+        let config = config(&opts, Path::new("/srv/storage"));
         let roles: Vec<&str> =
             config["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["role"].as_str()).collect();
         assert_eq!(roles, ["control-plane", "worker", "worker"]);
         assert_eq!(config["networking"]["apiServerAddress"], "127.0.0.1");
+        assert_eq!(config["nodes"][0]["labels"]["cbam.io/role"], "server");
+        for node in config["nodes"].as_array().expect("nodes") {
+            assert_eq!(node["extraMounts"][0]["hostPath"], "/srv/storage");
+        }
+        let ports = &config["nodes"][0]["extraPortMappings"];
+        assert_eq!(ports[0]["listenAddress"], "127.0.0.1");
+        assert_eq!(ports[1]["containerPort"], 443);
     }
 }

@@ -172,15 +172,23 @@ async fn default_storage_class(client: &Client, timeout: Duration) -> Result<Str
 /// Everything a suite needs on a kit cluster, or the first thing that is
 /// not there. A component crash-looping on any node ends it first (where
 /// the node image's supervisor records its components: the kit's).
+/// A cluster with the harness's addons is ready: NODES nodes Ready, CoreDNS
+/// available, a default StorageClass, the metrics API serving node metrics,
+/// and the ingress controller (the addons' Traefik DaemonSet) answering on
+/// 127.0.0.1:HTTP_PORT. The kit's gate and kind's.
+pub async fn platform_ready(client: &Client, nodes: usize, http_port: u16, t: &Timeouts) -> Result<(), WaitError> {
+    nodes_ready(client, nodes, t.nodes_ready).await?;
+    deployment_available(client, "kube-system", "coredns", t.addons_ready).await?;
+    default_storage_class(client, t.addons_ready).await?;
+    metrics_api(client, t.addons_ready).await?;
+    ingress_serving(client, http_port, t, true).await
+}
+
 pub async fn gate(cluster: &KitCluster, t: &Timeouts) -> Result<(), GateError> {
     let client = &cluster.client;
     let window = t.crash_window;
     let waits = async {
-        nodes_ready(client, cluster.nodes.len(), t.nodes_ready).await?;
-        deployment_available(client, "kube-system", "coredns", t.addons_ready).await?;
-        default_storage_class(client, t.addons_ready).await?;
-        metrics_api(client, t.addons_ready).await?;
-        ingress_serving(client, cluster.http_port, t, true).await?;
+        platform_ready(client, cluster.nodes.len(), cluster.http_port, t).await?;
         // Last, as nothing above needs every component (kube-proxy, say):
         // each is running, and one that restarted has run a whole window.
         if cluster.supervised {

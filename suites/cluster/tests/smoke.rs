@@ -521,8 +521,10 @@ async fn a_component_crash_looping_after_boot_fails_the_gate_naming_it() {
 
 /// The real kind CLI on the kind node image built here (issue 29): 1
 /// control plane + 2 workers created by `kind create cluster`, every node
-/// Ready, kube-system running (the image's own CNI, CoreDNS), a pod on one
-/// worker reaches a pod on the other and resolves a Service by name, and
+/// Ready, the harness's addons installed and gated as on the kit (ingress
+/// answering on 127.0.0.1, metrics API, storage), kube-system running (the
+/// image's own CNI, CoreDNS), a pod on one worker reaches a pod on the
+/// other and resolves a Service by name, and
 /// `kind delete` leaves nothing: node containers, their volumes, the `kind`
 /// network when the run made it.
 #[tokio::test]
@@ -569,6 +571,16 @@ async fn kind_volumes(nodes: &[String]) -> Result<Vec<String>, Failed> {
 async fn kind_exercise(cluster: &cbam_cluster::kind::KindCluster, t: &Timeouts) -> Result<(), Failed> {
     let client = &cluster.client;
     let nodes = readiness::nodes_ready(client, 3, t.nodes_ready).await?;
+    // The harness's addon layer, installed and gated as on the kit (its
+    // images are in the kind node image).
+    let started = std::time::Instant::now();
+    cbam_cluster::addons::install(client).await?;
+    readiness::platform_ready(client, 3, cluster.http_port, t).await?;
+    eprintln!(
+        "smoke: kind's addons ready in {:.1} s (ingress on 127.0.0.1:{}, metrics API, default StorageClass)",
+        started.elapsed().as_secs_f64(),
+        cluster.http_port
+    );
     let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
     until("every kube-system pod Running and Ready", t.addons_ready, || {
         let pods = pods.clone();
