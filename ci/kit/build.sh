@@ -153,6 +153,10 @@ ahead() {
 }
 
 bash "$root/ci/engine.sh" up
+# One build of the kit at a time: checkouts share it, and two builds wrote
+# one image archive at once (a fresh-machine CI run failed so, 2026-12-04).
+exec 7>"$kit/.build.lock"
+flock 7
 ahead &
 ahead_job=$!
 trap 'kill "$ahead_job" 2>/dev/null || true' EXIT
