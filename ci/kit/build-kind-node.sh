@@ -56,10 +56,13 @@ kube_proxy_image() {
 }
 
 cni_binary() {
-  local out="$kit/cbam-cni/cbam-cni"
+  local out="$kit/cbam-cni/cbam-cni" stamp
+  stamp="$({ cat "$here/cni/main.go"; go version; } | sha256sum | cut -c1-16)"
+  [ -x "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$stamp" ] && return 0
   mkdir -p "$(dirname "$out")"
   (cd "$here/cni" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -ldflags "-s -w" -o "$out.partial" main.go)
   mv "$out.partial" "$out"
+  echo "$stamp" >"$out.stamp"
 }
 
 build_images() {

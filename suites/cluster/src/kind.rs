@@ -3,8 +3,10 @@
 //! kind node image ci/kit builds offline (`kind-node-image` in the kit) or,
 //! online, a published `kindest/node` given by reference: one code path.
 //!
-//! What the run makes it removes: the cluster (`kind delete cluster`), and
-//! the `kind` Docker network when no kind cluster used it before the run.
+//! `up` installs the harness's platform addons (ci/addons), as the kit's
+//! provider does. What the run makes it removes: the cluster (`kind delete
+//! cluster`), and the `kind` Docker network when no kind cluster used it
+//! before the run.
 
 use std::path::Path;
 use std::time::Duration;
@@ -51,6 +53,8 @@ pub enum KindError {
     Docker(#[from] DockerError),
     #[error("find the kind node image")]
     Kit(#[from] KitError),
+    #[error("install the platform addons")]
+    Addons(#[from] crate::addons::AddonError),
 }
 
 /// The kind node image `just kit` recorded (ci/kit/build-kind-node.sh).
@@ -179,6 +183,11 @@ impl KindCluster {
     /// `kind create cluster` with the options; on failure the cluster is
     /// deleted again and kind's last words returned.
     pub async fn up(opts: &KindOptions) -> Result<KindCluster, KindError> {
+        // A cluster of this name left by a killed run (SIGKILL leaves no
+        // chance to delete it) would make kind refuse the name.
+        if !kind_containers(Some(&opts.name)).await?.is_empty() {
+            kind(&["delete", "cluster", "--name", &opts.name], Duration::from_secs(120)).await?;
+        }
         let made_network = !network_exists().await?;
         let dir = tempfile::tempdir().map_err(KindError::Config)?;
         let storage = tempfile::tempdir().map_err(KindError::Config)?;
@@ -220,6 +229,12 @@ impl KindCluster {
             let control_plane = format!("{}-control-plane", opts.name);
             let http_port = published(&control_plane, 80).await?;
             let https_port = published(&control_plane, 443).await?;
+            // Every node takes workloads, as the kit's server does: the same
+            // three nodes for the app on both providers (kind taints its
+            // control plane; a drain then left one node for every pod).
+            untaint_control_plane(&client, &control_plane).await?;
+            // The harness's platform layer, as on the kit (images in the node image).
+            crate::addons::install(&client).await?;
             Ok::<_, KindError>((client, nodes, http_port, https_port))
         };
         match parts.await {
@@ -255,6 +270,29 @@ impl KindCluster {
     }
 }
 
+/// The taint kubeadm gives a control plane (kind keeps it on a cluster with
+/// workers).
+const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane";
+
+/// Removes CONTROL_PLANE_TAINT from NODE.
+async fn untaint_control_plane(client: &Client, node: &str) -> Result<(), KindError> {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Api, Patch, PatchParams};
+    let nodes: Api<Node> = Api::all(client.clone());
+    let failed = |source| KindError::Client { name: node.to_owned(), source };
+    let current = nodes.get(node).await.map_err(failed)?;
+    let taints: Vec<_> = current
+        .spec
+        .and_then(|s| s.taints)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| t.key != CONTROL_PLANE_TAINT)
+        .collect();
+    let patch = serde_json::json!({"spec": {"taints": taints}});
+    nodes.patch(node, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(failed)?;
+    Ok(())
+}
+
 /// The host port on 127.0.0.1 that publishes PORT of CONTAINER.
 async fn published(container: &str, port: u16) -> Result<u16, KindError> {
     let out = docker::docker(&["port", container, &format!("{port}/tcp")]).await?;
@@ -265,6 +303,12 @@ async fn published(container: &str, port: u16) -> Result<u16, KindError> {
             said: format!("no 127.0.0.1 binding: {out}"),
         }
     })
+}
+
+/// Deletes the kind cluster NAME if any, ignoring errors (an interrupted
+/// create: kind itself deletes what it made only when it fails).
+pub async fn delete_named(name: &str) {
+    let _ = kind(&["delete", "cluster", "--name", name], Duration::from_secs(120)).await;
 }
 
 async fn delete(name: &str, made_network: bool) -> Result<(), KindError> {

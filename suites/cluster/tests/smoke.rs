@@ -571,10 +571,9 @@ async fn kind_volumes(nodes: &[String]) -> Result<Vec<String>, Failed> {
 async fn kind_exercise(cluster: &cbam_cluster::kind::KindCluster, t: &Timeouts) -> Result<(), Failed> {
     let client = &cluster.client;
     let nodes = readiness::nodes_ready(client, 3, t.nodes_ready).await?;
-    // The harness's addon layer, installed and gated as on the kit (its
-    // images are in the kind node image).
+    // The harness's addon layer, installed by `up` and gated as on the kit
+    // (its images are in the kind node image).
     let started = std::time::Instant::now();
-    cbam_cluster::addons::install(client).await?;
     readiness::platform_ready(client, 3, cluster.http_port, t).await?;
     eprintln!(
         "smoke: kind's addons ready in {:.1} s (ingress on 127.0.0.1:{}, metrics API, default StorageClass)",

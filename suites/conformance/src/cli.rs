@@ -374,69 +374,56 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
     let mut live_run = None;
     if args.tier != Tier::Static {
         let requested = format!("cluster {:?}, profile {:?}", args.cluster, args.profile).to_lowercase();
-        let unavailable = match args.cluster {
-            Cluster::K3s => None,
-            Cluster::Existing => None,
-            Cluster::Kind => Some(format!(
-                "the {} provider's live tier is not built yet (its node image and cluster lifecycle are: ci/kit/README.md; the kit's k3s-style provider is)",
-                format!("{:?}", args.cluster).to_lowercase()
-            )),
-        };
-        let outcome = match unavailable {
-            Some(reason) => Err(reason),
-            None => {
-                let opts = LiveOptions {
-                    app_image: args.app_image.clone(),
-                    prober: args.prober.clone(),
-                    baseline: baseline.clone(),
-                    fit: match args.fit {
-                        Fit::Auto => None,
-                        Fit::Factor(n) => Some(n),
-                    },
-                    agents: args.agents,
-                    report_dir: report_dir.clone(),
-                    profile: match args.profile {
-                        Profile::Quick => live::Profile::Quick,
-                        Profile::Nightly => live::Profile::Nightly,
-                    },
-                    skip_checks: args.skip_checks.clone(),
-                    timeouts: timeouts(args),
-                    tool_image: args.tool_image.clone(),
-                    provider: match args.cluster {
-                        Cluster::Existing => live::Provider::Existing(existing_options(args)),
-                        _ => live::Provider::Kit { reuse: args.reuse, node_image: args.node_image.clone() },
-                    },
-                };
-                let runtime = match runtime() {
-                    Ok(rt) => rt,
-                    Err(err) => return fail_input(chain(&err)),
-                };
-                // A panic must not leave an existing cluster changed: its
-                // journal is replayed before the error is reported.
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    runtime.block_on(live::run(&static_run, &opts))
-                }));
-                drop(runtime);
-                let outcome = match outcome {
-                    Ok(outcome) => outcome,
-                    Err(_) => {
-                        let undone = match &opts.provider {
-                            live::Provider::Existing(existing) => runtime_cleanup(existing, &opts.timeouts),
-                            live::Provider::Kit { .. } => "a kit cluster is swept by the next run".into(),
-                        };
-                        return fail_input(format!(
-                            "failed to finish the live tier: it panicked (see above); {undone}"
-                        ));
-                    }
-                };
-                match outcome {
-                    Ok(run) => Ok(run),
-                    // No engine: the live tier was asked for and not verified (exit 3).
-                    Err(LiveError::NoEngine) => {
-                        Err("no container engine could be reached (run `just engine`)".to_owned())
-                    }
-                    Err(err) => return fail_input(chain(&err)),
+        let outcome = {
+            let opts = LiveOptions {
+                app_image: args.app_image.clone(),
+                prober: args.prober.clone(),
+                baseline: baseline.clone(),
+                fit: match args.fit {
+                    Fit::Auto => None,
+                    Fit::Factor(n) => Some(n),
+                },
+                agents: args.agents,
+                report_dir: report_dir.clone(),
+                profile: match args.profile {
+                    Profile::Quick => live::Profile::Quick,
+                    Profile::Nightly => live::Profile::Nightly,
+                },
+                skip_checks: args.skip_checks.clone(),
+                timeouts: timeouts(args),
+                tool_image: args.tool_image.clone(),
+                provider: match args.cluster {
+                    Cluster::Existing => live::Provider::Existing(existing_options(args)),
+                    Cluster::Kind => live::Provider::Kind { node_image: args.node_image.clone() },
+                    Cluster::K3s => live::Provider::Kit { reuse: args.reuse, node_image: args.node_image.clone() },
+                },
+            };
+            let runtime = match runtime() {
+                Ok(rt) => rt,
+                Err(err) => return fail_input(chain(&err)),
+            };
+            // A panic must not leave an existing cluster changed: its
+            // journal is replayed before the error is reported.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runtime.block_on(live::run(&static_run, &opts))
+            }));
+            drop(runtime);
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    let undone = match &opts.provider {
+                        live::Provider::Existing(existing) => runtime_cleanup(existing, &opts.timeouts),
+                        live::Provider::Kit { .. } => "a kit cluster is swept by the next run".into(),
+                        live::Provider::Kind { .. } => "a kind cluster of this name is deleted by the next run".into(),
+                    };
+                    return fail_input(format!("failed to finish the live tier: it panicked (see above); {undone}"));
                 }
+            };
+            match outcome {
+                Ok(run) => Ok(run),
+                // No engine: the live tier was asked for and not verified (exit 3).
+                Err(LiveError::NoEngine) => Err("no container engine could be reached (run `just engine`)".to_owned()),
+                Err(err) => return fail_input(chain(&err)),
             }
         };
         match outcome {

@@ -137,17 +137,9 @@ fn assert_incomplete(out: &Output, report: &Path) {
 }
 
 #[rstest]
-#[case::provider_not_built_default_tier(&["production", "--cluster", "kind"])]
-#[case::provider_not_built_live_tier(&["production", "--tier", "live", "--cluster", "kind"])]
-fn an_unsupported_provider_is_incomplete_not_passed(#[case] args: &[&str]) {
-    let report = tempfile::tempdir().expect("temp dir");
-    let out = conformance(args, report.path());
-    assert_incomplete(&out, report.path());
-}
-
-#[rstest]
 #[case::default_tier(&["production"])]
 #[case::live_tier(&["production", "--tier", "live"])]
+#[case::kind(&["production", "--cluster", "kind"])]
 fn no_container_engine_is_incomplete_not_passed(#[case] args: &[&str]) {
     let report = tempfile::tempdir().expect("temp dir");
     let out = Command::new(env!("CARGO_BIN_EXE_conformance"))

@@ -47,9 +47,9 @@ pub(crate) struct LiveContext<'a> {
     pub(crate) disruption: &'a crate::fixtures::Disruption,
     /// The static prober binary for the in-cluster load (`--prober`).
     pub(crate) prober: &'a Path,
-    /// A cluster the harness created: its nodes as (node name, container);
-    /// None on an existing cluster (its nodes are not the harness's to stop).
-    pub(crate) nodes: Option<Vec<(String, String)>>,
+    /// The nodes the harness may stop and start, as (node name, container);
+    /// Err: why not (an existing cluster's are not the harness's; kind's not yet).
+    pub(crate) nodes: Result<Vec<(String, String)>, String>,
     /// The baseline release's overlay for this environment, fitted like the
     /// candidate's (`--baseline`).
     pub(crate) baseline: Option<Vec<crate::manifest::Object>>,

@@ -85,13 +85,9 @@ fn seconds_below(ready: &[(f64, usize)], min: usize) -> f64 {
 
 pub(crate) async fn node_loss(cx: &LiveContext<'_>, r: &mut Recorder) {
     let object = cx.deployment_label();
-    let Some(nodes) = cx.nodes.as_deref() else {
-        return r.skip(
-            &object,
-            "node loss",
-            "a node the harness can stop",
-            "an existing cluster's nodes are not the harness's to stop",
-        );
+    let nodes = match &cx.nodes {
+        Ok(nodes) => nodes.as_slice(),
+        Err(why) => return r.skip(&object, "node loss", "a node the harness can stop", why),
     };
     // From rest: the budgets were measured at the documented replicas with
     // no pipeline run in flight. The check before (autoscaling's last

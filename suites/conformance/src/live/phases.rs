@@ -71,7 +71,7 @@ pub(crate) async fn environment(
     out: &mut LiveRun,
 ) -> Result<(), LiveError> {
     let client = &cluster.client;
-    if cluster.kit.is_none() {
+    if !cluster.cluster.owned() {
         let namespaces: Api<Namespace> = Api::all(client.clone());
         match namespaces.get_opt(&env.fixture.namespace).await {
             Ok(None) => {}
@@ -146,7 +146,7 @@ pub(crate) async fn environment(
             objects
         }),
         candidate: &objects,
-        nodes: cluster.kit.map(|k| k.nodes.iter().map(|n| (n.name.clone(), n.container.clone())).collect()),
+        nodes: cluster.cluster.stoppable_nodes(),
     };
     cx.ingress_log.routing(Instant::now(), edge::routing_version(&cx).await);
     let mut rolled = true;

@@ -6,11 +6,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use cbam_cluster::cluster::Cluster;
 use cbam_cluster::docker::{self, DockerError};
 use cbam_cluster::existing::{ExistingCluster, ExistingError, ExistingOptions};
+use cbam_cluster::kind::{KindCluster, KindError, KindOptions};
 use cbam_cluster::kit::{self, KitError};
 use cbam_cluster::provider::{ClusterError, KitCluster, KitOptions, registry_beside, reuse_name};
-use cbam_cluster::readiness::{self, GateError};
+use cbam_cluster::readiness::GateError;
 use cbam_cluster::timeouts::Timeouts;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use kube::Client;
@@ -39,6 +41,8 @@ pub enum LiveError {
     ProberMissing(PathBuf),
     #[error("bring the cluster up")]
     Cluster(#[source] Box<ClusterError>),
+    #[error("bring the kind cluster up")]
+    Kind(#[source] Box<KindError>),
     #[error("pass the readiness gate")]
     Gate(#[source] GateError),
     #[error("serve the application image to the nodes")]
@@ -61,6 +65,12 @@ pub enum LiveError {
     NamespaceExists(String),
     #[error("finish: interrupted (Ctrl-C or SIGTERM); {0}")]
     Interrupted(String),
+}
+
+impl From<KindError> for LiveError {
+    fn from(e: KindError) -> Self {
+        LiveError::Kind(Box::new(e))
+    }
 }
 
 impl From<ClusterError> for LiveError {
@@ -98,6 +108,10 @@ pub enum Provider {
     /// or with `reuse` kept warm and attached to by the next run; of
     /// `node_image` (k3s's interface), else the kit's.
     Kit { reuse: bool, node_image: Option<String> },
+    /// A kind cluster (1 control plane + `agents` workers) by the real kind
+    /// CLI on `node_image` (else the kind node image of the kit), created and
+    /// removed by the run.
+    Kind { node_image: Option<String> },
     /// A cluster from a kubeconfig; left as found.
     Existing(ExistingOptions),
 }
@@ -107,8 +121,8 @@ pub struct Target<'c> {
     pub client: Client,
     pub http_port: u16,
     pub https_port: u16,
-    /// Set when the harness owns the cluster (image loading, node count).
-    pub(crate) kit: Option<&'c KitCluster>,
+    /// The provider: gate, image serving, ownership, nodes it may stop.
+    pub(crate) cluster: &'c dyn Cluster,
     pub(crate) tool_image: String,
     /// Wait for each namespace to be gone (not when the cluster goes next).
     pub(crate) wait_cleanup: bool,
@@ -123,18 +137,20 @@ impl std::fmt::Debug for Target<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")
             .field("https_port", &self.https_port)
-            .field("kit", &self.kit.map(|k| k.name.clone()))
+            .field("provider", &self.cluster.provider())
             .finish_non_exhaustive()
     }
 }
 
 impl<'c> Target<'c> {
-    pub fn kit(cluster: &'c KitCluster, journal: &'c Journal) -> Self {
+    /// A cluster the harness made (kit or kind): the kit's tool image is in
+    /// its nodes.
+    pub fn owned(cluster: &'c dyn Cluster, journal: &'c Journal) -> Self {
         Target {
-            client: cluster.client.clone(),
-            http_port: cluster.http_port,
-            https_port: cluster.https_port,
-            kit: Some(cluster),
+            client: cluster.client().clone(),
+            http_port: cluster.http_port(),
+            https_port: cluster.https_port(),
+            cluster,
             tool_image: kit::TOOL_IMAGE.to_owned(),
             wait_cleanup: true,
             controller: None,
@@ -142,17 +158,12 @@ impl<'c> Target<'c> {
         }
     }
 
-    fn existing(cluster: &ExistingCluster, journal: &'c Journal) -> Self {
+    fn existing(cluster: &'c ExistingCluster, journal: &'c Journal) -> Self {
         Target {
-            client: cluster.client.clone(),
-            http_port: cluster.http_port,
-            https_port: cluster.https_port,
-            kit: None,
             // Pulled by the cluster itself (the harness reaches no registry).
             tool_image: "docker.io/library/busybox:1.37".to_owned(),
-            wait_cleanup: true,
             controller: Some(cluster.ingress_image.clone()),
-            journal,
+            ..Target::owned(cluster, journal)
         }
     }
 }
@@ -194,7 +205,7 @@ pub async fn run_on(run: &StaticRun, opts: &LiveOptions, cluster: &KitCluster) -
     let mut out = LiveRun::default();
     let journal = Journal::in_memory();
     let t = opts.timeouts;
-    let result = body(run, opts, &Target::kit(cluster, &journal), &t, &mut out).await;
+    let result = body(run, opts, &Target::owned(cluster, &journal), &t, &mut out).await;
     if result.is_err() {
         // The cluster outlives the run (the tests share one): leave it clean.
         journal.unwind(&cluster.client, t.rollout).await;
@@ -211,11 +222,7 @@ async fn body(
     out: &mut LiveRun,
 ) -> Result<(), LiveError> {
     let since = Instant::now();
-    match cluster.kit {
-        Some(kit) => readiness::gate(kit, t).await,
-        None => readiness::gate_existing(&cluster.client, cluster.http_port, t).await.map_err(GateError::from),
-    }
-    .map_err(LiveError::Gate)?;
+    cluster.cluster.gate(t).await.map_err(LiveError::Gate)?;
     timed(&mut out.timings, "readiness gate".into(), since);
     out.notes.push(match cluster.client.apiserver_version().await {
         Ok(v) => format!("Kubernetes {} ({})", v.git_version, v.platform),
@@ -226,16 +233,17 @@ async fn body(
         None => controller_image(&cluster.client).await,
     };
     out.notes.push(format!("ingress controller: {controller}"));
-    if let Some(kit) = cluster.kit {
-        let since = Instant::now();
-        let registry = registry_beside(&opts.app_image);
-        kit.serve_image(&opts.app_image, &registry, t.node_component).await.map_err(LiveError::Image)?;
-        timed(&mut out.timings, "application image served".into(), since);
-    } else {
-        out.notes.push(
-            "application image: the overlay's own reference, pulled by the cluster (--app-image is for kit clusters)"
+    let registry = registry_beside(&opts.app_image);
+    match cluster.cluster.serve_image(&opts.app_image, &registry, t.node_component) {
+        Some(served) => {
+            let since = Instant::now();
+            served.await.map_err(LiveError::Image)?;
+            timed(&mut out.timings, "application image served".into(), since);
+        }
+        None => out.notes.push(
+            "application image: the overlay's own reference, pulled by the cluster (--app-image is for clusters the harness creates)"
                 .into(),
-        );
+        ),
     }
     for result in &run.results {
         let fixture = &run.expectations.environments[&result.env];
@@ -282,6 +290,46 @@ async fn run_existing(
     Ok(out)
 }
 
+const TLS_NOTE: &str = "TLS: served with a certificate from a CA generated for this run; the cert-manager ClusterIssuer annotations are checked by the static tier (Let's Encrypt is unreachable from a test cluster)";
+
+/// The live tier on a kind cluster the run creates with the real kind CLI
+/// and removes at the end (on Ctrl-C and SIGTERM too).
+async fn run_kind(static_run: &StaticRun, opts: &LiveOptions, image: String) -> Result<LiveRun, LiveError> {
+    let t = opts.timeouts;
+    let mut out = LiveRun::default();
+    out.notes.push(format!(
+        "cluster: kind (the real kind CLI), node image {image}, 1 control plane + {} workers",
+        opts.agents
+    ));
+    out.notes.push(TLS_NOTE.into());
+    let since = Instant::now();
+    // kind's whole create (nodes, kubeadm init, joins, CNI, storage) and the
+    // addons: three node starts' bound.
+    let kind_opts =
+        KindOptions { name: "cbam-conformance".into(), workers: opts.agents, image, create_timeout: t.node_start * 3 };
+    let cluster = tokio::select! {
+        cluster = KindCluster::up(&kind_opts) => cluster?,
+        () = interrupted() => {
+            cbam_cluster::kind::delete_named(&kind_opts.name).await;
+            return Err(LiveError::Interrupted("the kind cluster being created is removed".into()));
+        }
+    };
+    timed(&mut out.timings, "cluster up".into(), since);
+    let journal = Journal::in_memory();
+    // Removed right after the run: no need to wait for its namespaces.
+    let target = Target { wait_cleanup: false, ..Target::owned(&cluster, &journal) };
+    let result = tokio::select! {
+        result = body(static_run, opts, &target, &t, &mut out) => result,
+        () = interrupted() => Err(LiveError::Interrupted("the cluster the run created is removed".into())),
+    };
+    let since = Instant::now();
+    let down = cluster.down().await;
+    timed(&mut out.timings, "cluster down".into(), since);
+    result?;
+    down?;
+    Ok(out)
+}
+
 pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, LiveError> {
     let prober = || if opts.prober.is_file() { Ok(()) } else { Err(LiveError::ProberMissing(opts.prober.clone())) };
     if let Provider::Existing(existing) = &opts.provider {
@@ -292,10 +340,13 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
         return Err(LiveError::NoEngine);
     }
     let image = match &opts.provider {
-        Provider::Kit { node_image: Some(image), .. } => image.clone(),
+        Provider::Kit { node_image: Some(image), .. } | Provider::Kind { node_image: Some(image) } => image.clone(),
+        Provider::Kind { node_image: None } => cbam_cluster::kind::node_image()?,
         _ => kit::node_image()?,
     };
-    if !docker::image_present(&image).await {
+    // A published kind node image given by reference is kind's to pull.
+    let given_kind_image = matches!(opts.provider, Provider::Kind { node_image: Some(_) });
+    if !given_kind_image && !docker::image_present(&image).await {
         return Err(LiveError::NodeImageMissing(image));
     }
     for file in [opts.app_image.clone(), registry_beside(&opts.app_image)] {
@@ -304,10 +355,13 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
         }
     }
     prober()?;
+    if matches!(opts.provider, Provider::Kind { .. }) {
+        return run_kind(static_run, opts, image).await;
+    }
     let t = opts.timeouts;
     let mut out = LiveRun::default();
     out.notes.push(format!("cluster: k3s interface, node image {image}, 1 server + {} agents", opts.agents));
-    out.notes.push("TLS: served with a certificate from a CA generated for this run; the cert-manager ClusterIssuer annotations are checked by the static tier (Let's Encrypt is unreachable from a test cluster)".into());
+    out.notes.push(TLS_NOTE.into());
     let since = Instant::now();
     let reuse = matches!(opts.provider, Provider::Kit { reuse: true, .. });
     let name = if reuse { reuse_name(&image, opts.agents) } else { "cbam-conformance".to_owned() };
@@ -324,7 +378,7 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
     timed(&mut out.timings, "cluster up".into(), since);
     // A cluster removed right after the run need not wait for its namespaces.
     let journal = Journal::in_memory();
-    let target = Target { wait_cleanup: cluster.kept(), ..Target::kit(&cluster, &journal) };
+    let target = Target { wait_cleanup: cluster.kept(), ..Target::owned(&cluster, &journal) };
     let result = tokio::select! {
         result = body(static_run, opts, &target, &t, &mut out) => result,
         () = interrupted() => Err(LiveError::Interrupted(String::new())),

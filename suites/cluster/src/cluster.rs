@@ -1,0 +1,154 @@
+//! One interface to the cluster the live tier runs on, whoever made it: the
+//! kit (`KitCluster`), kind (`KindCluster`) or an existing one
+//! (`ExistingCluster`). The live tier takes `&dyn Cluster`; what a provider
+//! cannot do it says, and the check that needs it is "not verified",
+//! naming the provider.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::time::Duration;
+
+use kube::Client;
+
+use crate::docker::{self, DockerError};
+use crate::existing::ExistingCluster;
+use crate::kind::KindCluster;
+use crate::provider::KitCluster;
+use crate::readiness::{self, GateError};
+use crate::timeouts::Timeouts;
+
+/// A future a trait object can return.
+pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+pub trait Cluster: Send + Sync {
+    /// "kit", "kind" or "existing": named in reports and in what it cannot do.
+    fn provider(&self) -> &'static str;
+    fn client(&self) -> &Client;
+    /// Local ports (127.0.0.1) reaching the ingress controller.
+    fn http_port(&self) -> u16;
+    fn https_port(&self) -> u16;
+    /// The harness made it: it may use any namespace, and it owns the nodes.
+    fn owned(&self) -> bool;
+    /// Ready for a run: nodes, DNS, storage, metrics, ingress (and, on the
+    /// kit, every node component steady).
+    fn gate<'a>(&'a self, t: &'a Timeouts) -> Pending<'a, Result<(), GateError>>;
+    /// Serves the application image archive to every node (each node's own
+    /// registry); None: the cluster pulls the overlay's own reference.
+    fn serve_image<'a>(
+        &'a self,
+        archive: &'a Path,
+        registry: &'a Path,
+        timeout: Duration,
+    ) -> Option<Pending<'a, Result<(), DockerError>>>;
+    /// The nodes the harness may stop and start (node loss), as (node name,
+    /// container); Err: why it may not.
+    fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, String>;
+}
+
+impl Cluster for KitCluster {
+    fn provider(&self) -> &'static str {
+        "kit"
+    }
+    fn client(&self) -> &Client {
+        &self.client
+    }
+    fn http_port(&self) -> u16 {
+        self.http_port
+    }
+    fn https_port(&self) -> u16 {
+        self.https_port
+    }
+    fn owned(&self) -> bool {
+        true
+    }
+    fn gate<'a>(&'a self, t: &'a Timeouts) -> Pending<'a, Result<(), GateError>> {
+        Box::pin(readiness::gate(self, t))
+    }
+    fn serve_image<'a>(
+        &'a self,
+        archive: &'a Path,
+        registry: &'a Path,
+        timeout: Duration,
+    ) -> Option<Pending<'a, Result<(), DockerError>>> {
+        Some(Box::pin(KitCluster::serve_image(self, archive, registry, timeout)))
+    }
+    fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, String> {
+        Ok(self.nodes.iter().map(|n| (n.name.clone(), n.container.clone())).collect())
+    }
+}
+
+impl Cluster for KindCluster {
+    fn provider(&self) -> &'static str {
+        "kind"
+    }
+    fn client(&self) -> &Client {
+        &self.client
+    }
+    fn http_port(&self) -> u16 {
+        self.http_port
+    }
+    fn https_port(&self) -> u16 {
+        self.https_port
+    }
+    fn owned(&self) -> bool {
+        true
+    }
+    fn gate<'a>(&'a self, t: &'a Timeouts) -> Pending<'a, Result<(), GateError>> {
+        Box::pin(async move {
+            readiness::platform_ready(&self.client, self.nodes.len(), self.http_port, t).await.map_err(GateError::from)
+        })
+    }
+    fn serve_image<'a>(
+        &'a self,
+        archive: &'a Path,
+        registry: &'a Path,
+        timeout: Duration,
+    ) -> Option<Pending<'a, Result<(), DockerError>>> {
+        Some(Box::pin(async move {
+            for node in &self.nodes {
+                docker::serve_image(node, archive, registry, timeout.as_secs().max(1)).await?;
+            }
+            Ok(())
+        }))
+    }
+    fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, String> {
+        Err("kind's nodes are not stopped by the harness yet: a kind node started again may come back on \
+             another address, which this node image does not yet rewrite"
+            .into())
+    }
+}
+
+impl Cluster for ExistingCluster {
+    fn provider(&self) -> &'static str {
+        "existing"
+    }
+    fn client(&self) -> &Client {
+        &self.client
+    }
+    fn http_port(&self) -> u16 {
+        self.http_port
+    }
+    fn https_port(&self) -> u16 {
+        self.https_port
+    }
+    fn owned(&self) -> bool {
+        false
+    }
+    fn gate<'a>(&'a self, t: &'a Timeouts) -> Pending<'a, Result<(), GateError>> {
+        Box::pin(
+            async move { readiness::gate_existing(&self.client, self.http_port, t).await.map_err(GateError::from) },
+        )
+    }
+    fn serve_image<'a>(
+        &'a self,
+        _archive: &'a Path,
+        _registry: &'a Path,
+        _timeout: Duration,
+    ) -> Option<Pending<'a, Result<(), DockerError>>> {
+        None
+    }
+    fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, String> {
+        Err("an existing cluster's nodes are not the harness's to stop".into())
+    }
+}
