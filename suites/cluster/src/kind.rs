@@ -22,6 +22,9 @@ use crate::kit::{self, KitError};
 pub const NETWORK: &str = "kind";
 /// The label kind puts on each node container: its cluster's name.
 pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
+/// Bound on `kind delete cluster`: removing 3 node containers and their
+/// volumes takes seconds; two minutes means a stuck engine.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum KindError {
@@ -59,12 +62,7 @@ pub enum KindError {
 
 /// The kind node image `just kit` recorded (ci/kit/build-kind-node.sh).
 pub fn node_image() -> Result<String, KitError> {
-    let path = kit::dir().join("kind-node-image");
-    std::fs::read_to_string(&path)
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .ok_or(KitError::NoNodeImage { path })
+    kit::recorded_image("kind-node-image")
 }
 
 #[derive(Debug, Clone)]
@@ -126,8 +124,6 @@ pub fn config(opts: &KindOptions, storage: &Path) -> serde_json::Value {
 pub struct KindCluster {
     pub name: String,
     pub client: Client,
-    /// kind's kubeconfig (server https://127.0.0.1:PORT).
-    pub kubeconfig_yaml: String,
     /// Node container names (= Kubernetes node names).
     pub nodes: Vec<String>,
     /// Host ports publishing the control plane's 80 and 443 (127.0.0.1).
@@ -186,7 +182,7 @@ impl KindCluster {
         // A cluster of this name left by a killed run (SIGKILL leaves no
         // chance to delete it) would make kind refuse the name.
         if !kind_containers(Some(&opts.name)).await?.is_empty() {
-            kind(&["delete", "cluster", "--name", &opts.name], Duration::from_secs(120)).await?;
+            delete_cluster(&opts.name).await?;
         }
         let made_network = !network_exists().await?;
         let dir = tempfile::tempdir().map_err(KindError::Config)?;
@@ -195,8 +191,9 @@ impl KindCluster {
         let kubeconfig = dir.path().join("kubeconfig");
         let text = serde_json::to_vec_pretty(&config(opts, storage.path())).map_err(|e| KindError::Config(e.into()))?;
         std::fs::write(&config_file, text).map_err(KindError::Config)?;
-        let created = kind(
-            &[
+        // Everything from the create on: on any failure the cluster is deleted.
+        let made = async {
+            let create = [
                 "create",
                 "cluster",
                 "--name",
@@ -207,22 +204,9 @@ impl KindCluster {
                 path(&config_file),
                 "--kubeconfig",
                 path(&kubeconfig),
-            ],
-            opts.create_timeout,
-        )
-        .await;
-        if let Err(e) = created {
-            let _ = delete(&opts.name, made_network).await;
-            return Err(e);
-        }
-        let kubeconfig_yaml = match std::fs::read_to_string(&kubeconfig) {
-            Ok(text) => text,
-            Err(e) => {
-                let _ = delete(&opts.name, made_network).await;
-                return Err(KindError::Config(e));
-            }
-        };
-        let parts = async {
+            ];
+            kind(&create, opts.create_timeout).await?;
+            let kubeconfig_yaml = std::fs::read_to_string(&kubeconfig).map_err(KindError::Config)?;
             let client = client(&opts.name, &kubeconfig_yaml).await?;
             let mut nodes = kind_containers(Some(&opts.name)).await?;
             nodes.sort();
@@ -235,19 +219,18 @@ impl KindCluster {
             untaint_control_plane(&client, &control_plane).await?;
             // The harness's platform layer, as on the kit (images in the node image).
             crate::addons::install(&client).await?;
-            Ok::<_, KindError>((client, nodes, http_port, https_port))
-        };
-        match parts.await {
-            Ok((client, nodes, http_port, https_port)) => Ok(KindCluster {
+            Ok::<_, KindError>(KindCluster {
                 name: opts.name.clone(),
                 client,
-                kubeconfig_yaml,
                 nodes,
                 http_port,
                 https_port,
                 storage,
                 made_network,
-            }),
+            })
+        };
+        match made.await {
+            Ok(cluster) => Ok(cluster),
             Err(e) => {
                 let _ = delete(&opts.name, made_network).await;
                 Err(e)
@@ -305,14 +288,14 @@ async fn published(container: &str, port: u16) -> Result<u16, KindError> {
     })
 }
 
-/// Deletes the kind cluster NAME if any, ignoring errors (an interrupted
-/// create: kind itself deletes what it made only when it fails).
-pub async fn delete_named(name: &str) {
-    let _ = kind(&["delete", "cluster", "--name", name], Duration::from_secs(120)).await;
+/// `kind delete cluster --name NAME` (nothing to do for a name with no
+/// cluster).
+pub async fn delete_cluster(name: &str) -> Result<(), KindError> {
+    kind(&["delete", "cluster", "--name", name], DELETE_TIMEOUT).await.map(|_| ())
 }
 
 async fn delete(name: &str, made_network: bool) -> Result<(), KindError> {
-    kind(&["delete", "cluster", "--name", name], Duration::from_secs(120)).await?;
+    delete_cluster(name).await?;
     if made_network && kind_containers(None).await?.is_empty() && network_exists().await? {
         docker::docker(&["network", "rm", NETWORK]).await?;
     }

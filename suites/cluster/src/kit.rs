@@ -22,7 +22,12 @@ pub const TOOL_IMAGE: &str = "docker.io/library/busybox:kit";
 
 /// The node image reference `just kit` recorded.
 pub fn node_image() -> Result<String, KitError> {
-    let path = dir().join("node-image");
+    recorded_image("node-image")
+}
+
+/// The image reference `just kit` recorded in FILE of the kit directory.
+pub(crate) fn recorded_image(file: &str) -> Result<String, KitError> {
+    let path = dir().join(file);
     std::fs::read_to_string(&path)
         .map(|s| s.trim().to_owned())
         .ok()

@@ -15,8 +15,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+use base64::Engine;
 use serde_norway::Value;
-use sha2::{Digest, Sha256};
+use token_shapes::{all_digits, bootstrap_token, numeric_looking_passwords, passwords};
+
+mod token_shapes;
 
 fn node_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../ci/kit/node")
@@ -24,18 +27,6 @@ fn node_dir() -> PathBuf {
 
 fn emitter() -> PathBuf {
     std::env::var_os("CBAM_JOIN_EMITTER").map_or_else(|| node_dir().join("cbam-join"), PathBuf::from)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The node's derivation, written again here: `<id>.<secret>` from the
-/// password (checked against the node's own for a sample below).
-fn bootstrap_token(password: &str) -> (String, String) {
-    let id = hex(&Sha256::digest(format!("id:{password}")))[..6].to_owned();
-    let secret = hex(&Sha256::digest(format!("secret:{password}")))[..16].to_owned();
-    (id, secret)
 }
 
 /// Runs `PROGRAM ARGS` with STDIN; the output, whatever its status.
@@ -55,35 +46,6 @@ fn run(program: &PathBuf, args: &[&str], stdin: &str) -> Output {
     let out = child.wait_with_output().expect("failed to wait for the emitter");
     writer.join().expect("the stdin writer").expect("failed to write stdin");
     out
-}
-
-/// Deterministic passwords of the kind the node generates (64 hex digits).
-fn passwords(n: usize) -> impl Iterator<Item = String> {
-    (0..n).map(|i| hex(&Sha256::digest(format!("password {i}"))))
-}
-
-/// The first password (of the node's kind) whose token id has SHAPE.
-fn password_whose_id(shape: impl Fn(&str) -> bool) -> String {
-    passwords(1_000_000).find(|p| shape(&bootstrap_token(p).0)).expect("a password of that shape in a million")
-}
-
-fn all_digits(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Ids a YAML parser would read as a number if pasted into YAML text.
-fn numeric_looking_passwords() -> Vec<(&'static str, String)> {
-    vec![
-        ("all digits", password_whose_id(all_digits)),
-        ("0-prefixed digits", password_whose_id(|id| id.starts_with('0') && all_digits(id))),
-        (
-            "digits e digits",
-            password_whose_id(|id| {
-                id.split_once('e')
-                    .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && all_digits(a) && all_digits(b))
-            }),
-        ),
-    ]
 }
 
 /// The objects in the emitter's output, a YAML stream (JSON is YAML), read
@@ -162,19 +124,7 @@ fn ca_file() -> tempfile::NamedTempFile {
 }
 
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[test]

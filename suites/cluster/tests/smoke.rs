@@ -26,6 +26,8 @@ use kube::api::{Api, ListParams, LogParams, Patch, PatchParams};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::json;
 
+mod token_shapes;
+
 /// What a step of the suite failed with, shown as the test's failure.
 type Failed = Box<dyn std::error::Error + Send + Sync>;
 
@@ -354,24 +356,12 @@ async fn impostor_refused(cluster: &KitCluster, opts: &KitOptions) -> Result<(),
 /// that look like other numbers).
 const JOIN_TOKENS: usize = 2_000;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Passwords of the node's kind whose derived tokens include every
 /// numeric-looking id shape ("513048", "012345", "1e5234").
 fn join_passwords() -> Vec<String> {
-    use sha2::{Digest, Sha256};
-    let id = |p: &str| hex(&Sha256::digest(format!("id:{p}")))[..6].to_owned();
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let shapes: [&dyn Fn(&str) -> bool; 3] = [&|i| digits(i), &|i| i.starts_with('0') && digits(i), &|i| {
-        i.split_once('e').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && digits(a) && digits(b))
-    }];
-    let candidates = (0..).map(|n| hex(&Sha256::digest(format!("smoke {n}"))));
-    let mut out: Vec<String> = candidates.clone().take(JOIN_TOKENS - shapes.len()).collect();
-    for shape in shapes {
-        out.extend(candidates.clone().find(|p| shape(&id(p))));
-    }
+    let special = token_shapes::numeric_looking_passwords();
+    let mut out: Vec<String> = token_shapes::passwords(JOIN_TOKENS - special.len()).collect();
+    out.extend(special.into_iter().map(|(_, password)| password));
     out
 }
 

@@ -310,8 +310,12 @@ async fn run_kind(static_run: &StaticRun, opts: &LiveOptions, image: String) -> 
     let cluster = tokio::select! {
         cluster = KindCluster::up(&kind_opts) => cluster?,
         () = interrupted() => {
-            cbam_cluster::kind::delete_named(&kind_opts.name).await;
-            return Err(LiveError::Interrupted("the kind cluster being created is removed".into()));
+            // An interrupted create: kind deletes what it made only on failure.
+            let removed = match cbam_cluster::kind::delete_cluster(&kind_opts.name).await {
+                Ok(()) => "the kind cluster being created is removed".to_owned(),
+                Err(e) => format!("the kind cluster being created could not be removed: {}", cbam_cluster::error_chain::render(&e)),
+            };
+            return Err(LiveError::Interrupted(removed));
         }
     };
     timed(&mut out.timings, "cluster up".into(), since);
