@@ -57,9 +57,11 @@ impl WaitError {
 }
 
 /// 400s that say "not yet", not "never": a pod's log or exec asked for
-/// before its container runs (seen: the smoke suite's writer pods while
-/// ContainerCreating), or before the pod is scheduled.
-const HEALING_BAD_REQUESTS: &[&str] = &["is waiting to start", "PodInitializing", "does not have a host assigned"];
+/// before its container runs (seen in the smoke suite: "is waiting to
+/// start: ContainerCreating", and before the container exists at all "is
+/// not available"), or before the pod is scheduled.
+const HEALING_BAD_REQUESTS: &[&str] =
+    &["is waiting to start", "is not available", "PodInitializing", "does not have a host assigned"];
 
 /// The API server's answer to a request it refused for good, if `error` is
 /// one: the object or the request is at fault (400 BadRequest, 401, 403,
@@ -169,6 +171,7 @@ mod tests {
             (400, "BadRequest", "the object is malformed", true),
             (400, "BadRequest", "container \"w\" in pod \"p\" is waiting to start: ContainerCreating", false),
             (400, "BadRequest", "pod \"p\" does not have a host assigned", false),
+            (400, "BadRequest", "container \"w\" in pod \"p\" is not available", false),
             (422, "Invalid", "Secret \"s\" is invalid", true),
             (403, "Forbidden", "secrets is forbidden: User \"u\" cannot create", true),
             (403, "Forbidden", "secrets \"s\" is forbidden: not yet ready to handle request", false),
