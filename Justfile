@@ -37,6 +37,11 @@ conformance ENV *FLAGS:
       # only the prober it copies into a tool pod (`just image`).
       *" --tier static "*|*" --tier=static "*) ;;
       *" --cluster existing "*|*" --cluster=existing "*) just image ;;
+      # A given node image (kind's published one, online) brings its own
+      # parts: no kit build, the engine and the application image only.
+      *" --node-image "*|*" --node-image="*)
+        bash ci/engine.sh up || echo "conformance: no container engine could be started: the live tier is not verified (exit 3)" >&2
+        just image ;;
       *) if bash ci/engine.sh up; then bash ci/kit/build.sh >/dev/null; just image
          else echo "conformance: no container engine could be started: the live tier is not verified (exit 3)" >&2; fi ;;
     esac
@@ -125,10 +130,11 @@ image:
 kit:
     bash ci/kit/build.sh
 
-# A kit cluster in Docker, kept until `down` (the harness's own provider):
-# `just cluster up [--agents N] [--name NAME]` (builds or reuses the kit
-# first; prints the kubeconfig's path), `just cluster status`, `just cluster
-# load target/image/cbam-api.tar`, `just cluster down [--name NAME]`.
+# A kit or kind cluster in Docker, kept until `down` (the harness's own
+# providers): `just cluster up [--cluster kind] [--agents N] [--name NAME]`
+# (builds or reuses the kit first; prints the kubeconfig's path), `just
+# cluster status`, `just cluster load target/image/cbam-api.tar`, `just
+# cluster down [--name NAME]` (each with the same --cluster).
 cluster ACTION *ARGS:
     if [ "{{ ACTION }}" = up ]; then bash ci/engine.sh up && just kit >/dev/null; fi
     cargo build --quiet --bin conformance

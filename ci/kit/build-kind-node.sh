@@ -10,6 +10,7 @@
 # What kind expects of a node image, and where it is here:
 #   /kind/version                       one line, the Kubernetes version
 #   kubeadm, kubelet, kubectl           /usr/bin
+#   crictl (kind export logs runs it)   /usr/local/bin, /etc/crictl.yaml
 #   systemd as PID 1 (container=docker) ci/kit/kind/entrypoint execs it
 #   containerd (Delegate=yes), kubelet  ci/kit/kind/systemd, enabled
 #     with kubeadm's drop-in
@@ -65,6 +66,17 @@ cni_binary() {
   echo "$stamp" >"$out.stamp"
 }
 
+# crictl from its Go module, at the Kubernetes minor's release.
+crictl_binary() {
+  local out="$kit/cri-tools-$CRI_TOOLS_VERSION/crictl"
+  [ -x "$out" ] && return 0
+  mkdir -p "$(dirname "$out")"
+  GOBIN="$(dirname "$out")/bin.partial" CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
+    go install -trimpath -ldflags "-s -w" "sigs.k8s.io/cri-tools/cmd/crictl@$CRI_TOOLS_VERSION" >&2
+  mv "$(dirname "$out")/bin.partial/crictl" "$out"
+  rm -rf "$(dirname "$out")/bin.partial"
+}
+
 build_images() {
   local name
   for name in kube-apiserver kube-controller-manager kube-scheduler; do
@@ -93,7 +105,8 @@ tag() { # content hash of everything that goes into the image
   { find "$here/kind" "$here/cni" -type f | sort | xargs cat
     cat "$root/ci/addons/20-local-path.yaml"
     cat "$here/../versions.env" "$here/node/runc-node" "${BASH_SOURCE[0]}"
-    sha256sum "$images"/*.tar "$k8s"/kubeadm "$k8s"/kubelet "$k8s"/kubectl "$kit/rootfs-$DEBIAN_SUITE-kind.tar" | cut -d' ' -f1
+    sha256sum "$images"/*.tar "$k8s"/kubeadm "$k8s"/kubelet "$k8s"/kubectl "$kit/rootfs-$DEBIAN_SUITE-kind.tar" \
+      "$kit/cri-tools-$CRI_TOOLS_VERSION/crictl" | cut -d' ' -f1
   } | sha256sum | cut -c1-12
 }
 
@@ -101,6 +114,7 @@ tag() { # content hash of everything that goes into the image
 CNI_IMAGE="docker.io/cbam-kit/cbam-cni:$KUBERNETES_VERSION"
 bash "$here/build-rootfs.sh" kind >&2
 build_images
+crictl_binary
 ref="cbam-kit/kind-node:$KUBERNETES_VERSION-$(tag)"
 if docker image inspect "$ref" >/dev/null 2>&1; then
   say "$ref present"
@@ -113,6 +127,8 @@ tar -C "$dir" -xf "$kit/rootfs-$DEBIAN_SUITE-kind.tar"
 install -d "$dir/kind/manifests" "$dir/kind/images" "$dir/opt/cni/bin" "$dir/etc/containerd" \
   "$dir/etc/kubernetes/manifests" "$dir/etc/systemd/system/kubelet.service.d" "$dir/etc/systemd/system/multi-user.target.wants"
 install -m 755 "$k8s/kubeadm" "$k8s/kubelet" "$k8s/kubectl" "$dir/usr/bin/"
+install -m 755 "$kit/cri-tools-$CRI_TOOLS_VERSION/crictl" "$dir/usr/local/bin/"
+install -m 644 "$here/kind/crictl.yaml" "$dir/etc/crictl.yaml"
 install -m 755 "$kit/containerd-$CONTAINERD_VERSION"/bin/* "$dir/usr/local/bin/"
 install -m 755 "$kit/cni-plugins-$CNI_PLUGINS_VERSION"/bin/* "$dir/opt/cni/bin/"
 install -m 755 "$here/node/runc-node" "$dir/usr/local/bin/"

@@ -64,7 +64,7 @@ build_images() {
     "registry.k8s.io/prometheus-adapter/prometheus-adapter:$PROMETHEUS_ADAPTER_VERSION"
   local links=() applet
   for applet in sh mkdir rm ls cat echo sleep chmod; do links+=(--link "/bin/$applet:/bin/busybox"); done
-  oci busybox "$bb" /bin/busybox 0 "docker.io/library/busybox:kit" "${links[@]}"
+  oci busybox "$bb" /bin/busybox 0 "docker.io/library/busybox:$BUSYBOX_TAG" "${links[@]}"
 }
 
 node_tag() { # content hash of everything that goes into the node image

@@ -44,6 +44,17 @@ pub trait Cluster: Send + Sync {
     /// The nodes the harness may stop and start (node loss), as (node name,
     /// container); Err: why it may not.
     fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, String>;
+    /// Each node's own logs (kubelet, container runtime, the pods') under
+    /// DIR, for a failed run's evidence; None: the provider has none to give.
+    fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), String>>>;
+}
+
+/// Bound on copying node logs: seconds for three nodes; longer is a stuck engine.
+const NODE_LOGS_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The error's chain on one line, as the evidence notes show it.
+fn said(e: &(dyn std::error::Error + 'static)) -> String {
+    crate::error_chain::render(e)
 }
 
 impl Cluster for KitCluster {
@@ -75,6 +86,24 @@ impl Cluster for KitCluster {
     }
     fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, String> {
         Ok(self.nodes.iter().map(|n| (n.name.clone(), n.container.clone())).collect())
+    }
+    fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), String>>> {
+        // Each node's supervisor logs every component to /var/log/cbam (ci/kit/node/cbam-node).
+        Some(Box::pin(async move {
+            std::fs::create_dir_all(dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+            for node in &self.nodes {
+                let from = format!("{}:/var/log/cbam", node.container);
+                let to = dir.join(&node.name);
+                let to = to.to_string_lossy();
+                let args = ["cp", from.as_str(), &to];
+                match tokio::time::timeout(NODE_LOGS_TIMEOUT, docker::docker(&args)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(said(&e)),
+                    Err(_) => return Err(format!("docker cp {from}: no answer after {NODE_LOGS_TIMEOUT:?}")),
+                }
+            }
+            Ok(())
+        }))
     }
 }
 
@@ -117,6 +146,9 @@ impl Cluster for KindCluster {
              another address, which this node image does not yet rewrite"
             .into())
     }
+    fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), String>>> {
+        Some(Box::pin(async move { self.export_logs(dir, NODE_LOGS_TIMEOUT).await.map_err(|e| said(&e)) }))
+    }
 }
 
 impl Cluster for ExistingCluster {
@@ -150,5 +182,8 @@ impl Cluster for ExistingCluster {
     }
     fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, String> {
         Err("an existing cluster's nodes are not the harness's to stop".into())
+    }
+    fn node_logs<'a>(&'a self, _dir: &'a Path) -> Option<Pending<'a, Result<(), String>>> {
+        None
     }
 }

@@ -80,14 +80,12 @@ pub async fn client(opts: &ExistingOptions) -> Result<(Client, String, String), 
     };
     let context = opts.context.clone().or_else(|| kubeconfig.current_context.clone()).unwrap_or_default();
     let options = KubeConfigOptions { context: Some(context.clone()), ..KubeConfigOptions::default() };
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &options)
+    let config = Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|source| ExistingError::Kubeconfig { path: format!("context {context}"), source })?;
-    // The API server's own answers (a PDB's 429) must reach the checks.
-    config.default_retry = false;
     let server = config.cluster_url.to_string();
-    let client =
-        Client::try_from(config).map_err(|source| ExistingError::Client { context: context.clone(), source })?;
+    let client = crate::api_client::client(config)
+        .map_err(|source| ExistingError::Client { context: context.clone(), source })?;
     Ok((client, context, server))
 }
 

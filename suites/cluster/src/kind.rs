@@ -8,7 +8,7 @@
 //! cluster`), and the `kind` Docker network when no kind cluster used it
 //! before the run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -74,6 +74,10 @@ pub struct KindOptions {
     pub image: String,
     /// Bound on `kind create cluster` (nodes up, kubeadm init and joins).
     pub create_timeout: Duration,
+    /// The host directory of ReadWriteMany volumes for a cluster kept after
+    /// the process (`conformance cluster up`); None: a temporary one,
+    /// removed with the cluster.
+    pub kept_storage: Option<PathBuf>,
 }
 
 /// Where every node mounts the one host directory of ReadWriteMany volumes
@@ -121,6 +125,23 @@ pub fn config(opts: &KindOptions, storage: &Path) -> serde_json::Value {
     })
 }
 
+/// Where the cluster's ReadWriteMany volumes live on the host.
+enum Storage {
+    /// Removed with the cluster (`down`).
+    Temporary(tempfile::TempDir),
+    /// Outlives the process; `conformance cluster down` removes it.
+    Kept(PathBuf),
+}
+
+impl Storage {
+    fn path(&self) -> &Path {
+        match self {
+            Storage::Temporary(dir) => dir.path(),
+            Storage::Kept(dir) => dir,
+        }
+    }
+}
+
 pub struct KindCluster {
     pub name: String,
     pub client: Client,
@@ -129,9 +150,8 @@ pub struct KindCluster {
     /// Host ports publishing the control plane's 80 and 443 (127.0.0.1).
     pub http_port: u16,
     pub https_port: u16,
-    /// The host directory every node mounts at STORAGE_PATH; removed with
-    /// the cluster.
-    storage: tempfile::TempDir,
+    /// The host directory every node mounts at STORAGE_PATH.
+    storage: Storage,
     /// The `kind` network did not exist before: `down` removes it when no
     /// other kind cluster uses it.
     made_network: bool,
@@ -186,7 +206,13 @@ impl KindCluster {
         }
         let made_network = !network_exists().await?;
         let dir = tempfile::tempdir().map_err(KindError::Config)?;
-        let storage = tempfile::tempdir().map_err(KindError::Config)?;
+        let storage = match &opts.kept_storage {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(KindError::Config)?;
+                Storage::Kept(dir.clone())
+            }
+            None => Storage::Temporary(tempfile::tempdir().map_err(KindError::Config)?),
+        };
         let config_file = dir.path().join("kind.json");
         let kubeconfig = dir.path().join("kubeconfig");
         let text = serde_json::to_vec_pretty(&config(opts, storage.path())).map_err(|e| KindError::Config(e.into()))?;
@@ -244,12 +270,21 @@ impl KindCluster {
         kind(&["load", "image-archive", path(archive), "--name", &self.name], timeout).await.map(|_| ())
     }
 
+    /// `kind export logs`: every node's kubelet and containerd journals,
+    /// pod logs and inspection, under DIR.
+    pub async fn export_logs(&self, dir: &Path, timeout: Duration) -> Result<(), KindError> {
+        kind(&["export", "logs", path(dir), "--name", &self.name], timeout).await.map(|_| ())
+    }
+
     /// `kind delete cluster`, and the `kind` network if this run made it and
     /// no kind cluster is left on it.
     pub async fn down(self) -> Result<(), KindError> {
         delete(&self.name, self.made_network).await?;
         // The volumes' files, written by pods as root.
-        self.storage.close().map_err(KindError::Config)
+        match self.storage {
+            Storage::Temporary(dir) => dir.close().map_err(KindError::Config),
+            Storage::Kept(dir) => remove_dir(&dir),
+        }
     }
 }
 
@@ -294,6 +329,19 @@ pub async fn delete_cluster(name: &str) -> Result<(), KindError> {
     kind(&["delete", "cluster", "--name", name], DELETE_TIMEOUT).await.map(|_| ())
 }
 
+/// Removes DIR and everything in it; nothing to do when it is gone.
+pub fn remove_dir(dir: &Path) -> Result<(), KindError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(KindError::Config(e)),
+        _ => Ok(()),
+    }
+}
+
+/// kind's kubeconfig for the cluster NAME (API server on 127.0.0.1).
+pub async fn kubeconfig(name: &str) -> Result<String, KindError> {
+    kind(&["get", "kubeconfig", "--name", name], Duration::from_secs(30)).await
+}
+
 async fn delete(name: &str, made_network: bool) -> Result<(), KindError> {
     delete_cluster(name).await?;
     if made_network && kind_containers(None).await?.is_empty() && network_exists().await? {
@@ -308,7 +356,7 @@ async fn client(name: &str, kubeconfig_yaml: &str) -> Result<Client, KindError> 
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(|source| KindError::Kubeconfig { name: name.to_owned(), source })?;
-    Client::try_from(config).map_err(|source| KindError::Client { name: name.to_owned(), source })
+    crate::api_client::client(config).map_err(|source| KindError::Client { name: name.to_owned(), source })
 }
 
 /// A path as kind's argument (the temporary directory's and the kit's are
@@ -323,8 +371,13 @@ mod tests {
 
     #[test]
     fn the_config_names_one_control_plane_the_workers_and_loopback() {
-        let opts =
-            KindOptions { name: "c".into(), workers: 2, image: "i".into(), create_timeout: Duration::from_secs(1) };
+        let opts = KindOptions {
+            name: "c".into(),
+            workers: 2,
+            image: "i".into(),
+            create_timeout: Duration::from_secs(1),
+            kept_storage: None,
+        };
         let config = config(&opts, Path::new("/srv/storage"));
         let roles: Vec<&str> =
             config["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["role"].as_str()).collect();

@@ -18,7 +18,7 @@ pub fn dir() -> PathBuf {
 
 /// A busybox image every kit node has (ci/kit/build.sh), for tool
 /// containers such as the harness's ephemeral ones.
-pub const TOOL_IMAGE: &str = "docker.io/library/busybox:kit";
+pub const TOOL_IMAGE: &str = "docker.io/library/busybox:1.35.0";
 
 /// The node image reference `just kit` recorded.
 pub fn node_image() -> Result<String, KitError> {
@@ -33,4 +33,15 @@ pub(crate) fn recorded_image(file: &str) -> Result<String, KitError> {
         .ok()
         .filter(|s| !s.is_empty())
         .ok_or(KitError::NoNodeImage { path })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The tag ci/kit/build.sh gives the kit's busybox (BUSYBOX_TAG).
+    #[test]
+    fn the_tool_image_is_the_kits_busybox() {
+        let versions = include_str!("../../../ci/versions.env");
+        let tag = versions.lines().find_map(|l| l.strip_prefix("BUSYBOX_TAG=")).expect("BUSYBOX_TAG pinned");
+        assert_eq!(super::TOOL_IMAGE, format!("docker.io/library/busybox:{tag}"));
+    }
 }

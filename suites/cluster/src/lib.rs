@@ -4,6 +4,7 @@
 //! primitive with its timeouts; kind clusters by the real kind CLI.
 
 pub mod addons;
+pub mod api_client;
 pub mod cluster;
 pub mod components;
 pub mod docker;

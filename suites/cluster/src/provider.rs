@@ -376,13 +376,10 @@ impl KitCluster {
         let raw = docker::docker(&["exec", server, "cat", k3s::KUBECONFIG]).await?;
         let kubeconfig = published(&raw, api_port)?;
         let kubeconfig_yaml = serde_norway::to_string(&kubeconfig).map_err(ClusterError::KubeconfigText)?;
-        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .map_err(ClusterError::Kubeconfig)?;
-        // A conformance harness must see the API server's own answers: kube's
-        // default retry would turn a PDB's 429 into a delayed success.
-        config.default_retry = false;
-        let client = Client::try_from(config).map_err(ClusterError::Client)?;
+        let client = crate::api_client::client(config).map_err(ClusterError::Client)?;
         Ok((kubeconfig_yaml, client))
     }
 

@@ -298,7 +298,7 @@ async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), Failed> {
         "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "writer"},
         "spec": {"selector": {"matchLabels": {"app": "writer"}}, "template": {"metadata": {"labels": {"app": "writer"}}, "spec": {
           "tolerations": [{"operator": "Exists"}],
-          "containers": [{"name": "w", "image": "docker.io/library/busybox:kit", "imagePullPolicy": "Never",
+          "containers": [{"name": "w", "image": kit::TOOL_IMAGE, "imagePullPolicy": "Never",
             "command": ["sh", "-c", "echo $NODE > /data/$NODE; while true; do ls /data; sleep 1; done"],
             "env": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
             "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
@@ -322,6 +322,17 @@ async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), Failed> {
         }
     })
     .await?;
+    // A failed run's evidence: each node's component logs through the Cluster trait.
+    let evidence = tempfile::tempdir()?;
+    let export =
+        cbam_cluster::cluster::Cluster::node_logs(cluster, evidence.path()).ok_or("the kit gives no node logs")?;
+    export.await?;
+    for node in &nodes {
+        let file = evidence.path().join(node).join("kubelet.log");
+        if std::fs::metadata(&file).map_or(true, |m| m.len() == 0) {
+            return Err(format!("the kit's node logs have no {}", file.display()).into());
+        }
+    }
     Ok(())
 }
 
@@ -524,7 +535,13 @@ async fn kind_cluster_smoke() {
     let image = cbam_cluster::kind::node_image().unwrap_or_else(|e| panic!("{}", error_chain::render(&e)));
     assert!(docker::image_present(&image).await, "kind node image {image} is not loaded: run `just kit`");
     let t = Timeouts::default();
-    let opts = KindOptions { name: "cbam-kind-smoke".into(), workers: 2, image, create_timeout: t.node_start * 3 };
+    let opts = KindOptions {
+        name: "cbam-kind-smoke".into(),
+        workers: 2,
+        image,
+        create_timeout: t.node_start * 3,
+        kept_storage: None,
+    };
     let started = std::time::Instant::now();
     let cluster = KindCluster::up(&opts).await.unwrap_or_else(|e| panic!("{}", error_chain::render(&e)));
     eprintln!("smoke: kind created {:?} in {:.1} s", cluster.nodes, started.elapsed().as_secs_f64());
@@ -653,5 +670,19 @@ async fn kind_exercise(cluster: &cbam_cluster::kind::KindCluster, t: &Timeouts) 
         .into());
     }
     eprintln!("smoke: kind pods reach each other across nodes and resolve Services");
+    // A failed run's evidence: `kind export logs` through the Cluster trait.
+    let evidence = tempfile::tempdir()?;
+    let export =
+        cbam_cluster::cluster::Cluster::node_logs(cluster, evidence.path()).ok_or("kind gives no node logs")?;
+    export.await?;
+    for node in &nodes {
+        for log in ["kubelet.log", "containerd.log"] {
+            let file = evidence.path().join(node).join(log);
+            if std::fs::metadata(&file).map_or(true, |m| m.len() == 0) {
+                return Err(format!("kind export logs wrote no {}", file.display()).into());
+            }
+        }
+    }
+    eprintln!("smoke: kind export logs wrote every node's kubelet and containerd logs");
     Ok(())
 }

@@ -1,17 +1,20 @@
-//! `conformance cluster up|status|load|down`: a kit cluster for people and
-//! scripts, made by the same provider the harness runs, so names, labels,
-//! volumes, 127.0.0.1-only ports and the kubeconfig live in one place. `up`
-//! leaves the cluster running (its nodes started marked for reuse, which
-//! testcontainers does not reap) once the readiness gate passed, and writes
-//! its kubeconfig, edited as data, beside the kit; `down` removes everything
-//! labelled with the name.
+//! `conformance cluster up|status|load|down`: a kit or kind cluster for
+//! people and scripts, made by the same provider the harness runs, so names,
+//! labels, volumes, 127.0.0.1-only ports and the kubeconfig live in one
+//! place. `up` leaves the cluster running (the kit's nodes started marked
+//! for reuse, which testcontainers does not reap; kind's are kind's) once
+//! the readiness gate passed, and writes its kubeconfig beside the kit;
+//! `down` removes everything labelled with the name (kind: `kind delete
+//! cluster` and the cluster's volume directory).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use cbam_cluster::cluster::Cluster as _;
 use cbam_cluster::docker::{self, DockerError};
+use cbam_cluster::kind::{self, KindCluster, KindError, KindOptions};
 use cbam_cluster::kit::{self, KitError};
 use cbam_cluster::provider::{ClusterError, KitCluster, KitOptions, LABEL, registry_beside};
 use cbam_cluster::readiness::{self, GateError};
@@ -23,7 +26,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::cli::{Cluster, EXIT_ERROR, chain};
 
-/// A kit cluster in Docker, kept until `down`.
+/// A kit or kind cluster in Docker, kept until `down`.
 #[derive(Debug, Parser)]
 #[command(name = "conformance cluster", bin_name = "conformance cluster")]
 pub struct ClusterArgs {
@@ -32,7 +35,7 @@ pub struct ClusterArgs {
     /// Prefix of the cluster's containers, network and volumes.
     #[arg(long, global = true, default_value = "cbam-kit")]
     pub name: String,
-    /// The provider (only the kit's k3s-shaped nodes are built so far).
+    /// The provider: the kit's k3s-shaped nodes, or kind (the real kind CLI).
     #[arg(long, global = true, value_enum, default_value = "k3s")]
     pub cluster: Cluster,
 }
@@ -44,7 +47,8 @@ pub enum Action {
         #[arg(long, default_value_t = 2)]
         agents: usize,
         /// The node image: the kit's (`just kit`) by default, or an upstream
-        /// k3s image (rancher/k3s:TAG) where a registry has one.
+        /// k3s image (rancher/k3s:TAG) or kind node image (kindest/node:TAG@DIGEST)
+        /// where a registry has one.
         #[arg(long, value_name = "REF")]
         node_image: Option<String>,
     },
@@ -59,10 +63,10 @@ pub enum Action {
 
 #[derive(Debug, thiserror::Error)]
 enum CommandError {
-    #[error(
-        "the {0:?} provider has no cluster this command manages (kind's is not built yet, only its node image; existing is yours)"
-    )]
+    #[error("the {0:?} provider has no cluster this command manages (an existing cluster is yours)")]
     Provider(Cluster),
+    #[error(transparent)]
+    Kind(#[from] KindError),
     #[error("reach the container engine (run `just engine`)")]
     NoEngine,
     #[error(transparent)]
@@ -98,7 +102,7 @@ impl CommandError {
     /// environment); 1 for a cluster that failed.
     fn exit_code(&self) -> u8 {
         match self {
-            CommandError::Gate(_) | CommandError::Cluster(_) | CommandError::Api(_) => 1,
+            CommandError::Gate(_) | CommandError::Cluster(_) | CommandError::Api(_) | CommandError::Kind(_) => 1,
             _ => EXIT_ERROR,
         }
     }
@@ -163,17 +167,78 @@ async fn up(name: &str, agents: usize, node_image: Option<&str>, t: &Timeouts) -
     Ok(())
 }
 
+/// Where a kept kind cluster's ReadWriteMany volumes live on the host.
+fn kind_storage(name: &str) -> PathBuf {
+    kit::dir().join(format!("{name}.storage"))
+}
+
+/// kind's `up`: 1 control plane + AGENTS workers by the real kind CLI, the
+/// addons installed and gated as the live tier's; removed again when the
+/// gate fails.
+async fn up_kind(name: &str, agents: usize, node_image: Option<&str>, t: &Timeouts) -> Result<(), CommandError> {
+    if !docker::engine_reachable().await {
+        return Err(CommandError::NoEngine);
+    }
+    // A published image given by reference is kind's to pull.
+    let image = match node_image {
+        Some(image) => image.to_owned(),
+        None => {
+            let image = kind::node_image()?;
+            if !docker::image_present(&image).await {
+                return Err(CommandError::NodeImage(image));
+            }
+            image
+        }
+    };
+    let since = Instant::now();
+    let opts = KindOptions {
+        name: name.to_owned(),
+        workers: agents,
+        image,
+        create_timeout: t.node_start * 3,
+        kept_storage: Some(kind_storage(name)),
+    };
+    let cluster = KindCluster::up(&opts).await?;
+    let created = since.elapsed();
+    if let Err(e) = cluster.gate(t).await {
+        cluster.down().await?;
+        return Err(CommandError::Gate(Box::new(e)));
+    }
+    let path = kubeconfig_path(name);
+    write_private(&path, &kind::kubeconfig(name).await?)?;
+    // `just bench cluster` reads the two figures.
+    eprintln!(
+        "cluster: kind {name} up in {:.1} s (kind create and addons applied {:.1} s, then addons ready {:.1} s; {} nodes): HTTP 127.0.0.1:{}, HTTPS 127.0.0.1:{}",
+        since.elapsed().as_secs_f64(),
+        created.as_secs_f64(),
+        (since.elapsed() - created).as_secs_f64(),
+        cluster.nodes.len(),
+        cluster.http_port,
+        cluster.https_port
+    );
+    println!("{}", path.display());
+    Ok(())
+}
+
+/// The label every node container of the provider's cluster NAME carries.
+fn node_label(provider: Cluster) -> &'static str {
+    match provider {
+        Cluster::Kind => kind::CLUSTER_LABEL,
+        _ => LABEL,
+    }
+}
+
 /// The running containers labelled with the cluster's name.
-async fn containers(name: &str) -> Result<Vec<String>, CommandError> {
-    let filter = format!("label={LABEL}={name}");
+async fn containers(label: &str, name: &str) -> Result<Vec<String>, CommandError> {
+    let filter = format!("label={label}={name}");
     let out =
         docker::docker(&["ps", "--filter", &filter, "--filter", "status=running", "--format", "{{.Names}}"]).await?;
     let names: Vec<String> = out.lines().map(str::to_owned).collect();
     if names.is_empty() { Err(CommandError::NoNodes(name.to_owned())) } else { Ok(names) }
 }
 
-async fn status(name: &str) -> Result<(), CommandError> {
-    let filter = format!("label={LABEL}={name}");
+async fn status(label: &str, name: &str) -> Result<(), CommandError> {
+    let filter = format!("label={label}={name}");
     print!("{}", docker::docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}\t{{.Status}}"]).await?);
     let path = kubeconfig_path(name);
     let unreadable = |e| CommandError::Kubeconfig(path.clone(), Box::new(e));
@@ -181,7 +246,7 @@ async fn status(name: &str) -> Result<(), CommandError> {
     let kubeconfig = Kubeconfig::read_from(&path).map_err(unreadable)?;
     let config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.map_err(unreadable)?;
-    let client = kube::Client::try_from(config).map_err(api)?;
+    let client = cbam_cluster::api_client::client(config).map_err(api)?;
     let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.map_err(api)?;
     for node in nodes {
         let ready = node
@@ -200,14 +265,14 @@ async fn status(name: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-async fn load(name: &str, archive: &Path, t: &Timeouts) -> Result<(), CommandError> {
+async fn load(label: &str, name: &str, archive: &Path, t: &Timeouts) -> Result<(), CommandError> {
     let registry = registry_beside(archive);
     for file in [archive, registry.as_path()] {
         if !file.is_file() {
             return Err(CommandError::Archive(file.to_owned()));
         }
     }
-    let nodes = containers(name).await?;
+    let nodes = containers(label, name).await?;
     for node in &nodes {
         docker::serve_image(node, archive, &registry, t.node_component.as_secs().max(1)).await?;
     }
@@ -215,8 +280,13 @@ async fn load(name: &str, archive: &Path, t: &Timeouts) -> Result<(), CommandErr
     Ok(())
 }
 
-async fn down(name: &str) -> Result<(), CommandError> {
-    KitCluster::sweep(name).await?;
+async fn down(provider: Cluster, name: &str) -> Result<(), CommandError> {
+    if provider == Cluster::Kind {
+        kind::delete_cluster(name).await?;
+        kind::remove_dir(&kind_storage(name))?;
+    } else {
+        KitCluster::sweep(name).await?;
+    }
     let path = kubeconfig_path(name);
     if path.exists() {
         std::fs::remove_file(&path).map_err(|e| CommandError::Write(path.clone(), e))?;
@@ -228,21 +298,27 @@ async fn down(name: &str) -> Result<(), CommandError> {
 /// Runs the command; the exit code.
 pub fn run(args: &ClusterArgs) -> u8 {
     let t = Timeouts::default();
-    let result = match args.cluster {
-        Cluster::K3s => match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-            Ok(rt) => rt.block_on(async {
-                match &args.action {
-                    Action::Up { agents, node_image } => up(&args.name, *agents, node_image.as_deref(), &t).await,
-                    Action::Status => status(&args.name).await,
-                    Action::Load { archive } => load(&args.name, archive, &t).await,
-                    Action::Down => down(&args.name).await,
+    let (provider, label) = (args.cluster, node_label(args.cluster));
+    let result = match provider {
+        Cluster::K3s | Cluster::Kind => {
+            match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                Ok(rt) => rt.block_on(async {
+                    match &args.action {
+                        Action::Up { agents, node_image } if provider == Cluster::Kind => {
+                            up_kind(&args.name, *agents, node_image.as_deref(), &t).await
+                        }
+                        Action::Up { agents, node_image } => up(&args.name, *agents, node_image.as_deref(), &t).await,
+                        Action::Status => status(label, &args.name).await,
+                        Action::Load { archive } => load(label, &args.name, archive, &t).await,
+                        Action::Down => down(provider, &args.name).await,
+                    }
+                }),
+                Err(e) => {
+                    eprintln!("error: {}", chain(&e));
+                    return EXIT_ERROR;
                 }
-            }),
-            Err(e) => {
-                eprintln!("error: {}", chain(&e));
-                return EXIT_ERROR;
             }
-        },
+        }
         other => Err(CommandError::Provider(other)),
     };
     match result {

@@ -97,6 +97,21 @@ impl Archive {
         Ok(archive)
     }
 
+    /// The registry hosts the references name (Docker's rule: a first
+    /// segment with a dot or a port, or `localhost`, is a host; otherwise
+    /// the reference is Docker Hub's).
+    pub(crate) fn hosts(&self) -> std::collections::BTreeSet<String> {
+        self.tags
+            .keys()
+            .map(|reference| match reference.split_once('/') {
+                Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+                    first.to_owned()
+                }
+                _ => "docker.io".to_owned(),
+            })
+            .collect()
+    }
+
     /// The manifest for `reference` (a tag or a digest) of repository `name`
     /// on registry host `host` (containerd says which host it resolves for
     /// with `?ns=`; without it, `name` alone must be unambiguous).
@@ -158,6 +173,17 @@ mod tests {
         assert!(archive.manifest(Some("ghcr.io"), "greenlang/cbam-api", "staging-latest").is_none());
         assert!(archive.manifest(None, "greenlang/cbam-api", "v1.0.0").is_some());
         assert!(archive.manifest(None, "greenlang/cbam-api", &digest).is_some());
+    }
+
+    #[test]
+    fn names_the_hosts_of_its_references() {
+        let mut archive = Archive::default();
+        let manifest = Manifest { digest: "sha256:0".into(), media_type: "m".into() };
+        for reference in ["ghcr.io/a/b:1", "ghcr.io/c:2", "localhost:5000/d:3", "library/busybox:1", "e:1"] {
+            archive.tags.insert(reference.into(), manifest.clone());
+        }
+        let hosts: Vec<String> = archive.hosts().into_iter().collect();
+        assert_eq!(hosts, ["docker.io", "ghcr.io", "localhost:5000"]);
     }
 
     #[test]

@@ -22,6 +22,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:5000")]
     listen: String,
+    /// Print the registry hosts the archive's references name, one per
+    /// line, and exit (serve-image.sh routes exactly those to this server).
+    #[arg(long)]
+    hosts: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +42,12 @@ enum RegistryError {
 
 fn run(args: Args) -> Result<(), RegistryError> {
     let archive = Arc::new(archive::Archive::open(&args.archive)?);
+    if args.hosts {
+        for host in archive.hosts() {
+            println!("{host}");
+        }
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(RegistryError::Runtime)?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)

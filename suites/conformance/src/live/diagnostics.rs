@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use cbam_cluster::cluster::Cluster;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Client;
@@ -12,6 +13,14 @@ use serde_json::json;
 
 use crate::cli::chain;
 use crate::report::write_atomic;
+
+/// The nodes' own logs (`kind export logs` on kind, each kit node's
+/// /var/log/cbam) under DIR/nodes; one line if they could not be copied.
+pub(crate) async fn node_logs(cluster: &dyn Cluster, dir: &Path) -> Option<String> {
+    let nodes = dir.join("nodes");
+    let export = cluster.node_logs(&nodes)?;
+    export.await.err().map(|e| format!("failed to copy the {} nodes' logs: {e}", cluster.provider()))
+}
 
 /// Collects what it can; returns one line per thing it could not read or
 /// write (the run reports them beside the verdict, which they never change).

@@ -187,6 +187,7 @@ pub(crate) async fn environment(
     if out.outcomes.iter().any(|o| o.env == cx.env && o.status == Status::Fail) {
         let dir = opts.report_dir.join("diagnostics").join(cx.env.as_str());
         out.notes.extend(diagnostics::collect(client, &ns, &dir).await);
+        out.notes.extend(diagnostics::node_logs(cluster.cluster, &dir).await);
     }
     let since = Instant::now();
     if cluster.wait_cleanup {

@@ -21,6 +21,7 @@ use kube::api::Api;
 use crate::live::apply::ApplyError;
 use crate::live::autoscaling::Profile;
 use crate::live::cleanup::{finally, interrupted, replayed_journal};
+use crate::live::diagnostics;
 use crate::live::journal::{Journal, JournalError};
 use crate::live::phases::{Env, environment, timed};
 use crate::live::run_ca::RunCaError;
@@ -222,7 +223,11 @@ async fn body(
     out: &mut LiveRun,
 ) -> Result<(), LiveError> {
     let since = Instant::now();
-    cluster.cluster.gate(t).await.map_err(LiveError::Gate)?;
+    if let Err(e) = cluster.cluster.gate(t).await {
+        let dir = opts.report_dir.join("diagnostics").join("gate");
+        out.notes.extend(diagnostics::node_logs(cluster.cluster, &dir).await);
+        return Err(LiveError::Gate(e));
+    }
     timed(&mut out.timings, "readiness gate".into(), since);
     out.notes.push(match cluster.client.apiserver_version().await {
         Ok(v) => format!("Kubernetes {} ({})", v.git_version, v.platform),
@@ -305,8 +310,13 @@ async fn run_kind(static_run: &StaticRun, opts: &LiveOptions, image: String) -> 
     let since = Instant::now();
     // kind's whole create (nodes, kubeadm init, joins, CNI, storage) and the
     // addons: three node starts' bound.
-    let kind_opts =
-        KindOptions { name: "cbam-conformance".into(), workers: opts.agents, image, create_timeout: t.node_start * 3 };
+    let kind_opts = KindOptions {
+        name: "cbam-conformance".into(),
+        workers: opts.agents,
+        image,
+        create_timeout: t.node_start * 3,
+        kept_storage: None,
+    };
     let cluster = tokio::select! {
         cluster = KindCluster::up(&kind_opts) => cluster?,
         () = interrupted() => {
