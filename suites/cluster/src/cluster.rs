@@ -46,15 +46,22 @@ pub trait Cluster: Send + Sync {
     fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, String>;
     /// Each node's own logs (kubelet, container runtime, the pods') under
     /// DIR, for a failed run's evidence; None: the provider has none to give.
-    fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), String>>>;
+    fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>>;
 }
 
 /// Bound on copying node logs: seconds for three nodes; longer is a stuck engine.
 const NODE_LOGS_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The error's chain on one line, as the evidence notes show it.
-fn said(e: &(dyn std::error::Error + 'static)) -> String {
-    crate::error_chain::render(e)
+#[derive(Debug, thiserror::Error)]
+pub enum NodeLogsError {
+    #[error("create {0}")]
+    Directory(String, #[source] std::io::Error),
+    #[error("copy the logs of node {0}")]
+    Copy(String, #[source] DockerError),
+    #[error("copy the logs of node {0}: no answer after {NODE_LOGS_TIMEOUT:?}")]
+    TimedOut(String),
+    #[error("export kind's logs")]
+    Kind(#[source] crate::kind::KindError),
 }
 
 impl Cluster for KitCluster {
@@ -87,10 +94,10 @@ impl Cluster for KitCluster {
     fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, String> {
         Ok(self.nodes.iter().map(|n| (n.name.clone(), n.container.clone())).collect())
     }
-    fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), String>>> {
+    fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>> {
         // Each node's supervisor logs every component to /var/log/cbam (ci/kit/node/cbam-node).
         Some(Box::pin(async move {
-            std::fs::create_dir_all(dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| NodeLogsError::Directory(dir.display().to_string(), e))?;
             for node in &self.nodes {
                 let from = format!("{}:/var/log/cbam", node.container);
                 let to = dir.join(&node.name);
@@ -98,8 +105,8 @@ impl Cluster for KitCluster {
                 let args = ["cp", from.as_str(), &to];
                 match tokio::time::timeout(NODE_LOGS_TIMEOUT, docker::docker(&args)).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Err(said(&e)),
-                    Err(_) => return Err(format!("docker cp {from}: no answer after {NODE_LOGS_TIMEOUT:?}")),
+                    Ok(Err(e)) => return Err(NodeLogsError::Copy(node.name.clone(), e)),
+                    Err(_) => return Err(NodeLogsError::TimedOut(node.name.clone())),
                 }
             }
             Ok(())
@@ -146,8 +153,8 @@ impl Cluster for KindCluster {
              another address, which this node image does not yet rewrite"
             .into())
     }
-    fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), String>>> {
-        Some(Box::pin(async move { self.export_logs(dir, NODE_LOGS_TIMEOUT).await.map_err(|e| said(&e)) }))
+    fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>> {
+        Some(Box::pin(async move { self.export_logs(dir, NODE_LOGS_TIMEOUT).await.map_err(NodeLogsError::Kind) }))
     }
 }
 
@@ -183,7 +190,7 @@ impl Cluster for ExistingCluster {
     fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, String> {
         Err("an existing cluster's nodes are not the harness's to stop".into())
     }
-    fn node_logs<'a>(&'a self, _dir: &'a Path) -> Option<Pending<'a, Result<(), String>>> {
+    fn node_logs<'a>(&'a self, _dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>> {
         None
     }
 }

@@ -181,6 +181,13 @@ pub(crate) struct Security {
     pub(crate) drop_capabilities: Vec<String>,
     pub(crate) seccomp_profile: String,
     pub(crate) allow_privilege_escalation: bool,
+    /// The app process's supplementary groups (live-runtime-security).
+    pub(crate) supplementary_groups: Vec<i64>,
+    /// Mount points the app process may write (its volumes, its scratch).
+    pub(crate) writable_mounts: Vec<String>,
+    /// Mount points the runtime and kubelet give every container read-write
+    /// (kernel filesystems, /etc/hosts, ...): not the app's to document.
+    pub(crate) runtime_mounts: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

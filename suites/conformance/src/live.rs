@@ -26,6 +26,7 @@ mod load;
 mod metrics_pipeline;
 mod node_loss;
 mod phases;
+mod pod_security;
 mod prober_pod;
 mod rate_bucket;
 mod ready_sampler;
@@ -34,11 +35,13 @@ mod rollout;
 mod rollout_under_load;
 mod run;
 mod run_ca;
+mod runtime_security;
 mod scale_down;
 mod scaling_timeline;
 mod target_probe;
 mod timeline_plot;
 mod tls_versions;
+mod tool_container;
 mod under_load;
 mod unready;
 mod workload;
@@ -100,6 +103,24 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         order: Order::Free,
         nightly_only: false,
         run: |cx, r| Box::pin(workload::probes(cx, r)),
+    },
+    LiveCheck {
+        id: "live-runtime-security",
+        about: "the app process as the kernel runs it: identity, capabilities, seccomp, read-only root",
+        scope: Scope::Every,
+        role: Role::NeedsRollout,
+        order: Order::Free,
+        nightly_only: false,
+        run: |cx, r| Box::pin(runtime_security::runtime_security(cx, r)),
+    },
+    LiveCheck {
+        id: "live-pod-security-enforced",
+        about: "Pod Security admission refuses pods breaking restricted",
+        scope: Scope::Every,
+        role: Role::NeedsRollout,
+        order: Order::Free,
+        nightly_only: false,
+        run: |cx, r| Box::pin(pod_security::pod_security_enforced(cx, r)),
     },
     LiveCheck {
         id: "live-unready-endpoints",

@@ -52,3 +52,31 @@ fn readme_exit_code_table_matches_the_code() {
         cbam_conformance::cli::exit_codes().iter().map(|(c, s)| (*c, (*s).to_owned())).collect();
     assert_eq!(rows, code, "README.md's exit-code table differs from the code");
 }
+
+/// A measurement cites its date and commit: a reader has no "session 7".
+#[test]
+fn no_document_cites_a_session() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let mut found = Vec::new();
+    for dir in ["docs", "fixtures", "infra", "ci"] {
+        let mut stack = vec![std::path::Path::new(root).join(dir)];
+        while let Some(path) = stack.pop() {
+            if path.is_dir() {
+                stack.extend(std::fs::read_dir(&path).expect("read dir").filter_map(|e| e.ok().map(|e| e.path())));
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            for (n, line) in text.lines().enumerate() {
+                let lower = line.to_lowercase();
+                let cites = lower.match_indices("session ").any(|(i, _)| {
+                    lower[i + "session ".len()..].starts_with(|c: char| c.is_ascii_digit())
+                        || lower[..i].ends_with("this ")
+                });
+                if cites {
+                    found.push(format!("{}:{}", path.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "cite the date and commit instead: {found:?}");
+}

@@ -19,7 +19,7 @@ use crate::report::write_atomic;
 pub(crate) async fn node_logs(cluster: &dyn Cluster, dir: &Path) -> Option<String> {
     let nodes = dir.join("nodes");
     let export = cluster.node_logs(&nodes)?;
-    export.await.err().map(|e| format!("failed to copy the {} nodes' logs: {e}", cluster.provider()))
+    export.await.err().map(|e| format!("failed to copy the {} nodes' logs: {}", cluster.provider(), chain(&e)))
 }
 
 /// Collects what it can; returns one line per thing it could not read or

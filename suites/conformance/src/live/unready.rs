@@ -1,18 +1,18 @@
 //! A pod made unready leaves the Service's endpoints, and comes back once
 //! Ready again. The pod is made unready the way a process is: an ephemeral
-//! container (the cluster's tool image, in the app's PID namespace and
-//! user) sends SIGTERM to the app, which answers `/health/ready` with 503
+//! container (the cluster's tool image, in the app's PID namespace, as the
+//! documented user: live/tool_container.rs) sends SIGTERM to the app, which answers `/health/ready` with 503
 //! while it drains and then exits; the kubelet restarts it in the same pod.
 //! The pod is never deleted, so only its readiness can move its endpoint.
 
 use cbam_cluster::wait::{Poll, until};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, ListParams, Patch, PatchParams};
-use serde_json::json;
+use kube::api::{Api, ListParams};
 
 use crate::cli::chain;
 use crate::live::context::LiveContext;
+use crate::live::tool_container;
 use crate::live::workload::{app_pods, is_ready};
 use crate::outcome::Recorder;
 
@@ -20,8 +20,6 @@ use crate::outcome::Recorder;
 enum UnreadyError {
     #[error("list the EndpointSlices of Service {0}")]
     Slices(String, #[source] kube::Error),
-    #[error("add an ephemeral container to pod {0}")]
-    Ephemeral(String, #[source] kube::Error),
 }
 
 /// The pod's endpoint in the Service's EndpointSlices: Some(ready) or None
@@ -50,45 +48,17 @@ fn shown(state: Option<bool>) -> &'static str {
     }
 }
 
-/// What the ephemeral container is doing (an unpullable tool image shows here).
-async fn tool_state(pods: &Api<Pod>, pod: &str) -> String {
-    let Ok(p) = pods.get(pod).await else { return "pod unreadable".into() };
+/// The SIGTERM tool's verdict on itself: Err(reason) when it cannot run or
+/// failed (a process it may not signal), which makes the check "not
+/// verified", not failed.
+async fn tool_failed(pods: &Api<Pod>, pod: &str) -> Option<String> {
+    let p = pods.get(pod).await.ok()?;
     let status = p.status.and_then(|s| s.ephemeral_container_statuses).unwrap_or_default();
-    match status.first().and_then(|s| s.state.clone()) {
-        Some(state) => match (state.waiting, state.running, state.terminated) {
-            (Some(w), _, _) => {
-                format!("tool container waiting: {} {}", w.reason.unwrap_or_default(), w.message.unwrap_or_default())
-            }
-            (_, Some(_), _) => "tool container running".into(),
-            (_, _, Some(t)) => format!("tool container exited {} {}", t.exit_code, t.reason.unwrap_or_default()),
-            _ => "tool container state unknown".into(),
-        },
-        None => "tool container not started".into(),
-    }
+    let state = status.iter().find(|s| s.name == SIGTERM_TOOL).and_then(|s| s.state.clone());
+    tool_container::reading(state.as_ref()).err()
 }
 
-/// SIGTERM to the app container's process from an ephemeral container.
-async fn terminate_app(cx: &LiveContext<'_>, pod: &str) -> Result<(), UnreadyError> {
-    let pods: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
-    let patch = json!({"spec": {"ephemeralContainers": [{
-        "name": "cbam-conformance-sigterm",
-        "image": cx.tool_image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["/bin/busybox", "kill", "-TERM", "1"],
-        "targetContainerName": cx.workload.container,
-        // The namespace enforces the restricted Pod Security Standard.
-        "securityContext": {
-            "allowPrivilegeEscalation": false,
-            "runAsNonRoot": true,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"}
-        }
-    }]}});
-    pods.patch_ephemeral_containers(pod, &PatchParams::default(), &Patch::Strategic(patch))
-        .await
-        .map(drop)
-        .map_err(|e| UnreadyError::Ephemeral(pod.to_owned(), e))
-}
+const SIGTERM_TOOL: &str = "cbam-conformance-sigterm";
 
 pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recorder) {
     let object = format!("Service {}/{}", cx.namespace(), cx.workload.service.name);
@@ -113,29 +83,35 @@ pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recor
         return;
     }
     cx.restarts.on_purpose(&name);
-    if let Err(e) = terminate_app(cx, &name).await {
-        return r.record(&object, "make a pod unready", "SIGTERM delivered", chain(&e), false);
+    if let Err(e) = tool_container::add(cx, &name, SIGTERM_TOOL, &["/bin/busybox", "kill", "-TERM", "1"]).await {
+        return r.skip(&object, "make a pod unready", "SIGTERM delivered", chain(&e));
     }
     let t = cx.timeouts.rollout;
     let pods_api: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
     let left = until(&format!("pod {name}'s endpoint not ready"), t, || async {
         match endpoint_ready(cx, &name).await {
-            Ok(Some(true)) => Poll::Pending(format!("still listed ready; {}", tool_state(&pods_api, &name).await)),
-            Ok(state) => Poll::Done(shown(state)),
+            Ok(Some(true)) => match tool_failed(&pods_api, &name).await {
+                Some(reason) => Poll::Done(Err(reason)),
+                None => Poll::Pending("still listed ready".into()),
+            },
+            Ok(state) => Poll::Done(Ok(shown(state))),
             Err(e) => Poll::failed(chain(&e), &e),
         }
     })
     .await;
-    let ok = left.is_ok();
-    r.record(
-        &object,
-        &format!("endpoint of unready pod {name}"),
-        "not listed ready",
-        left.map_or_else(|e| e.to_string(), str::to_owned),
-        ok,
-    );
-    if !ok {
-        return;
+    match left {
+        Ok(Ok(state)) => r.record(&object, &format!("endpoint of unready pod {name}"), "not listed ready", state, true),
+        Ok(Err(reason)) => {
+            return r.skip(
+                &object,
+                &format!("endpoint of unready pod {name}"),
+                "not listed ready",
+                format!("the tool container {SIGTERM_TOOL} could not make it unready: {reason}"),
+            );
+        }
+        Err(e) => {
+            return r.record(&object, &format!("endpoint of unready pod {name}"), "not listed ready", e, false);
+        }
     }
     // Back: the same pod (not a replacement) Ready and listed again.
     let back = until(&format!("pod {name} Ready and listed again"), t, || async {

@@ -1,0 +1,201 @@
+//! A harness tool run beside the app's process: an ephemeral container of
+//! the cluster's tool image that targets the app container (so it shares
+//! its PID namespace and sees the app as PID 1), with a security context of
+//! its own, set in full: the restricted profile and the documented
+//! identity, never inherited from the pod. A pod whose identity changed
+//! therefore cannot stop the tool from starting; and a tool the kubelet
+//! cannot start (its image, its settings) is reported at once as
+//! `ToolError::CannotRun`, so the check it serves says "not verified"
+//! naming the tool, never fails what it was to observe.
+
+use std::time::Duration;
+
+use cbam_cluster::wait::{Poll, WaitError, until};
+use k8s_openapi::api::core::v1::{ContainerState, Pod};
+use kube::api::{Api, LogParams, Patch, PatchParams};
+use serde_json::json;
+
+use crate::cli::chain;
+use crate::live::context::LiveContext;
+
+/// A waiting reason no retry of the kubelet can change: the container's
+/// settings or image, as given.
+const CANNOT_START: [&str; 7] = [
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ToolError {
+    #[error("add the tool container {container} to pod {pod}")]
+    Add {
+        pod: String,
+        container: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the tool container {container} in pod {pod} cannot run: {reason}")]
+    CannotRun { pod: String, container: String, reason: String },
+    #[error("the tool container {container} in pod {pod}")]
+    Wait {
+        pod: String,
+        container: String,
+        #[source]
+        source: WaitError,
+    },
+    #[error("read the log of the tool container {container} in pod {pod}")]
+    Log {
+        pod: String,
+        container: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ToolError {
+    /// The tool, not what it observes, is at fault: "not verified".
+    pub(crate) fn is_the_tools(&self) -> bool {
+        !matches!(self, ToolError::Log { .. })
+    }
+}
+
+/// The tool container's own security context: what the restricted Pod
+/// Security Standard admits, as the documented user and group.
+pub(crate) fn security_context(cx: &LiveContext<'_>) -> serde_json::Value {
+    let s = &cx.workload.security;
+    json!({
+        "allowPrivilegeEscalation": false,
+        "runAsNonRoot": true,
+        "runAsUser": s.run_as_user,
+        "runAsGroup": s.run_as_group,
+        "readOnlyRootFilesystem": true,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"}
+    })
+}
+
+/// Adds the ephemeral container NAME running COMMAND to POD, targeting the
+/// app container.
+pub(crate) async fn add(cx: &LiveContext<'_>, pod: &str, name: &str, command: &[&str]) -> Result<(), ToolError> {
+    let pods: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
+    let patch = json!({"spec": {"ephemeralContainers": [{
+        "name": name,
+        "image": cx.tool_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": command,
+        "targetContainerName": cx.workload.container,
+        "securityContext": security_context(cx),
+    }]}});
+    pods.patch_ephemeral_containers(pod, &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .map(drop)
+        .map_err(|source| ToolError::Add { pod: pod.to_owned(), container: name.to_owned(), source })
+}
+
+/// The state of the ephemeral container NAME of POD.
+fn state(pod: &Pod, name: &str) -> Option<ContainerState> {
+    pod.status
+        .as_ref()?
+        .ephemeral_container_statuses
+        .as_ref()?
+        .iter()
+        .find(|s| s.name == name)
+        .and_then(|s| s.state.clone())
+}
+
+/// How the tool's state reads: Ok(true) ended with exit 0, Ok(false) not
+/// yet, Err(reason) it cannot run or failed.
+pub(crate) fn reading(state: Option<&ContainerState>) -> Result<bool, String> {
+    let Some(state) = state else { return Ok(false) };
+    if let Some(t) = &state.terminated {
+        return if t.exit_code == 0 {
+            Ok(true)
+        } else {
+            Err(format!(
+                "exited {} {}",
+                t.exit_code,
+                t.message.clone().or_else(|| t.reason.clone()).unwrap_or_default()
+            )
+            .trim()
+            .to_owned())
+        };
+    }
+    match &state.waiting {
+        Some(w) if CANNOT_START.contains(&w.reason.as_deref().unwrap_or_default()) => {
+            Err(format!("{}: {}", w.reason.clone().unwrap_or_default(), w.message.clone().unwrap_or_default()))
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Runs COMMAND as the tool container NAME in POD and returns what it
+/// printed, once it exited 0 within TIMEOUT.
+pub(crate) async fn run(
+    cx: &LiveContext<'_>,
+    pod: &str,
+    name: &str,
+    command: &[&str],
+    timeout: Duration,
+) -> Result<String, ToolError> {
+    add(cx, pod, name, command).await?;
+    let pods: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
+    let ended = until(&format!("tool container {name} in pod {pod} to finish"), timeout, || async {
+        match pods.get(pod).await {
+            Ok(p) => match reading(state(&p, name).as_ref()) {
+                Ok(true) => Poll::Done(Ok(())),
+                Ok(false) => Poll::Pending(format!("{:?}", state(&p, name))),
+                Err(reason) => Poll::Done(Err(reason)),
+            },
+            Err(e) => Poll::failed(chain(&e), &e),
+        }
+    })
+    .await
+    .map_err(|source| ToolError::Wait { pod: pod.to_owned(), container: name.to_owned(), source })?;
+    if let Err(reason) = ended {
+        // Its last words say why (a permission the tool lacks, a missing file).
+        let said = pods
+            .logs(pod, &LogParams { container: Some(name.to_owned()), tail_lines: Some(3), ..LogParams::default() })
+            .await
+            .unwrap_or_default();
+        let reason = if said.trim().is_empty() { reason } else { format!("{reason}; it said: {}", said.trim()) };
+        return Err(ToolError::CannotRun { pod: pod.to_owned(), container: name.to_owned(), reason });
+    }
+    pods.logs(pod, &LogParams { container: Some(name.to_owned()), ..LogParams::default() })
+        .await
+        .map_err(|source| ToolError::Log { pod: pod.to_owned(), container: name.to_owned(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStateWaiting};
+
+    use super::*;
+
+    fn waiting(reason: &str) -> ContainerState {
+        ContainerState {
+            waiting: Some(ContainerStateWaiting { reason: Some(reason.into()), message: Some("m".into()) }),
+            ..ContainerState::default()
+        }
+    }
+
+    fn exited(code: i32) -> ContainerState {
+        ContainerState {
+            terminated: Some(ContainerStateTerminated { exit_code: code, ..ContainerStateTerminated::default() }),
+            ..ContainerState::default()
+        }
+    }
+
+    #[test]
+    fn a_tool_that_cannot_start_is_known_at_once() {
+        assert_eq!(reading(Some(&waiting("CreateContainerConfigError"))), Err("CreateContainerConfigError: m".into()));
+        assert_eq!(reading(Some(&waiting("ContainerCreating"))), Ok(false));
+        assert_eq!(reading(None), Ok(false));
+        assert_eq!(reading(Some(&exited(0))), Ok(true));
+        assert!(reading(Some(&exited(1))).is_err());
+    }
+}
