@@ -31,6 +31,21 @@ mkdir -p "$images"
 
 say() { echo "kit: kind node: $*" >&2; }
 
+# pinned FILE: FILE with each __NAME__ of ci/versions.env replaced by its pin
+# (each sits inside a string: suites/cluster/tests/node_templates.rs); a
+# placeholder without a pin fails the build, so no image carries one.
+pinned() {
+  local text name value left
+  text="$(cat "$1")"
+  while IFS='=' read -r name value; do
+    [[ "$name" =~ ^[A-Z][A-Z0-9_]*$ ]] || continue
+    text="${text//__${name}__/$value}"
+  done <"$here/../versions.env"
+  left="$(grep -o '__[A-Z][A-Z0-9_]*__' <<<"$text" | head -1 || true)"
+  [ -z "$left" ] || { say "$1: no pin in ci/versions.env for $left"; return 1; }
+  printf '%s\n' "$text"
+}
+
 oci() { # oci NAME BINARY ENTRYPOINT UID REF: a scratch image of one static binary
   "${CARGO_TARGET_DIR:-$root/target}/release/oci-image" --binary "$2" --entrypoint "$3" --uid "$4" \
     --ref "$5" --out "$images/$1.tar" >&2
@@ -136,13 +151,15 @@ install -m 755 "$here/kind/entrypoint" "$dir/usr/local/bin/entrypoint"
 install -m 755 "$here/kind/import-images" "$dir/usr/local/bin/cbam-import-images"
 install -m 755 "$here/kind/kubelet-cgroup" "$dir/usr/local/bin/cbam-kubelet-cgroup"
 install -m 644 "$here/kind/kubelet.default" "$dir/etc/default/kubelet"
-sed "s/__PAUSE_VERSION__/$PAUSE_VERSION/" "$here/kind/containerd.toml" >"$dir/etc/containerd/config.toml"
+pinned "$here/kind/containerd.toml" >"$dir/etc/containerd/config.toml"
 sed "s|__CNI_IMAGE__|$CNI_IMAGE|" "$here/kind/default-cni.yaml" >"$dir/kind/manifests/default-cni.yaml"
 # kind's default storage is the harness's: local-path on /var/lib/cbam/storage
 # (ReadWriteMany across nodes when that directory is one host directory
 # mounted into every node, as the harness's kind config does).
-sed "s/__LOCAL_PATH_PROVISIONER_VERSION__/$LOCAL_PATH_PROVISIONER_VERSION/" "$root/ci/addons/20-local-path.yaml" \
-  >"$dir/kind/manifests/default-storage.yaml"
+# Every pin substituted: kind applies this before the harness's addons, and
+# the provisioner may read it before their update reaches its mount (a
+# helper image left as __BUSYBOX_TAG__ stopped every volume on 2026-12-05).
+pinned "$root/ci/addons/20-local-path.yaml" >"$dir/kind/manifests/default-storage.yaml"
 install -m 644 "$here"/kind/systemd/*.service "$here"/kind/systemd/*.slice "$dir/etc/systemd/system/"
 install -m 644 "$here"/kind/systemd/kubelet.service.d/*.conf "$dir/etc/systemd/system/kubelet.service.d/"
 cp "$images"/*.tar "$images"/*.digest "$dir/kind/images/"

@@ -670,6 +670,14 @@ async fn kind_exercise(cluster: &cbam_cluster::kind::KindCluster, t: &Timeouts) 
         .into());
     }
     eprintln!("smoke: kind pods reach each other across nodes and resolve Services");
+    // kind applies the node image's manifests itself: every pin substituted.
+    let node = format!("{}-control-plane", cluster.name);
+    for manifest in ["default-storage.yaml", "default-cni.yaml"] {
+        let text = docker::docker(&["exec", &node, "cat", &format!("/kind/manifests/{manifest}")]).await?;
+        if let Some(at) = text.find("__") {
+            return Err(format!("/kind/manifests/{manifest} keeps a placeholder: {}", &text[at..(at + 40).min(text.len())]).into());
+        }
+    }
     // A failed run's evidence: `kind export logs` through the Cluster trait.
     let evidence = tempfile::tempdir()?;
     let export =
