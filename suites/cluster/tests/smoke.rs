@@ -675,7 +675,11 @@ async fn kind_exercise(cluster: &cbam_cluster::kind::KindCluster, t: &Timeouts) 
     for manifest in ["default-storage.yaml", "default-cni.yaml"] {
         let text = docker::docker(&["exec", &node, "cat", &format!("/kind/manifests/{manifest}")]).await?;
         if let Some(at) = text.find("__") {
-            return Err(format!("/kind/manifests/{manifest} keeps a placeholder: {}", &text[at..(at + 40).min(text.len())]).into());
+            return Err(format!(
+                "/kind/manifests/{manifest} keeps a placeholder: {}",
+                &text[at..(at + 40).min(text.len())]
+            )
+            .into());
         }
     }
     // A failed run's evidence: `kind export logs` through the Cluster trait.
