@@ -39,9 +39,20 @@ pub(crate) struct Process {
     pub(crate) mounts: Vec<(String, bool)>,
 }
 
+/// Output of the tool that is not what it was to print.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProcError {
+    #[error("no /proc/1/mounts in the tool's output")]
+    NoMounts,
+    #[error("not a /proc/PID/status: {0}")]
+    NotStatus(String),
+    #[error("no mount in /proc/1/mounts")]
+    NoMount,
+}
+
 /// Reads the tool's output: /proc/1/status, MOUNTS_MARK, /proc/1/mounts.
-pub(crate) fn parse(text: &str) -> Result<Process, String> {
-    let (status, mounts) = text.split_once(MOUNTS_MARK).ok_or("no /proc/1/mounts in the tool's output")?;
+pub(crate) fn parse(text: &str) -> Result<Process, ProcError> {
+    let (status, mounts) = text.split_once(MOUNTS_MARK).ok_or(ProcError::NoMounts)?;
     let mut p = Process::default();
     let ids = |v: &str| v.split_whitespace().filter_map(|n| n.parse().ok()).collect::<Vec<i64>>();
     for line in status.lines() {
@@ -61,7 +72,7 @@ pub(crate) fn parse(text: &str) -> Result<Process, String> {
         }
     }
     if p.uids.len() != 4 || p.gids.len() != 4 || p.cap_eff.is_empty() || p.seccomp.is_empty() {
-        return Err(format!("not a /proc/PID/status: {}", status.lines().take(3).collect::<Vec<_>>().join(" | ")));
+        return Err(ProcError::NotStatus(status.lines().take(3).collect::<Vec<_>>().join(" | ")));
     }
     for line in mounts.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -72,7 +83,7 @@ pub(crate) fn parse(text: &str) -> Result<Process, String> {
         }
     }
     if p.mounts.is_empty() {
-        return Err("no mount in /proc/1/mounts".into());
+        return Err(ProcError::NoMount);
     }
     Ok(p)
 }

@@ -39,8 +39,15 @@ pub(crate) enum ToolError {
         #[source]
         source: kube::Error,
     },
-    #[error("the tool container {container} in pod {pod} cannot run: {reason}")]
-    CannotRun { pod: String, container: String, reason: String },
+    #[error("the tool container {container} in pod {pod} cannot run ({said})")]
+    CannotRun {
+        pod: String,
+        container: String,
+        /// Its last words, if any (a permission it lacks, a missing file).
+        said: String,
+        #[source]
+        failure: ToolFailure,
+    },
     #[error("the tool container {container} in pod {pod}")]
     Wait {
         pod: String,
@@ -108,27 +115,32 @@ fn state(pod: &Pod, name: &str) -> Option<ContainerState> {
         .and_then(|s| s.state.clone())
 }
 
+/// Why a tool container did not do its job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ToolFailure {
+    #[error("{reason}: {message}")]
+    CannotStart { reason: String, message: String },
+    #[error("exited {code} {detail}")]
+    Exited { code: i32, detail: String },
+}
+
 /// How the tool's state reads: Ok(true) ended with exit 0, Ok(false) not
-/// yet, Err(reason) it cannot run or failed.
-pub(crate) fn reading(state: Option<&ContainerState>) -> Result<bool, String> {
+/// yet, Err when it cannot start or failed.
+pub(crate) fn reading(state: Option<&ContainerState>) -> Result<bool, ToolFailure> {
     let Some(state) = state else { return Ok(false) };
     if let Some(t) = &state.terminated {
         return if t.exit_code == 0 {
             Ok(true)
         } else {
-            Err(format!(
-                "exited {} {}",
-                t.exit_code,
-                t.message.clone().or_else(|| t.reason.clone()).unwrap_or_default()
-            )
-            .trim()
-            .to_owned())
+            let detail = t.message.clone().or_else(|| t.reason.clone()).unwrap_or_default();
+            Err(ToolFailure::Exited { code: t.exit_code, detail })
         };
     }
     match &state.waiting {
-        Some(w) if CANNOT_START.contains(&w.reason.as_deref().unwrap_or_default()) => {
-            Err(format!("{}: {}", w.reason.clone().unwrap_or_default(), w.message.clone().unwrap_or_default()))
-        }
+        Some(w) if CANNOT_START.contains(&w.reason.as_deref().unwrap_or_default()) => Err(ToolFailure::CannotStart {
+            reason: w.reason.clone().unwrap_or_default(),
+            message: w.message.clone().unwrap_or_default(),
+        }),
         _ => Ok(false),
     }
 }
@@ -156,14 +168,14 @@ pub(crate) async fn run(
     })
     .await
     .map_err(|source| ToolError::Wait { pod: pod.to_owned(), container: name.to_owned(), source })?;
-    if let Err(reason) = ended {
-        // Its last words say why (a permission the tool lacks, a missing file).
+    if let Err(failure) = ended {
         let said = pods
             .logs(pod, &LogParams { container: Some(name.to_owned()), tail_lines: Some(3), ..LogParams::default() })
             .await
             .unwrap_or_default();
-        let reason = if said.trim().is_empty() { reason } else { format!("{reason}; it said: {}", said.trim()) };
-        return Err(ToolError::CannotRun { pod: pod.to_owned(), container: name.to_owned(), reason });
+        let said =
+            if said.trim().is_empty() { "it said nothing".to_owned() } else { format!("it said: {}", said.trim()) };
+        return Err(ToolError::CannotRun { pod: pod.to_owned(), container: name.to_owned(), said, failure });
     }
     pods.logs(pod, &LogParams { container: Some(name.to_owned()), ..LogParams::default() })
         .await
@@ -192,7 +204,8 @@ mod tests {
 
     #[test]
     fn a_tool_that_cannot_start_is_known_at_once() {
-        assert_eq!(reading(Some(&waiting("CreateContainerConfigError"))), Err("CreateContainerConfigError: m".into()));
+        let refused = reading(Some(&waiting("CreateContainerConfigError"))).expect_err("cannot start");
+        assert_eq!(refused.to_string(), "CreateContainerConfigError: m");
         assert_eq!(reading(Some(&waiting("ContainerCreating"))), Ok(false));
         assert_eq!(reading(None), Ok(false));
         assert_eq!(reading(Some(&exited(0))), Ok(true));

@@ -51,7 +51,7 @@ fn shown(state: Option<bool>) -> &'static str {
 /// The SIGTERM tool's verdict on itself: Err(reason) when it cannot run or
 /// failed (a process it may not signal), which makes the check "not
 /// verified", not failed.
-async fn tool_failed(pods: &Api<Pod>, pod: &str) -> Option<String> {
+async fn tool_failed(pods: &Api<Pod>, pod: &str) -> Option<tool_container::ToolFailure> {
     let p = pods.get(pod).await.ok()?;
     let status = p.status.and_then(|s| s.ephemeral_container_statuses).unwrap_or_default();
     let state = status.iter().find(|s| s.name == SIGTERM_TOOL).and_then(|s| s.state.clone());
