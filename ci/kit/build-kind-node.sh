@@ -31,20 +31,9 @@ mkdir -p "$images"
 
 say() { echo "kit: kind node: $*" >&2; }
 
-# pinned FILE: FILE with each __NAME__ of ci/versions.env replaced by its pin
-# (each sits inside a string: suites/cluster/tests/node_templates.rs); a
-# placeholder without a pin fails the build, so no image carries one.
-pinned() {
-  local text name value left
-  text="$(cat "$1")"
-  while IFS='=' read -r name value; do
-    [[ "$name" =~ ^[A-Z][A-Z0-9_]*$ ]] || continue
-    text="${text//__${name}__/$value}"
-  done <"$here/../versions.env"
-  left="$(grep -o '__[A-Z][A-Z0-9_]*__' <<<"$text" | head -1 || true)"
-  [ -z "$left" ] || { say "$1: no pin in ci/versions.env for $left"; return 1; }
-  printf '%s\n' "$text"
-}
+versions="$here/../versions.env"
+# shellcheck source=pinned.sh
+source "$here/pinned.sh"
 
 oci() { # oci NAME BINARY ENTRYPOINT UID REF: a scratch image of one static binary
   "${CARGO_TARGET_DIR:-$root/target}/release/oci-image" --binary "$2" --entrypoint "$3" --uid "$4" \
@@ -119,7 +108,7 @@ build_images() {
 tag() { # content hash of everything that goes into the image
   { find "$here/kind" "$here/cni" -type f | sort | xargs cat
     cat "$root/ci/addons/20-local-path.yaml"
-    cat "$here/../versions.env" "$here/node/runc-node" "${BASH_SOURCE[0]}"
+    cat "$here/../versions.env" "$here/node/runc-node" "$here/pinned.sh" "${BASH_SOURCE[0]}"
     sha256sum "$images"/*.tar "$k8s"/kubeadm "$k8s"/kubelet "$k8s"/kubectl "$kit/rootfs-$DEBIAN_SUITE-kind.tar" \
       "$kit/cri-tools-$CRI_TOOLS_VERSION/crictl" | cut -d' ' -f1
   } | sha256sum | cut -c1-12
@@ -157,8 +146,7 @@ sed "s|__CNI_IMAGE__|$CNI_IMAGE|" "$here/kind/default-cni.yaml" >"$dir/kind/mani
 # (ReadWriteMany across nodes when that directory is one host directory
 # mounted into every node, as the harness's kind config does).
 # Every pin substituted: kind applies this before the harness's addons, and
-# the provisioner may read it before their update reaches its mount (a
-# helper image left as __BUSYBOX_TAG__ stopped every volume on 2026-12-05).
+# the provisioner may read it before their update reaches its mount.
 pinned "$root/ci/addons/20-local-path.yaml" >"$dir/kind/manifests/default-storage.yaml"
 install -m 644 "$here"/kind/systemd/*.service "$here"/kind/systemd/*.slice "$dir/etc/systemd/system/"
 install -m 644 "$here"/kind/systemd/kubelet.service.d/*.conf "$dir/etc/systemd/system/kubelet.service.d/"

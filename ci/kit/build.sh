@@ -14,6 +14,9 @@ root="$(cd "$here/../.." && pwd)"
 source "$here/../versions.env"
 # shellcheck source=../go-compiler.env
 source "$here/../go-compiler.env"
+versions="$here/../versions.env"
+# shellcheck source=pinned.sh
+source "$here/pinned.sh"
 kit="${CBAM_KIT:-$HOME/.cache/cbam-conformance/kit}"
 export CBAM_KIT="$kit"
 mkdir -p "$kit/images"
@@ -68,7 +71,7 @@ build_images() {
 }
 
 node_tag() { # content hash of everything that goes into the node image
-  { cat "$here/../versions.env"; cat "$here"/node/cbam-node "$here"/node/cbam-join "$here"/node/wait.sh "$here"/node/runc-node "$here"/node/*.yaml "$here"/node/*.toml "$here"/node/*.conflist "$here"/node/addons/*.yaml
+  { cat "$here/../versions.env" "$here/pinned.sh"; cat "$here"/node/cbam-node "$here"/node/cbam-join "$here"/node/wait.sh "$here"/node/runc-node "$here"/node/*.yaml "$here"/node/*.toml "$here"/node/*.conflist "$here"/node/addons/*.yaml
     sha256sum "$kit"/images/*.tar | cut -d' ' -f1; } | sha256sum | cut -c1-12
 }
 
@@ -93,13 +96,10 @@ build_node() {
   install -D -m 644 "$here/node/wait.sh" "$dir/usr/local/lib/cbam/wait.sh"
   install -m 644 "$here/node/kubelet.yaml" "$here/node/join.yaml" "$here/node/authentication.yaml" \
     "$here/node/cni.conflist" "$dir/etc/cbam/"
-  sed "s/__PAUSE_VERSION__/$PAUSE_VERSION/" "$here/node/containerd.toml" >"$dir/etc/containerd/config.toml"
+  pinned "$here/node/containerd.toml" >"$dir/etc/containerd/config.toml"
   local addon
   for addon in "$here"/node/addons/*.yaml; do
-    sed -e "s/__COREDNS_VERSION__/$COREDNS_VERSION/" -e "s/__METRICS_SERVER_VERSION__/$METRICS_SERVER_VERSION/" \
-      -e "s/__LOCAL_PATH_PROVISIONER_VERSION__/$LOCAL_PATH_PROVISIONER_VERSION/" -e "s/__TRAEFIK_VERSION__/$TRAEFIK_VERSION/" \
-      -e "s/__PROMETHEUS_VERSION__/$PROMETHEUS_VERSION/" -e "s/__PROMETHEUS_ADAPTER_VERSION__/$PROMETHEUS_ADAPTER_VERSION/" \
-      "$addon" >"$dir/etc/cbam/addons/$(basename "$addon")"
+    pinned "$addon" >"$dir/etc/cbam/addons/$(basename "$addon")"
   done
   cp "$kit"/images/*.tar "$dir/var/lib/rancher/k3s/agent/images/"
   echo "$KUBERNETES_VERSION" >"$dir/etc/cbam/kubernetes-version"

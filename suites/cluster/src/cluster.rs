@@ -49,7 +49,8 @@ pub trait Cluster: Send + Sync {
     fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>>;
 }
 
-/// Bound on copying node logs: seconds for three nodes; longer is a stuck engine.
+/// Bound on copying every node's logs: seconds for three nodes; longer is a
+/// stuck engine.
 const NODE_LOGS_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +59,8 @@ pub enum NodeLogsError {
     Directory(String, #[source] std::io::Error),
     #[error("copy the logs of node {0}")]
     Copy(String, #[source] DockerError),
-    #[error("copy the logs of node {0}: no answer after {NODE_LOGS_TIMEOUT:?}")]
-    TimedOut(String),
+    #[error("copy the nodes' logs: not done after {NODE_LOGS_TIMEOUT:?}")]
+    TimedOut,
     #[error("export kind's logs")]
     Kind(#[source] crate::kind::KindError),
 }
@@ -95,21 +96,20 @@ impl Cluster for KitCluster {
         Ok(self.nodes.iter().map(|n| (n.name.clone(), n.container.clone())).collect())
     }
     fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>> {
-        // Each node's supervisor logs every component to /var/log/cbam (ci/kit/node/cbam-node).
+        // Each node's supervisor logs every component to /var/log/cbam
+        // (ci/kit/node/cbam-node); its contents go to DIR/NODE.
         Some(Box::pin(async move {
             std::fs::create_dir_all(dir).map_err(|e| NodeLogsError::Directory(dir.display().to_string(), e))?;
-            for node in &self.nodes {
-                let from = format!("{}:/var/log/cbam", node.container);
-                let to = dir.join(&node.name);
-                let to = to.to_string_lossy();
-                let args = ["cp", from.as_str(), &to];
-                match tokio::time::timeout(NODE_LOGS_TIMEOUT, docker::docker(&args)).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Err(NodeLogsError::Copy(node.name.clone(), e)),
-                    Err(_) => return Err(NodeLogsError::TimedOut(node.name.clone())),
+            let copies = async {
+                for node in &self.nodes {
+                    let from = format!("{}:/var/log/cbam/.", node.container);
+                    let to = dir.join(&node.name);
+                    let to = to.to_string_lossy();
+                    docker::docker(&["cp", &from, &to]).await.map_err(|e| NodeLogsError::Copy(node.name.clone(), e))?;
                 }
-            }
-            Ok(())
+                Ok(())
+            };
+            tokio::time::timeout(NODE_LOGS_TIMEOUT, copies).await.map_err(|_| NodeLogsError::TimedOut)?
         }))
     }
 }

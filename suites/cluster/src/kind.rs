@@ -145,6 +145,9 @@ impl Storage {
 pub struct KindCluster {
     pub name: String,
     pub client: Client,
+    /// The kubeconfig `kind create` wrote (API server on 127.0.0.1), for
+    /// `conformance cluster up` to keep.
+    pub kubeconfig_yaml: String,
     /// Node container names (= Kubernetes node names).
     pub nodes: Vec<String>,
     /// Host ports publishing the control plane's 80 and 443 (127.0.0.1).
@@ -248,6 +251,7 @@ impl KindCluster {
             Ok::<_, KindError>(KindCluster {
                 name: opts.name.clone(),
                 client,
+                kubeconfig_yaml,
                 nodes,
                 http_port,
                 https_port,
@@ -335,11 +339,6 @@ pub fn remove_dir(dir: &Path) -> Result<(), KindError> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(KindError::Config(e)),
         _ => Ok(()),
     }
-}
-
-/// kind's kubeconfig for the cluster NAME (API server on 127.0.0.1).
-pub async fn kubeconfig(name: &str) -> Result<String, KindError> {
-    kind(&["get", "kubeconfig", "--name", name], Duration::from_secs(30)).await
 }
 
 async fn delete(name: &str, made_network: bool) -> Result<(), KindError> {

@@ -205,7 +205,7 @@ async fn up_kind(name: &str, agents: usize, node_image: Option<&str>, t: &Timeou
         return Err(CommandError::Gate(Box::new(e)));
     }
     let path = kubeconfig_path(name);
-    write_private(&path, &kind::kubeconfig(name).await?)?;
+    write_private(&path, &cluster.kubeconfig_yaml)?;
     // `just bench cluster` reads the two figures.
     eprintln!(
         "cluster: kind {name} up in {:.1} s (kind create and addons applied {:.1} s, then addons ready {:.1} s; {} nodes): HTTP 127.0.0.1:{}, HTTPS 127.0.0.1:{}",

@@ -5,7 +5,7 @@
 //! capabilities, no_new_privs, seccomp mode and mounts read there are
 //! compared with fixtures/workload.yaml's `security`, one fact each.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cli::chain;
 use crate::fixtures::Security;
@@ -121,21 +121,20 @@ pub(crate) fn judge(s: &Security, p: &Process) -> Vec<(String, String, String, b
     }
     fact("no_new_privs", "1".into(), p.no_new_privs.clone(), p.no_new_privs == "1");
     fact("seccomp mode", "2 (filter)".into(), p.seccomp.clone(), p.seccomp == "2");
-    let root = p.mounts.iter().rev().find(|(point, _)| point == "/");
+    // The last mount of a point is the one the process sees.
+    let seen: BTreeMap<&str, bool> = p.mounts.iter().map(|(point, rw)| (point.as_str(), *rw)).collect();
+    let root = seen.get("/");
     fact(
         "root filesystem",
         "read-only".into(),
-        root.map_or("not mounted".into(), |(_, rw)| if *rw { "read-write" } else { "read-only" }.into()),
-        root.is_some_and(|(_, rw)| !rw),
+        root.map_or("not mounted".into(), |rw| if *rw { "read-write" } else { "read-only" }.into()),
+        root == Some(&false),
     );
-    // The last mount of a point is the one the process sees.
-    let mut writable = BTreeSet::new();
-    for (point, _) in &p.mounts {
-        let last = p.mounts.iter().rev().find(|(q, _)| q == point).is_some_and(|(_, rw)| *rw);
-        if last && point != "/" && !s.runtime_mounts.iter().any(|r| r == point) {
-            writable.insert(point.clone());
-        }
-    }
+    let writable: BTreeSet<String> = seen
+        .iter()
+        .filter(|(point, rw)| **rw && **point != "/" && !s.runtime_mounts.iter().any(|r| r == *point))
+        .map(|(point, _)| (*point).to_owned())
+        .collect();
     let documented: BTreeSet<String> = s.writable_mounts.iter().cloned().collect();
     let list = |set: &BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(", ");
     fact("writable mounts (besides the runtime's own)", list(&documented), list(&writable), documented == writable);
@@ -163,14 +162,11 @@ pub(crate) async fn runtime_security(cx: &LiveContext<'_>, r: &mut Recorder) {
     for pod in &ready {
         let object = format!("Pod {}/{pod} container {}", cx.namespace(), cx.workload.container);
         let said = tool_container::run(cx, pod, "cbam-conformance-inspect", &command, cx.timeouts.rollout).await;
+        // Every ToolError is the harness's tool failing, not the app.
         let text = match said {
             Ok(text) => text,
-            Err(e) if e.is_the_tools() => {
-                r.skip(&object, "the app process as the kernel sees it", "read by a tool container", chain(&e));
-                continue;
-            }
             Err(e) => {
-                r.record(&object, "the app process as the kernel sees it", "readable", chain(&e), false);
+                r.skip(&object, "the app process as the kernel sees it", "read by a tool container", chain(&e));
                 continue;
             }
         };
@@ -239,6 +235,17 @@ mod tests {
     fn an_undocumented_writable_mount_fails() {
         let text = format!("{}tmpfs /var/cache tmpfs rw 0 0\n", output("10001", "0000000000000000", "ro"));
         assert_eq!(failed(&text), ["writable mounts (besides the runtime's own): /app/data, /tmp, /var/cache"]);
+    }
+
+    #[test]
+    fn the_last_mount_of_a_point_is_the_one_that_counts() {
+        let remounted = format!("{}overlay / overlay rw 0 0\n", output("10001", "0000000000000000", "ro"));
+        assert_eq!(failed(&remounted), ["root filesystem: read-write"]);
+        let covered = format!(
+            "{}tmpfs /var/cache tmpfs rw 0 0\ntmpfs /var/cache tmpfs ro 0 0\n",
+            output("10001", "0000000000000000", "ro")
+        );
+        assert_eq!(failed(&covered), Vec::<String>::new());
     }
 
     #[test]

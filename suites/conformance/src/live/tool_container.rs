@@ -64,13 +64,6 @@ pub(crate) enum ToolError {
     },
 }
 
-impl ToolError {
-    /// The tool, not what it observes, is at fault: "not verified".
-    pub(crate) fn is_the_tools(&self) -> bool {
-        !matches!(self, ToolError::Log { .. })
-    }
-}
-
 /// The tool container's own security context: what the restricted Pod
 /// Security Standard admits, as the documented user and group.
 pub(crate) fn security_context(cx: &LiveContext<'_>) -> serde_json::Value {
@@ -143,6 +136,13 @@ pub(crate) fn reading(state: Option<&ContainerState>) -> Result<bool, ToolFailur
         }),
         _ => Ok(false),
     }
+}
+
+/// Whether the tool container NAME of POD cannot start or failed, as far as
+/// the pod's status says now (None: running, done, or unreadable).
+pub(crate) async fn failure(pods: &Api<Pod>, pod: &str, name: &str) -> Option<ToolFailure> {
+    let p = pods.get(pod).await.ok()?;
+    reading(state(&p, name).as_ref()).err()
 }
 
 /// Runs COMMAND as the tool container NAME in POD and returns what it

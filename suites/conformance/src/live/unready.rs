@@ -1,8 +1,9 @@
 //! A pod made unready leaves the Service's endpoints, and comes back once
 //! Ready again. The pod is made unready the way a process is: an ephemeral
 //! container (the cluster's tool image, in the app's PID namespace, as the
-//! documented user: live/tool_container.rs) sends SIGTERM to the app, which answers `/health/ready` with 503
-//! while it drains and then exits; the kubelet restarts it in the same pod.
+//! documented user: live/tool_container.rs) sends SIGTERM to the app, which
+//! answers `/health/ready` with 503 while it drains and then exits; the
+//! kubelet restarts it in the same pod.
 //! The pod is never deleted, so only its readiness can move its endpoint.
 
 use cbam_cluster::wait::{Poll, until};
@@ -48,16 +49,9 @@ fn shown(state: Option<bool>) -> &'static str {
     }
 }
 
-/// The SIGTERM tool's verdict on itself: Err(reason) when it cannot run or
-/// failed (a process it may not signal), which makes the check "not
+/// The ephemeral container that sends SIGTERM; its failure (it cannot
+/// start, or may not signal the app: a root process) makes the check "not
 /// verified", not failed.
-async fn tool_failed(pods: &Api<Pod>, pod: &str) -> Option<tool_container::ToolFailure> {
-    let p = pods.get(pod).await.ok()?;
-    let status = p.status.and_then(|s| s.ephemeral_container_statuses).unwrap_or_default();
-    let state = status.iter().find(|s| s.name == SIGTERM_TOOL).and_then(|s| s.state.clone());
-    tool_container::reading(state.as_ref()).err()
-}
-
 const SIGTERM_TOOL: &str = "cbam-conformance-sigterm";
 
 pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recorder) {
@@ -90,7 +84,7 @@ pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recor
     let pods_api: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
     let left = until(&format!("pod {name}'s endpoint not ready"), t, || async {
         match endpoint_ready(cx, &name).await {
-            Ok(Some(true)) => match tool_failed(&pods_api, &name).await {
+            Ok(Some(true)) => match tool_container::failure(&pods_api, &name, SIGTERM_TOOL).await {
                 Some(reason) => Poll::Done(Err(reason)),
                 None => Poll::Pending("still listed ready".into()),
             },
