@@ -35,6 +35,10 @@ pub struct Config {
     /// Work before the port is bound (the real API loads its reference
     /// tables first, as uvicorn binds only after the app's startup): a pod
     /// that gets traffic before it is Ready refuses connections meanwhile.
+    /// 3 s by default: with 1 s the refusing window could close before
+    /// kube-proxy and Traefik had routed to the new pod (one CI run,
+    /// 2026-12-05 on b99ab5e, saw no refused request in a rollout without
+    /// any readiness gate), so the `no-readiness-gate` mutation was a coin toss.
     pub startup_delay: Duration,
     /// The pod's name (Kubernetes sets HOSTNAME), sent as `x-served-by` so a
     /// client can tell which pod answered.
@@ -134,7 +138,7 @@ impl Config {
             secrets: SECRET_KEYS.iter().map(|k| (*k, (src.0)(k).is_some_and(|v| !v.is_empty()))).collect(),
             shutdown_delay: Duration::from_secs_f64(src.number("SHUTDOWN_DELAY_SECONDS", 5.0)?),
             shutdown_timeout: Duration::from_secs_f64(src.number("SHUTDOWN_TIMEOUT_SECONDS", 25.0)?),
-            startup_delay: Duration::from_secs_f64(src.number("STARTUP_SECONDS", 1.0)?),
+            startup_delay: Duration::from_secs_f64(src.number("STARTUP_SECONDS", 3.0)?),
             served_by: (src.0)("HOSTNAME").filter(|h| !h.is_empty()),
         })
     }
