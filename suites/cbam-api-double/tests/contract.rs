@@ -8,7 +8,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cbam_conformance::render::Kustomize;
+use cbam_static_tier::render::Kustomize;
 use reqwest::{Client, Method, StatusCode};
 use rstest::rstest;
 use serde_json::Value;

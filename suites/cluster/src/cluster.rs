@@ -43,10 +43,21 @@ pub trait Cluster: Send + Sync {
     ) -> Option<Pending<'a, Result<(), DockerError>>>;
     /// The nodes the harness may stop and start (node loss), as (node name,
     /// container); Err: why it may not.
-    fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, String>;
+    fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, NotStoppable>;
     /// Each node's own logs (kubelet, container runtime, the pods') under
     /// DIR, for a failed run's evidence; None: the provider has none to give.
     fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>>;
+}
+
+/// Why the harness may not stop a cluster's nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotStoppable {
+    #[error(
+        "stop kind's nodes: not done by the harness yet (a kind node started again may come back on another address, which this node image does not yet rewrite)"
+    )]
+    KindAddresses,
+    #[error("stop the nodes of an existing cluster: they are not the harness's to stop")]
+    NotOwned,
 }
 
 /// Bound on copying every node's logs: seconds for three nodes; longer is a
@@ -92,7 +103,7 @@ impl Cluster for KitCluster {
     ) -> Option<Pending<'a, Result<(), DockerError>>> {
         Some(Box::pin(KitCluster::serve_image(self, archive, registry, timeout)))
     }
-    fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, String> {
+    fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, NotStoppable> {
         Ok(self.nodes.iter().map(|n| (n.name.clone(), n.container.clone())).collect())
     }
     fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>> {
@@ -148,10 +159,8 @@ impl Cluster for KindCluster {
             Ok(())
         }))
     }
-    fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, String> {
-        Err("kind's nodes are not stopped by the harness yet: a kind node started again may come back on \
-             another address, which this node image does not yet rewrite"
-            .into())
+    fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, NotStoppable> {
+        Err(NotStoppable::KindAddresses)
     }
     fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>> {
         Some(Box::pin(async move { self.export_logs(dir, NODE_LOGS_TIMEOUT).await.map_err(NodeLogsError::Kind) }))
@@ -187,8 +196,8 @@ impl Cluster for ExistingCluster {
     ) -> Option<Pending<'a, Result<(), DockerError>>> {
         None
     }
-    fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, String> {
-        Err("an existing cluster's nodes are not the harness's to stop".into())
+    fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, NotStoppable> {
+        Err(NotStoppable::NotOwned)
     }
     fn node_logs<'a>(&'a self, _dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>> {
         None

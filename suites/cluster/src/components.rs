@@ -141,7 +141,7 @@ pub async fn poll_steady(cluster: &KitCluster, window: Duration) -> Poll<()> {
             let nodes: Vec<&str> = cluster.nodes.iter().map(|n| n.name.as_str()).collect();
             steady(&nodes, now, &components, window)
         }
-        Err(e) => Poll::failed(crate::error_chain::render(&e), &e),
+        Err(e) => Poll::failed(cbam_error_chain::render(&e), &e),
     }
 }
 

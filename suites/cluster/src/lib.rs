@@ -8,7 +8,6 @@ pub mod api_client;
 pub mod cluster;
 pub mod components;
 pub mod docker;
-pub mod error_chain;
 pub mod existing;
 pub mod exposure;
 pub mod k3s;

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cbam_cluster::docker;
-use cbam_cluster::error_chain;
 use cbam_cluster::exposure;
 use cbam_cluster::kit;
 use cbam_cluster::provider::{
@@ -348,7 +347,7 @@ async fn impostor_refused(cluster: &KitCluster, opts: &KitOptions) -> Result<(),
         Err(e) => {
             return Err(format!(
                 "an agent with a token naming another CA: expected a refusal, found: {}",
-                error_chain::render(&e)
+                cbam_error_chain::render(&e)
             )
             .into());
         }
@@ -432,7 +431,7 @@ async fn refusals_end_waits(cluster: &KitCluster) -> Result<(), Failed> {
     let started = std::time::Instant::now();
     let said = match docker::docker(&["exec", server, "bash", "-c", script]).await {
         Ok(out) => return Err(format!("the node's wait accepted a refused object: {out}").into()),
-        Err(e) => error_chain::render(&e),
+        Err(e) => cbam_error_chain::render(&e),
     };
     let took = started.elapsed();
     if !said.contains("refused while waiting for a refused object (not retried)") || !said.contains("expected string") {
@@ -495,7 +494,7 @@ async fn a_component_crash_looping_at_boot_stops_the_node_naming_it() {
     let opts = broken("cbam-crashloop-boot", "etcd").await;
     let started = std::time::Instant::now();
     let err = KitCluster::up(&opts).await.expect_err("etcd cannot start");
-    let said = error_chain::render(&err);
+    let said = cbam_error_chain::render(&err);
     eprintln!("smoke: {said} ({:.1} s)", started.elapsed().as_secs_f64());
     assert!(said.contains("start node server: etcd is crash-looping"), "{said}");
     assert!(said.contains("no-such-flag"), "the component's own words are shown: {said}");
@@ -513,7 +512,7 @@ async fn a_component_crash_looping_after_boot_fails_the_gate_naming_it() {
     cluster.down().await.expect("cluster down");
     nothing_left(&opts.name).await;
     let err = gate.expect_err("kube-proxy cannot run");
-    let said = error_chain::render(&err);
+    let said = cbam_error_chain::render(&err);
     eprintln!("smoke: {said}");
     assert!(matches!(err, readiness::GateError::CrashLoop(_)), "{said}");
     assert!(said.contains("kube-proxy on node server is crash-looping: exited"), "{said}");
@@ -532,7 +531,7 @@ async fn a_component_crash_looping_after_boot_fails_the_gate_naming_it() {
 async fn kind_cluster_smoke() {
     use cbam_cluster::kind::{CLUSTER_LABEL, KindCluster, KindOptions};
     assert!(docker::engine_reachable().await, "no Docker engine answers: run `just engine` (ci/engine.sh) first");
-    let image = cbam_cluster::kind::node_image().unwrap_or_else(|e| panic!("{}", error_chain::render(&e)));
+    let image = cbam_cluster::kind::node_image().unwrap_or_else(|e| panic!("{}", cbam_error_chain::render(&e)));
     assert!(docker::image_present(&image).await, "kind node image {image} is not loaded: run `just kit`");
     let t = Timeouts::default();
     let opts = KindOptions {
@@ -543,11 +542,11 @@ async fn kind_cluster_smoke() {
         kept_storage: None,
     };
     let started = std::time::Instant::now();
-    let cluster = KindCluster::up(&opts).await.unwrap_or_else(|e| panic!("{}", error_chain::render(&e)));
+    let cluster = KindCluster::up(&opts).await.unwrap_or_else(|e| panic!("{}", cbam_error_chain::render(&e)));
     eprintln!("smoke: kind created {:?} in {:.1} s", cluster.nodes, started.elapsed().as_secs_f64());
     let result = kind_exercise(&cluster, &t).await;
     let volumes = kind_volumes(&cluster.nodes).await.expect("docker inspect");
-    cluster.down().await.unwrap_or_else(|e| panic!("{}", error_chain::render(&e)));
+    cluster.down().await.unwrap_or_else(|e| panic!("{}", cbam_error_chain::render(&e)));
     result.unwrap_or_else(|e| panic!("{e}"));
     let left = docker::docker(&["ps", "-aq", "--filter", &format!("label={CLUSTER_LABEL}=cbam-kind-smoke")])
         .await

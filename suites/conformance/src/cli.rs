@@ -1,21 +1,35 @@
-//! The front door: `conformance ENV [--tier ..] [--infra DIR] [--report DIR]`.
-//! Exit 0: every check asked for ran and passed. 1: a check failed. 2: usage,
-//! input or environment error (clap also exits 2 on bad usage). 3:
-//! incomplete, nothing failed but something asked for was not verified.
+//! The front door: `conformance ENV [--tier ..] [--infra DIR] [--report DIR]`
+//! (the same as `conformance check ENV ...`), and `conformance cluster
+//! up|status|load|down`. Exit 0: every check asked for ran and passed. 1: a
+//! check failed. 2: usage, input or environment error (clap also exits 2 on
+//! bad usage). 3: incomplete, nothing failed but something asked for was not
+//! verified.
+//!
+//! A check run is four steps, each a function: `plan` (inputs located and
+//! read), `static_step`, `live_step`, `publish` (evidence written, verdict).
 
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::environment::{self, Env, EnvError};
 use cbam_cluster::existing::ExistingOptions;
 use cbam_cluster::timeouts::{TimeoutError, Timeouts};
+use cbam_error_chain::render as chain;
+use cbam_live_tier::run::cleanup;
+use cbam_live_tier::run::error::LiveError;
+use cbam_live_tier::run::target::{LiveOptions, Provider};
+use cbam_model::environment::{self, Env, EnvError};
+use cbam_model::outcome::Status;
+use cbam_model::profile::Profile;
+use cbam_model::run::{Baseline, LiveRun, Rule, StaticRun};
+use cbam_report::evidence::{Evidence, Skipped};
+use cbam_report::report::{self, Staging};
+use cbam_report::{annotations, sarif};
+use cbam_static_tier::render::Kustomize;
+use cbam_static_tier::tier::{self as static_tier, StaticOptions};
 
-use crate::live::{self, LiveError, LiveOptions};
-use crate::outcome::Status;
-use crate::render::Kustomize;
-use crate::report::{self, Evidence, Skipped, Staging};
-use crate::static_tier::{self, StaticOptions};
+use crate::exit_code::EXIT_ERROR;
+use crate::provider::Cluster;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Tier {
@@ -33,13 +47,18 @@ fn parse_env(text: &str) -> Result<String, EnvError> {
     if text == environment::ALL { Ok(text.to_owned()) } else { Env::new(text).map(|e| e.as_str().to_owned()) }
 }
 
-/// How deep the live tier goes (autoscaling scenarios, scale-down).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Profile {
-    /// Scale-up only: what `.ci/run` and pull requests run.
-    Quick,
-    /// Up and down, every metric: the nightly job.
-    Nightly,
+/// Every check, static then live, in table order: the report's rules.
+pub fn rules() -> Vec<Rule> {
+    let static_rows = cbam_static_tier::checks::CHECKS.iter().map(|c| Rule { id: c.id, about: c.about });
+    let live_rows = cbam_live_tier::checks::LIVE_CHECKS.iter().map(|c| Rule { id: c.id, about: c.about });
+    static_rows.chain(live_rows).collect()
+}
+
+/// `--profile`: the model's one `Profile`, each value with its help.
+fn profile_parser() -> impl clap::builder::TypedValueParser<Value = Profile> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(Profile::ALL.map(|p| PossibleValue::new(p.as_str()).help(p.about())))
+        .try_map(|name| name.parse::<Profile>())
 }
 
 /// What the run prints on stdout (`--format`, repeatable).
@@ -55,28 +74,49 @@ pub enum Format {
     Github,
 }
 
-/// Where the live tier runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Cluster {
-    /// k3s in containers (testcontainers), created and removed by the harness.
-    K3s,
-    /// The real kind CLI with a node image.
-    Kind,
-    /// A kubeconfig/context you provide; left as found.
-    Existing,
-}
-
 /// Conformance of the CBAM Importer Copilot deployment to what its summary documents.
 #[derive(Debug, Parser)]
 #[command(
     name = "conformance",
     version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
     after_help = "A kit cluster for people and scripts: conformance cluster up|status|load|down (see `conformance cluster --help`)."
 )]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Without a command: `conformance ENV [OPTIONS]` checks ENV.
+    #[command(flatten)]
+    pub check: Args,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check ENV: the static tier, the live tier, the evidence and the verdict
+    /// (what `conformance ENV` does).
+    Check(Box<Args>),
+    /// A kit or kind cluster in Docker for people and scripts, kept until `down`.
+    Cluster(crate::cluster_command::ClusterArgs),
+}
+
+/// Runs the command the command line names; the process's exit code.
+pub fn dispatch(cli: Cli) -> u8 {
+    match cli.command {
+        Some(Command::Cluster(args)) => crate::cluster_command::run(&args),
+        Some(Command::Check(args)) => run(*args),
+        None => run(cli.check),
+    }
+}
+
+/// `conformance [check] ENV [OPTIONS]`.
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// Environment to check: one of fixtures/environments/NAME.yaml, or `all`.
-    #[arg(value_parser = parse_env)]
-    pub env: String,
+    // An Option only so that `conformance cluster ...` parses without it;
+    // clap requires it wherever a check runs.
+    #[arg(value_parser = parse_env, required = true)]
+    pub env: Option<String>,
     /// Which tier to run.
     #[arg(long, value_enum, default_value = "all")]
     pub tier: Tier,
@@ -93,7 +133,7 @@ pub struct Args {
     #[arg(long)]
     pub kustomize: Option<PathBuf>,
     /// Live tier depth.
-    #[arg(long, value_enum, default_value = "quick")]
+    #[arg(long, value_parser = profile_parser(), default_value = "quick")]
     pub profile: Profile,
     /// Live tier cluster provider.
     #[arg(long, value_enum, default_value = "k3s")]
@@ -190,7 +230,8 @@ pub enum ArgError {
 }
 
 fn parse_live_check(text: &str) -> Result<String, ArgError> {
-    use crate::live::{LIVE_CHECKS, Role, find};
+    use cbam_live_tier::catalog::Role;
+    use cbam_live_tier::checks::{LIVE_CHECKS, find};
     let skippable = || LIVE_CHECKS.iter().filter(|c| c.role != Role::Rollout).map(|c| c.id);
     match find(text) {
         Some(c) if c.role == Role::Rollout => Err(ArgError::Precondition(text.to_owned())),
@@ -229,24 +270,6 @@ fn parse_fit(text: &str) -> Result<Fit, ArgError> {
     }
 }
 
-/// Usage, input or environment error (clap uses the same code for usage).
-pub const EXIT_ERROR: u8 = 2;
-
-/// Every exit code with its `summary.json` status, as the README's table has them.
-pub fn exit_codes() -> [(u8, &'static str); 4] {
-    use crate::report::Verdict;
-    let status = |v: Verdict| match v {
-        Verdict::Pass => "pass",
-        Verdict::Fail => "fail",
-        Verdict::Incomplete => "incomplete",
-    };
-    let code = |v: Verdict| (v.exit_code(), status(v));
-    [code(Verdict::Pass), code(Verdict::Fail), (EXIT_ERROR, "error"), code(Verdict::Incomplete)]
-}
-
-/// The one error-chain formatter ("failed to X: Y: Z"), shared with the cluster crate.
-pub use cbam_cluster::error_chain::render as chain;
-
 fn existing_options(args: &Args) -> ExistingOptions {
     ExistingOptions {
         kubeconfig: args.kubeconfig.clone(),
@@ -266,7 +289,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, RuntimeError> {
 /// After a panic: the journal replayed on a fresh runtime; what happened.
 fn runtime_cleanup(existing: &ExistingOptions, t: &Timeouts) -> String {
     let result = runtime().map_err(|e| chain(&e));
-    match result.and_then(|rt| rt.block_on(live::cleanup_only(existing, t)).map_err(|e| chain(&e))) {
+    match result.and_then(|rt| rt.block_on(cleanup::cleanup_only(existing, t)).map_err(|e| chain(&e))) {
         Ok(undone) => format!("undone: {}", if undone.is_empty() { "nothing".into() } else { undone.join(", ") }),
         Err(e) => format!("NOT undone ({e}): run --cleanup-only"),
     }
@@ -279,7 +302,7 @@ fn cleanup_only(args: &Args) -> u8 {
         return EXIT_ERROR;
     }
     let result = runtime().map_err(|e| chain(&e)).and_then(|rt| {
-        rt.block_on(live::cleanup_only(&existing_options(args), &timeouts(args))).map_err(|e| chain(&e))
+        rt.block_on(cleanup::cleanup_only(&existing_options(args), &timeouts(args))).map_err(|e| chain(&e))
     });
     match result {
         Ok(undone) if undone.is_empty() => println!("cleanup: nothing left by an earlier run"),
@@ -301,7 +324,8 @@ pub fn run(args: Args) -> u8 {
         eprintln!("error: --format json and --format sarif make stdout a document: give either alone");
         return EXIT_ERROR;
     }
-    let target = args.report.clone().unwrap_or_else(|| PathBuf::from("target/conformance").join(&args.env));
+    let env = args.env.clone().unwrap_or_default();
+    let target = args.report.clone().unwrap_or_else(|| PathBuf::from("target/conformance").join(&env));
     let staging = match Staging::create(&target) {
         Ok(s) => s,
         Err(err) => {
@@ -317,42 +341,65 @@ pub fn run(args: Args) -> u8 {
     code
 }
 
+/// Why a check run stopped before its verdict: a usage, input or
+/// environment error (exit 2), said on stderr and in `error.txt`. The CLI
+/// is the edge: errors become their one-line chain here.
+#[derive(Debug)]
+struct Stopped(String);
+
+impl<E: std::error::Error> From<&E> for Stopped {
+    fn from(err: &E) -> Self {
+        Stopped(chain(err))
+    }
+}
+
+/// What a check run needs, located and read before anything runs.
+struct Plan {
+    options: StaticOptions,
+    /// A previous release to roll out from and back to (its overlays render
+    /// before anything runs).
+    baseline: Option<Baseline>,
+}
+
 /// The run, its evidence written to `report_dir` (published as `target`).
 fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
-    let report_dir = report_dir.to_owned();
     let console = Console::new(&args.formats);
-    let fail_input = |message: String| {
+    let steps = || -> Result<u8, Stopped> {
+        let plan = plan(args)?;
+        let static_run = static_step(args, &plan, &console)?;
+        let (live_run, skipped) = live_step(args, plan.baseline, &static_run, report_dir, &console)?;
+        let rules = rules();
+        let evidence = Evidence { run: &static_run, live: live_run.as_ref(), skipped: &skipped, rules: &rules };
+        publish(args, &evidence, report_dir, target, &console)
+    };
+    steps().unwrap_or_else(|Stopped(message)| {
         eprintln!("error: {message}");
-        if let Err(err) = report::write_error(&report_dir, &message) {
+        if let Err(err) = report::write_error(report_dir, &message) {
             eprintln!("error: {}", chain(&err));
         }
         EXIT_ERROR
-    };
+    })
+}
+
+/// The inputs: kubeconfig, kustomize, environments, a baseline release.
+fn plan(args: &Args) -> Result<Plan, Stopped> {
     if let Some(path) = args.kubeconfig.as_ref().filter(|p| !p.is_file()) {
-        return fail_input(format!("failed to read kubeconfig {}: no such file", path.display()));
+        return Err(Stopped(format!("failed to read kubeconfig {}: no such file", path.display())));
     }
-    let kustomize = match Kustomize::locate(args.kustomize.as_deref()) {
-        Ok(k) => k,
-        Err(err) => return fail_input(chain(&err)),
-    };
-    let envs = match Env::select(&args.env, &args.fixtures) {
-        Ok(envs) => envs,
-        Err(err) => return fail_input(chain(&err)),
-    };
-    // A previous release to roll out from and back to: its overlays must
-    // render before anything runs.
+    let kustomize = Kustomize::locate(args.kustomize.as_deref()).map_err(|e| Stopped::from(&e))?;
+    let envs = Env::select(args.env.as_deref().unwrap_or_default(), &args.fixtures).map_err(|e| Stopped::from(&e))?;
     let baseline = match &args.baseline {
-        Some(dir) => match static_tier::render_baseline(&kustomize, dir, &envs) {
-            Ok(b) => Some(b),
-            Err(err) => return fail_input(chain(&err)),
-        },
+        Some(dir) => Some(static_tier::render_baseline(&kustomize, dir, &envs).map_err(|e| Stopped::from(&e))?),
         None => None,
     };
     let options = StaticOptions { envs, infra: args.infra.clone(), fixtures: args.fixtures.clone(), kustomize };
-    let static_run = match static_tier::run(&options) {
-        Ok(run) => run,
-        Err(err) => return fail_input(chain(&err)),
-    };
+    Ok(Plan { options, baseline })
+}
+
+/// The static tier, its failures (every fact with `--verbose`) and the
+/// predicted HPA timelines said.
+fn static_step(args: &Args, plan: &Plan, console: &Console) -> Result<StaticRun, Stopped> {
+    let static_run = static_tier::run(&plan.options).map_err(|e| Stopped::from(&e))?;
     for outcome in static_run.outcomes().filter(|o| args.verbose || o.status == Status::Fail) {
         console.say(outcome.line());
     }
@@ -370,91 +417,100 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
         static_run.elapsed.as_millis(),
         static_run.kustomize
     ));
-    let mut skipped = Vec::new();
-    let mut live_run = None;
-    if args.tier != Tier::Static {
-        let requested = format!("cluster {:?}, profile {:?}", args.cluster, args.profile).to_lowercase();
-        let outcome = {
-            let opts = LiveOptions {
-                app_image: args.app_image.clone(),
-                prober: args.prober.clone(),
-                baseline: baseline.clone(),
-                fit: match args.fit {
-                    Fit::Auto => None,
-                    Fit::Factor(n) => Some(n),
-                },
-                agents: args.agents,
-                report_dir: report_dir.clone(),
-                profile: match args.profile {
-                    Profile::Quick => live::Profile::Quick,
-                    Profile::Nightly => live::Profile::Nightly,
-                },
-                skip_checks: args.skip_checks.clone(),
-                timeouts: timeouts(args),
-                tool_image: args.tool_image.clone(),
-                provider: match args.cluster {
-                    Cluster::Existing => live::Provider::Existing(existing_options(args)),
-                    Cluster::Kind => live::Provider::Kind { node_image: args.node_image.clone() },
-                    Cluster::K3s => live::Provider::Kit { reuse: args.reuse, node_image: args.node_image.clone() },
-                },
-            };
-            let runtime = match runtime() {
-                Ok(rt) => rt,
-                Err(err) => return fail_input(chain(&err)),
-            };
-            // A panic must not leave an existing cluster changed: its
-            // journal is replayed before the error is reported.
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                runtime.block_on(live::run(&static_run, &opts))
-            }));
-            drop(runtime);
-            let outcome = match outcome {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    let undone = match &opts.provider {
-                        live::Provider::Existing(existing) => runtime_cleanup(existing, &opts.timeouts),
-                        live::Provider::Kit { .. } => "a kit cluster is swept by the next run".into(),
-                        live::Provider::Kind { .. } => "a kind cluster of this name is deleted by the next run".into(),
-                    };
-                    return fail_input(format!("failed to finish the live tier: it panicked (see above); {undone}"));
-                }
-            };
-            match outcome {
-                Ok(run) => Ok(run),
-                // No engine: the live tier was asked for and not verified (exit 3).
-                Err(LiveError::NoEngine) => Err("no container engine could be reached (run `just engine`)".to_owned()),
-                Err(err) => return fail_input(chain(&err)),
-            }
+    Ok(static_run)
+}
+
+/// The live run's options, from the command line.
+fn live_options(args: &Args, baseline: Option<Baseline>, report_dir: &Path) -> LiveOptions {
+    LiveOptions {
+        app_image: args.app_image.clone(),
+        prober: args.prober.clone(),
+        baseline,
+        fit: match args.fit {
+            Fit::Auto => None,
+            Fit::Factor(n) => Some(n),
+        },
+        agents: args.agents,
+        report_dir: report_dir.to_owned(),
+        profile: args.profile,
+        skip_checks: args.skip_checks.clone(),
+        timeouts: timeouts(args),
+        tool_image: args.tool_image.clone(),
+        provider: match args.cluster {
+            Cluster::Existing => Provider::Existing(existing_options(args)),
+            Cluster::Kind => Provider::Kind { node_image: args.node_image.clone() },
+            Cluster::K3s => Provider::Kit { reuse: args.reuse, node_image: args.node_image.clone() },
+        },
+    }
+}
+
+/// The live tier when asked for: its run, or the tier recorded as not
+/// verified (no container engine: exit 3, never a pass).
+fn live_step(
+    args: &Args,
+    baseline: Option<Baseline>,
+    static_run: &StaticRun,
+    report_dir: &Path,
+    console: &Console,
+) -> Result<(Option<LiveRun>, Vec<Skipped>), Stopped> {
+    if args.tier == Tier::Static {
+        return Ok((None, Vec::new()));
+    }
+    let requested = format!("cluster {:?}, profile {}", args.cluster, args.profile).to_lowercase();
+    let opts = live_options(args, baseline, report_dir);
+    let runtime = runtime().map_err(|e| Stopped::from(&e))?;
+    // A panic must not leave an existing cluster changed: its journal is
+    // replayed before the error is reported.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(cbam_live_tier::run::run(static_run, &opts))
+    }));
+    drop(runtime);
+    let Ok(outcome) = outcome else {
+        let undone = match &opts.provider {
+            Provider::Existing(existing) => runtime_cleanup(existing, &opts.timeouts),
+            Provider::Kit { .. } => "a kit cluster is swept by the next run".into(),
+            Provider::Kind { .. } => "a kind cluster of this name is deleted by the next run".into(),
         };
-        match outcome {
-            Ok(run) => {
-                for outcome in run.outcomes.iter().filter(|o| args.verbose || o.status != Status::Pass) {
-                    console.say(outcome.line());
-                }
-                for note in &run.notes {
-                    console.say(format!("live tier: {note}"));
-                }
-                for problem in &run.cleanup {
-                    eprintln!(
-                        "!!! CLEANUP NOT FINISHED: {problem} (kept in the journal: the next run or --cleanup-only retries)"
-                    );
-                }
-                live_run = Some(run);
+        return Err(Stopped(format!("failed to finish the live tier: it panicked (see above); {undone}")));
+    };
+    match outcome {
+        Ok(run) => {
+            for outcome in run.outcomes.iter().filter(|o| args.verbose || o.status != Status::Pass) {
+                console.say(outcome.line());
             }
-            Err(reason) => {
+            for note in &run.notes {
+                console.say(format!("live tier: {note}"));
+            }
+            for problem in &run.cleanup {
                 eprintln!(
-                    "\n!!! LIVE TIER NOT VERIFIED ({requested}): {reason}. Not verified is not passed (exit 3).\n"
+                    "!!! CLEANUP NOT FINISHED: {problem} (kept in the journal: the next run or --cleanup-only retries)"
                 );
-                skipped.push(Skipped { tier: "live", reason: format!("{reason} (requested: {requested})") });
             }
+            Ok((Some(run), Vec::new()))
         }
+        Err(LiveError::NoEngine) => {
+            let reason = "no container engine could be reached (run `just engine`)";
+            eprintln!("\n!!! LIVE TIER NOT VERIFIED ({requested}): {reason}. Not verified is not passed (exit 3).\n");
+            Ok((None, vec![Skipped { tier: "live", reason: format!("{reason} (requested: {requested})") }]))
+        }
+        Err(err) => Err(Stopped::from(&err)),
     }
-    let evidence = Evidence { run: &static_run, live: live_run.as_ref(), skipped: &skipped };
-    if let Err(err) = report::write(&report_dir, &evidence) {
+}
+
+/// The evidence written, the verdict said, the asked-for documents printed;
+/// the verdict's exit code.
+fn publish(
+    args: &Args,
+    evidence: &Evidence<'_>,
+    report_dir: &Path,
+    target: &Path,
+    console: &Console,
+) -> Result<u8, Stopped> {
+    if let Err(err) = report::write(report_dir, evidence) {
         eprintln!("error: {}", chain(&err));
-        return EXIT_ERROR;
+        return Ok(EXIT_ERROR);
     }
-    let counts = report::counts(&evidence);
+    let counts = report::counts(evidence);
     console.say(format!("evidence: {}", target.display()));
     console.say(format!(
         "{}: {} passed, {} failed, {} not verified, {} skipped by request",
@@ -467,14 +523,14 @@ fn run_into(args: &Args, report_dir: &Path, target: &Path) -> u8 {
     for format in &args.formats {
         match format {
             Format::Text => {}
-            Format::Json => println!("{:#}", report::summary_json(&evidence)),
-            Format::Sarif => println!("{:#}", crate::sarif::log(&evidence)),
+            Format::Json => println!("{:#}", report::summary_json(evidence)),
+            Format::Sarif => println!("{:#}", sarif::log(evidence)),
             Format::Github => {
-                for line in crate::annotations::lines(evidence.outcomes(), &target.display().to_string()) {
+                for line in annotations::lines(evidence.outcomes(), &target.display().to_string()) {
                     println!("{line}");
                 }
             }
         }
     }
-    counts.verdict().exit_code()
+    Ok(counts.verdict().exit_code())
 }

@@ -19,16 +19,18 @@ use cbam_cluster::kit::{self, KitError};
 use cbam_cluster::provider::{ClusterError, KitCluster, KitOptions, LABEL, registry_beside};
 use cbam_cluster::readiness::{self, GateError};
 use cbam_cluster::timeouts::Timeouts;
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::cli::{Cluster, EXIT_ERROR, chain};
+use cbam_error_chain::render as chain;
+
+use crate::exit_code::EXIT_ERROR;
+use crate::provider::Cluster;
 
 /// A kit or kind cluster in Docker, kept until `down`.
-#[derive(Debug, Parser)]
-#[command(name = "conformance cluster", bin_name = "conformance cluster")]
+#[derive(Debug, clap::Args)]
 pub struct ClusterArgs {
     #[command(subcommand)]
     pub action: Action,

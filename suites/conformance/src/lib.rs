@@ -1,22 +1,14 @@
 //! Conformance harness for the CBAM Importer Copilot's Kubernetes deployment:
 //! every documented outcome of `infra/` becomes a check that can fail.
+//!
+//! This crate is the front door only: the command line (`cli`), the
+//! cluster subcommand (`cluster_command`) and the mutations of a copy of
+//! `infra/` the tests apply (`mutation`). The work is in the layers below
+//! (docs/design.md): `cbam-static-tier` and `cbam-live-tier` over
+//! `cbam-model`, `cbam-report` over `cbam-model`.
 
-pub mod annotations;
-pub mod checks;
 pub mod cli;
 pub mod cluster_command;
-mod context;
-pub mod environment;
-pub mod fixtures;
-pub mod live;
-pub mod manifest;
+pub mod exit_code;
 pub mod mutation;
-pub mod outcome;
-mod quantity;
-pub mod redact;
-pub mod render;
-pub mod report;
-pub mod sarif;
-pub mod source_map;
-pub mod static_tier;
-mod unknown_fields;
+pub mod provider;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::environment::Env;
+use cbam_model::environment::Env;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MutationError {

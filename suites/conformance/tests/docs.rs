@@ -1,8 +1,8 @@
 //! The README lists every check id, so users can find what a failure means,
 //! and its exit-code table is the one the code implements.
 
-use cbam_conformance::checks::CHECKS;
-use cbam_conformance::live::LIVE_CHECKS;
+use cbam_live_tier::checks::LIVE_CHECKS;
+use cbam_static_tier::checks::CHECKS;
 
 #[test]
 fn readme_names_every_check() {
@@ -22,7 +22,7 @@ fn readme_live_table_is_the_live_check_table() {
     assert_eq!(
         rows,
         table,
-        "README.md's live checks differ from LIVE_CHECKS (live.rs); the table it should hold:\n{}",
+        "README.md's live checks differ from LIVE_CHECKS (suites/live-tier/src/checks/mod.rs); the table it should hold:\n{}",
         table.join("\n")
     );
 }
@@ -49,7 +49,7 @@ fn readme_exit_code_table_matches_the_code() {
         })
         .collect();
     let code: Vec<(u8, String)> =
-        cbam_conformance::cli::exit_codes().iter().map(|(c, s)| (*c, (*s).to_owned())).collect();
+        cbam_conformance::exit_code::exit_codes().iter().map(|(c, s)| (*c, (*s).to_owned())).collect();
     assert_eq!(rows, code, "README.md's exit-code table differs from the code");
 }
 
@@ -79,4 +79,17 @@ fn no_document_cites_a_session() {
         }
     }
     assert!(found.is_empty(), "cite the date and commit instead: {found:?}");
+}
+
+#[test]
+fn adding_a_check_shows_the_compiled_examples() {
+    let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs");
+    let page = std::fs::read_to_string(format!("{docs}/adding-a-check.md")).expect("read adding-a-check.md");
+    for example in ["static_check.rs", "live_check.rs"] {
+        let code = std::fs::read_to_string(format!("{docs}/examples/{example}")).expect("read the example");
+        assert!(
+            page.contains(&format!("```rust\n{code}```")),
+            "adding-a-check.md does not show docs/examples/{example} as it is"
+        );
+    }
 }

@@ -17,12 +17,15 @@ use cbam_cluster::kit;
 use cbam_cluster::provider::{KitCluster, KitOptions, registry_beside};
 use cbam_cluster::readiness;
 use cbam_cluster::timeouts::Timeouts;
-use cbam_conformance::cli::chain;
-use cbam_conformance::live::{LIVE_CHECKS, LiveOptions, Profile, Provider, find, run_on};
 use cbam_conformance::mutation::{self, Mutation};
-use cbam_conformance::outcome::Status;
-use cbam_conformance::render::Kustomize;
-use cbam_conformance::static_tier::{self, StaticOptions};
+use cbam_error_chain::render as chain;
+use cbam_live_tier::checks::{LIVE_CHECKS, find};
+use cbam_live_tier::run::run_on;
+use cbam_live_tier::run::target::{LiveOptions, Provider};
+use cbam_model::outcome::Status;
+use cbam_model::profile::Profile;
+use cbam_static_tier::render::Kustomize;
+use cbam_static_tier::tier::{self as static_tier, StaticOptions};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 /// The warm clusters the live mutation tests attach to, one test at a time

@@ -5,11 +5,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use cbam_conformance::checks::CHECKS;
 use cbam_conformance::mutation::{self, Mutation};
-use cbam_conformance::outcome::{Outcome, Status};
-use cbam_conformance::render::Kustomize;
-use cbam_conformance::static_tier::{self, StaticOptions};
+use cbam_model::outcome::{Outcome, Status};
+use cbam_static_tier::checks::CHECKS;
+use cbam_static_tier::render::Kustomize;
+use cbam_static_tier::tier::{self as static_tier, StaticOptions};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn root() -> PathBuf {

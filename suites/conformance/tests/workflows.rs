@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cbam_conformance::cli::Args;
+use cbam_conformance::cli::Cli;
 use clap::Parser;
 use serde_json::Value;
 
@@ -125,7 +125,7 @@ fn workflows_and_ci_call_existing_recipes_with_valid_flags() {
                         w.clone()
                     }
                 });
-                let parsed = Args::try_parse_from(std::iter::once("conformance".to_owned()).chain(argv));
+                let parsed = Cli::try_parse_from(std::iter::once("conformance".to_owned()).chain(argv));
                 assert!(
                     parsed.is_ok(),
                     "{origin}: `just {}` is not a valid front-door call: {:?}",

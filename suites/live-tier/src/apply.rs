@@ -5,7 +5,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::manifest::Object;
+use cbam_model::manifest::Object;
 
 pub(crate) const FIELD_MANAGER: &str = "cbam-conformance";
 

@@ -1,12 +1,12 @@
-//! What a row of the live check table (`LIVE_CHECKS` in `live.rs`) says:
+//! What a row of the live check table (`LIVE_CHECKS` in `checks/mod.rs`) says:
 //! its scope, its role for the others, its place in the run order, and the
 //! function that runs it.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::live::context::LiveContext;
-use crate::outcome::Recorder;
+use crate::context::LiveContext;
+use cbam_model::outcome::Recorder;
 
 /// Which environments a check runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,51 +58,4 @@ pub struct LiveCheck {
     /// asked for, like a governed check in an ungoverned environment).
     pub nightly_only: bool,
     pub(crate) run: CheckRun,
-}
-
-use crate::live::LIVE_CHECKS;
-
-/// The check with this id.
-pub fn find(id: &str) -> Option<&'static LiveCheck> {
-    LIVE_CHECKS.iter().find(|c| c.id == id)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    use super::{Order, Role, find};
-    use crate::live::LIVE_CHECKS;
-
-    #[test]
-    fn ids_are_unique_and_live() {
-        let ids: BTreeSet<&str> = LIVE_CHECKS.iter().map(|c| c.id).collect();
-        assert_eq!(ids.len(), LIVE_CHECKS.len(), "a live check id appears twice");
-        assert!(LIVE_CHECKS.iter().all(|c| c.id.starts_with("live-")), "the report tells the tiers apart by prefix");
-    }
-
-    #[test]
-    fn the_table_keeps_its_ordering_rules() {
-        let last = LIVE_CHECKS.len() - 1;
-        for (k, check) in LIVE_CHECKS.iter().enumerate() {
-            match check.order {
-                Order::First => assert_eq!(k, 0, "{} must be first", check.id),
-                Order::Last => assert_eq!(k, last, "{} must be last", check.id),
-                Order::Free => assert!(k > 0, "{} is not the first", check.id),
-                Order::After(before) => {
-                    for id in before {
-                        let position = LIVE_CHECKS.iter().position(|c| c.id == *id);
-                        assert!(position.is_some_and(|p| p < k), "{} must run after {id}", check.id);
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn exactly_one_rollout_and_it_runs_first() {
-        let rollouts: Vec<&str> = LIVE_CHECKS.iter().filter(|c| c.role == Role::Rollout).map(|c| c.id).collect();
-        assert_eq!(rollouts, [LIVE_CHECKS[0].id]);
-        assert!(find("live-rollout").is_some() && find("live-nothing").is_none());
-    }
 }

@@ -7,12 +7,12 @@ use std::path::Path;
 use cbam_cluster::timeouts::Timeouts;
 use kube::Client;
 
-use crate::environment::Env;
-use crate::fixtures::{Autoscaling, Environment, Governance, Workload};
-use crate::live::autoscaling::Profile;
-use crate::live::journal::Journal;
-use crate::live::rate_bucket::IngressLog;
-use crate::live::restarts::RestartLog;
+use crate::journal::Journal;
+use crate::judges::rate_bucket::IngressLog;
+use crate::judges::restart_log::RestartLog;
+use cbam_model::environment::Env;
+use cbam_model::fixtures::{Autoscaling, Environment, Governance, Workload};
+use cbam_model::profile::Profile;
 
 #[derive(Clone)]
 pub(crate) struct LiveContext<'a> {
@@ -44,17 +44,17 @@ pub(crate) struct LiveContext<'a> {
     /// The run's evidence directory (autoscaling plots and samples).
     pub(crate) report_dir: &'a Path,
     /// fixtures/disruption.yaml
-    pub(crate) disruption: &'a crate::fixtures::Disruption,
+    pub(crate) disruption: &'a cbam_model::fixtures::Disruption,
     /// The static prober binary for the in-cluster load (`--prober`).
     pub(crate) prober: &'a Path,
     /// The nodes the harness may stop and start, as (node name, container);
     /// Err: why not (an existing cluster's are not the harness's; kind's not yet).
-    pub(crate) nodes: Result<Vec<(String, String)>, String>,
+    pub(crate) nodes: Result<Vec<(String, String)>, cbam_cluster::cluster::NotStoppable>,
     /// The baseline release's overlay for this environment, fitted like the
     /// candidate's (`--baseline`).
-    pub(crate) baseline: Option<Vec<crate::manifest::Object>>,
+    pub(crate) baseline: Option<Vec<cbam_model::manifest::Object>>,
     /// The candidate's overlay as applied (fitted), to roll forward to.
-    pub(crate) candidate: &'a [crate::manifest::Object],
+    pub(crate) candidate: &'a [cbam_model::manifest::Object],
 }
 
 impl std::fmt::Debug for LiveContext<'_> {
@@ -75,8 +75,8 @@ impl LiveContext<'_> {
     /// The number of Ready replicas documented at rest.
     pub(crate) fn replicas_at_rest(&self) -> i32 {
         match self.fixture.replicas {
-            crate::fixtures::Replicas::Fixed(n) => n,
-            crate::fixtures::Replicas::Hpa { min, .. } => min,
+            cbam_model::fixtures::Replicas::Fixed(n) => n,
+            cbam_model::fixtures::Replicas::Hpa { min, .. } => min,
         }
     }
 }

@@ -18,7 +18,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::cli::chain;
+use cbam_error_chain::render as chain;
 
 /// One change to undo.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

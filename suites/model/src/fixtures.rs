@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::environment::Env;
+use crate::profile::Profile;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {
@@ -44,21 +45,21 @@ fn scenario_problem(s: &Scenario, hpa: &Hpa) -> Option<String> {
 
 #[derive(Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Clone)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ObjectRef {
-    pub(crate) kind: String,
-    pub(crate) name: String,
+pub struct ObjectRef {
+    pub kind: String,
+    pub name: String,
 }
 
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Resources {
-    pub(crate) requests: BTreeMap<String, String>,
-    pub(crate) limits: BTreeMap<String, String>,
+pub struct Resources {
+    pub requests: BTreeMap<String, String>,
+    pub limits: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]
 #[serde(try_from = "ReplicasSpec")]
-pub(crate) enum Replicas {
+pub enum Replicas {
     Fixed(i32),
     Hpa { min: i32, max: i32 },
 }
@@ -92,21 +93,21 @@ impl TryFrom<ReplicasSpec> for Replicas {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Image {
-    pub(crate) name: String,
-    pub(crate) tag: String,
+pub struct Image {
+    pub name: String,
+    pub tag: String,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum CorsPolicy {
+pub enum CorsPolicy {
     Permissive,
     Restricted,
     Strict,
 }
 
 impl CorsPolicy {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             CorsPolicy::Permissive => "permissive",
             CorsPolicy::Restricted => "restricted",
@@ -117,147 +118,147 @@ impl CorsPolicy {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Cors {
-    pub(crate) policy: CorsPolicy,
-    pub(crate) origins: Vec<String>,
-    pub(crate) methods: Vec<String>,
-    pub(crate) allow_credentials: bool,
+pub struct Cors {
+    pub policy: CorsPolicy,
+    pub origins: Vec<String>,
+    pub methods: Vec<String>,
+    pub allow_credentials: bool,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct AppSettings {
-    pub(crate) api_docs: bool,
-    pub(crate) log_level: String,
-    pub(crate) tracing: bool,
-    pub(crate) cors: Cors,
+pub struct AppSettings {
+    pub api_docs: bool,
+    pub log_level: String,
+    pub tracing: bool,
+    pub cors: Cors,
 }
 
 /// fixtures/environments/ENV.yaml
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Environment {
-    pub(crate) environment: Env,
-    pub(crate) display_name: String,
-    pub(crate) namespace: String,
-    pub(crate) replicas: Replicas,
-    pub(crate) resources: Resources,
-    pub(crate) image: Image,
+pub struct Environment {
+    pub environment: Env,
+    pub display_name: String,
+    pub namespace: String,
+    pub replicas: Replicas,
+    pub resources: Resources,
+    pub image: Image,
     /// `Always` for a mutable tag, so a node never keeps a stale build.
-    pub(crate) image_pull_policy: String,
-    pub(crate) hostname: String,
-    pub(crate) tls_issuer: String,
-    pub(crate) app: AppSettings,
-    pub(crate) governance: bool,
-    pub(crate) inventory: Vec<ObjectRef>,
+    pub image_pull_policy: String,
+    pub hostname: String,
+    pub tls_issuer: String,
+    pub app: AppSettings,
+    pub governance: bool,
+    pub inventory: Vec<ObjectRef>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Service {
-    pub(crate) name: String,
+pub struct Service {
+    pub name: String,
     #[serde(rename = "type")]
-    pub(crate) type_: String,
-    pub(crate) port: i32,
-    pub(crate) container_port: i32,
+    pub type_: String,
+    pub port: i32,
+    pub container_port: i32,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Probes {
-    pub(crate) liveness: String,
-    pub(crate) readiness: String,
-    pub(crate) metrics: String,
+pub struct Probes {
+    pub liveness: String,
+    pub readiness: String,
+    pub metrics: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Security {
-    pub(crate) run_as_user: i64,
-    pub(crate) run_as_group: i64,
-    pub(crate) fs_group: i64,
-    pub(crate) run_as_non_root: bool,
-    pub(crate) read_only_root_filesystem: bool,
-    pub(crate) drop_capabilities: Vec<String>,
-    pub(crate) seccomp_profile: String,
-    pub(crate) allow_privilege_escalation: bool,
+pub struct Security {
+    pub run_as_user: i64,
+    pub run_as_group: i64,
+    pub fs_group: i64,
+    pub run_as_non_root: bool,
+    pub read_only_root_filesystem: bool,
+    pub drop_capabilities: Vec<String>,
+    pub seccomp_profile: String,
+    pub allow_privilege_escalation: bool,
     /// The app process's supplementary groups (live-runtime-security).
-    pub(crate) supplementary_groups: Vec<i64>,
+    pub supplementary_groups: Vec<i64>,
     /// Mount points the app process may write (its volumes, its scratch).
-    pub(crate) writable_mounts: Vec<String>,
+    pub writable_mounts: Vec<String>,
     /// Mount points the runtime and kubelet give every container read-write
     /// (kernel filesystems, /etc/hosts, ...): not the app's to document.
-    pub(crate) runtime_mounts: Vec<String>,
+    pub runtime_mounts: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Rollout {
-    pub(crate) max_unavailable: i32,
-    pub(crate) max_surge: i32,
-    pub(crate) termination_grace_period_seconds: i64,
-    pub(crate) anti_affinity_topology_key: String,
+pub struct Rollout {
+    pub max_unavailable: i32,
+    pub max_surge: i32,
+    pub termination_grace_period_seconds: i64,
+    pub anti_affinity_topology_key: String,
     /// How long a pod stays bound to a node that is unreachable or not
     /// ready before it is evicted and replaced (the NoExecute tolerations).
-    pub(crate) lost_node_toleration_seconds: i64,
+    pub lost_node_toleration_seconds: i64,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Volume {
-    pub(crate) claim: String,
-    pub(crate) mount: String,
-    pub(crate) storage: String,
-    pub(crate) access_mode: String,
+pub struct Volume {
+    pub claim: String,
+    pub mount: String,
+    pub storage: String,
+    pub access_mode: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct SecretRef {
-    pub(crate) name: String,
-    pub(crate) keys: Vec<String>,
+pub struct SecretRef {
+    pub name: String,
+    pub keys: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Ingress {
-    pub(crate) name: String,
-    pub(crate) class: String,
-    pub(crate) tls_secret: String,
-    pub(crate) ssl_redirect: bool,
-    pub(crate) rate_limit_per_minute: u32,
-    pub(crate) rate_limit_burst_multiplier: u32,
-    pub(crate) connect_timeout_seconds: u32,
+pub struct Ingress {
+    pub name: String,
+    pub class: String,
+    pub tls_secret: String,
+    pub ssl_redirect: bool,
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst_multiplier: u32,
+    pub connect_timeout_seconds: u32,
     /// Request paths that must reach the Service through the Ingress.
-    pub(crate) routes: Vec<String>,
+    pub routes: Vec<String>,
 }
 
 /// fixtures/workload.yaml
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Workload {
-    pub(crate) deployment: String,
-    pub(crate) container: String,
-    pub(crate) service: Service,
-    pub(crate) probes: Probes,
-    pub(crate) security: Security,
-    pub(crate) rollout: Rollout,
-    pub(crate) volumes: Vec<Volume>,
-    pub(crate) secret: SecretRef,
-    pub(crate) config_map: String,
-    pub(crate) service_account: String,
-    pub(crate) ingress: Ingress,
-    pub(crate) security_headers: BTreeMap<String, String>,
+pub struct Workload {
+    pub deployment: String,
+    pub container: String,
+    pub service: Service,
+    pub probes: Probes,
+    pub security: Security,
+    pub rollout: Rollout,
+    pub volumes: Vec<Volume>,
+    pub secret: SecretRef,
+    pub config_map: String,
+    pub service_account: String,
+    pub ingress: Ingress,
+    pub security_headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PolicyType {
+pub enum PolicyType {
     Percent,
     Pods,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SelectPolicy {
+pub enum SelectPolicy {
     Max,
     Min,
     Disabled,
@@ -265,232 +266,232 @@ pub(crate) enum SelectPolicy {
 
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ScalingPolicy {
+pub struct ScalingPolicy {
     #[serde(rename = "type")]
-    pub(crate) type_: PolicyType,
-    pub(crate) value: i32,
-    pub(crate) period_seconds: i32,
+    pub type_: PolicyType,
+    pub value: i32,
+    pub period_seconds: i32,
 }
 
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ScalingRules {
-    pub(crate) stabilization_window_seconds: i32,
-    pub(crate) select_policy: SelectPolicy,
-    pub(crate) policies: Vec<ScalingPolicy>,
+pub struct ScalingRules {
+    pub stabilization_window_seconds: i32,
+    pub select_policy: SelectPolicy,
+    pub policies: Vec<ScalingPolicy>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Step {
-    pub(crate) at: u32,
-    pub(crate) replicas: i32,
+pub struct Step {
+    pub at: u32,
+    pub replicas: i32,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Predicted {
-    pub(crate) scale_up: Vec<Step>,
-    pub(crate) scale_down: Vec<Step>,
+pub struct Predicted {
+    pub scale_up: Vec<Step>,
+    pub scale_down: Vec<Step>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct TargetRef {
-    pub(crate) api_version: String,
-    pub(crate) kind: String,
-    pub(crate) name: String,
+pub struct TargetRef {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PodsMetric {
-    pub(crate) name: String,
-    pub(crate) average_value: String,
+pub struct PodsMetric {
+    pub name: String,
+    pub average_value: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Hpa {
-    pub(crate) name: String,
-    pub(crate) target: TargetRef,
-    pub(crate) min_replicas: i32,
-    pub(crate) max_replicas: i32,
-    pub(crate) cpu_utilization: i32,
-    pub(crate) memory_utilization: i32,
-    pub(crate) pods_metric: PodsMetric,
-    pub(crate) scale_up: ScalingRules,
-    pub(crate) scale_down: ScalingRules,
-    pub(crate) predicted: Predicted,
+pub struct Hpa {
+    pub name: String,
+    pub target: TargetRef,
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    pub cpu_utilization: i32,
+    pub memory_utilization: i32,
+    pub pods_metric: PodsMetric,
+    pub scale_up: ScalingRules,
+    pub scale_down: ScalingRules,
+    pub predicted: Predicted,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Pdb {
-    pub(crate) name: String,
-    pub(crate) min_available: i32,
+pub struct Pdb {
+    pub name: String,
+    pub min_available: i32,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ResourceQuota {
-    pub(crate) name: String,
-    pub(crate) hard: BTreeMap<String, String>,
+pub struct ResourceQuota {
+    pub name: String,
+    pub hard: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ContainerLimits {
-    pub(crate) default: BTreeMap<String, String>,
-    pub(crate) default_request: BTreeMap<String, String>,
-    pub(crate) min: BTreeMap<String, String>,
-    pub(crate) max: BTreeMap<String, String>,
+pub struct ContainerLimits {
+    pub default: BTreeMap<String, String>,
+    pub default_request: BTreeMap<String, String>,
+    pub min: BTreeMap<String, String>,
+    pub max: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct LimitRange {
-    pub(crate) name: String,
-    pub(crate) container: ContainerLimits,
+pub struct LimitRange {
+    pub name: String,
+    pub container: ContainerLimits,
 }
 
 /// fixtures/governance.yaml
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Governance {
-    pub(crate) namespace: String,
+pub struct Governance {
+    pub namespace: String,
     /// infra/ files holding it, in apply order.
-    pub(crate) files: Vec<String>,
-    pub(crate) hpa: Hpa,
-    pub(crate) pdb: Pdb,
-    pub(crate) resource_quota: ResourceQuota,
-    pub(crate) limit_range: LimitRange,
+    pub files: Vec<String>,
+    pub hpa: Hpa,
+    pub pdb: Pdb,
+    pub resource_quota: ResourceQuota,
+    pub limit_range: LimitRange,
 }
 
 /// An open-loop pipeline-run load (fixtures/autoscaling.yaml).
 #[derive(Debug, Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Load {
+pub struct Load {
     /// Runs started at once when the load begins.
-    pub(crate) burst: u32,
-    pub(crate) arrivals_per_minute: f64,
-    pub(crate) run_seconds: f64,
+    pub burst: u32,
+    pub arrivals_per_minute: f64,
+    pub run_seconds: f64,
     /// Share of one core each run burns.
-    pub(crate) cpu: f64,
-    pub(crate) memory_mib: u64,
+    pub cpu: f64,
+    pub memory_mib: u64,
     /// The load stops by itself after this long.
-    pub(crate) max_seconds: u64,
+    pub max_seconds: u64,
     /// The demand: no run is started while this many are accepted or in flight.
     #[serde(default)]
-    pub(crate) until_accepted: Option<u32>,
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum ProfileName {
-    Quick,
-    Nightly,
+    pub until_accepted: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Scenario {
-    pub(crate) name: String,
+pub struct Scenario {
+    pub name: String,
     /// The HPA metric meant to drive this scenario on its own:
     /// `pods/<name>` or `resource/<cpu|memory>`.
-    pub(crate) metric: String,
-    pub(crate) profiles: Vec<ProfileName>,
+    pub metric: String,
+    pub profiles: Vec<Profile>,
     /// Replicas the scenario must reach on the predicted timeline.
-    pub(crate) reach: i32,
+    pub reach: i32,
     /// Before the load: runs held at the metric's target, which must not
     /// scale the HPA up.
     #[serde(default)]
-    pub(crate) hold: Option<Hold>,
+    pub hold: Option<Hold>,
     /// Before the load (resource metrics): the documented target pinned by
     /// the HPA's own readings just under it and just over it.
     #[serde(default)]
-    pub(crate) probe: Option<Probe>,
-    pub(crate) load: Load,
+    pub probe: Option<Probe>,
+    pub load: Load,
 }
 
-/// The target probe of a resource metric (live/target_probe.rs).
+impl Scenario {
+    /// Whether the scenario runs in `profile`.
+    pub fn runs_in(&self, profile: Profile) -> bool {
+        self.profiles.contains(&profile)
+    }
+}
+
+/// The target probe of a resource metric (the live tier's checks/autoscaling/target_probe.rs).
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Probe {
+pub struct Probe {
     /// Runs that put the metric just under the target.
-    pub(crate) below: ProbeLoad,
+    pub below: ProbeLoad,
     /// Runs added to put it over the target plus the HPA's tolerance.
-    pub(crate) above: ProbeLoad,
+    pub above: ProbeLoad,
     /// How long the HPA must keep minReplicas with the metric in the band.
-    pub(crate) hold_seconds: u64,
+    pub hold_seconds: u64,
     /// The band's floor as a fraction of the documented target.
-    pub(crate) floor: f64,
+    pub floor: f64,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ProbeLoad {
-    pub(crate) runs: u32,
+pub struct ProbeLoad {
+    pub runs: u32,
     /// Share of one core each run burns.
-    pub(crate) cpu: f64,
-    pub(crate) memory_mib: u64,
+    pub cpu: f64,
+    pub memory_mib: u64,
 }
 
 /// Runs started before a scenario's load and held through it.
 #[derive(Debug, Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Hold {
-    pub(crate) runs: u32,
+pub struct Hold {
+    pub runs: u32,
     /// How long the HPA must keep minReplicas once it reports the runs.
-    pub(crate) seconds: u64,
+    pub seconds: u64,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Autoscaling {
-    pub(crate) sample_interval_seconds: u64,
-    pub(crate) metric_latency_budget_seconds: u64,
-    pub(crate) step_late_tolerance_seconds: u64,
-    pub(crate) ready_budget_seconds: u64,
+pub struct Autoscaling {
+    pub sample_interval_seconds: u64,
+    pub metric_latency_budget_seconds: u64,
+    pub step_late_tolerance_seconds: u64,
+    pub ready_budget_seconds: u64,
     /// The HPA controller's tolerance (a ratio within 1 +- this is ignored).
-    pub(crate) hpa_tolerance: f64,
-    pub(crate) hpa_sync_period_seconds: u64,
-    pub(crate) scenarios: Vec<Scenario>,
+    pub hpa_tolerance: f64,
+    pub hpa_sync_period_seconds: u64,
+    pub scenarios: Vec<Scenario>,
 }
 
 /// fixtures/disruption.yaml: the load sent during a disruption and its budgets.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Disruption {
-    pub(crate) load: DisruptionLoad,
-    pub(crate) budgets: DisruptionBudgets,
+pub struct Disruption {
+    pub load: DisruptionLoad,
+    pub budgets: DisruptionBudgets,
 }
 
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct DisruptionLoad {
-    pub(crate) path: String,
-    pub(crate) ingress_per_second: f64,
-    pub(crate) service_per_second: f64,
-    pub(crate) timeout_ms: u64,
-    pub(crate) settle_seconds: u64,
+pub struct DisruptionLoad {
+    pub path: String,
+    pub ingress_per_second: f64,
+    pub service_per_second: f64,
+    pub timeout_ms: u64,
+    pub settle_seconds: u64,
     /// Pipeline runs to the Service, each waited for until it is over.
-    pub(crate) runs: DisruptionRuns,
+    pub runs: DisruptionRuns,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct DisruptionRuns {
-    pub(crate) per_second: f64,
-    pub(crate) duration_seconds: f64,
+pub struct DisruptionRuns {
+    pub per_second: f64,
+    pub duration_seconds: f64,
 }
 
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct DisruptionBudgets {
-    pub(crate) rollout: Budget,
-    pub(crate) drain: Budget,
-    pub(crate) node_loss: NodeLossBudget,
+pub struct DisruptionBudgets {
+    pub rollout: Budget,
+    pub drain: Budget,
+    pub node_loss: NodeLossBudget,
 }
 
 /// What losing a node may cost: how long after the kill requests may still
@@ -498,39 +499,39 @@ pub(crate) struct DisruptionBudgets {
 /// seconds until the node is Ready again once started.
 #[derive(Debug, Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct NodeLossBudget {
-    pub(crate) failing_seconds: u64,
-    pub(crate) replaced_seconds: u64,
-    pub(crate) node_ready_seconds: u64,
+pub struct NodeLossBudget {
+    pub failing_seconds: u64,
+    pub replaced_seconds: u64,
+    pub node_ready_seconds: u64,
 }
 
 /// What one disruption may cost, on each load path.
 #[derive(Debug, Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Budget {
-    pub(crate) failed: usize,
-    pub(crate) p99_ms: f64,
+pub struct Budget {
+    pub failed: usize,
+    pub p99_ms: f64,
     /// Pipeline runs started and not seen to complete (not refused).
-    pub(crate) runs_cut: usize,
+    pub runs_cut: usize,
 }
 
 /// fixtures/env-contract.yaml: the fields in which environments may differ,
 /// per kind (`*`: every kind).
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct EnvContract {
-    pub(crate) differ: BTreeMap<String, Vec<String>>,
+pub struct EnvContract {
+    pub differ: BTreeMap<String, Vec<String>>,
 }
 
 /// Everything the static tier compares against.
 #[derive(Debug)]
 pub struct Expectations {
-    pub(crate) environments: BTreeMap<Env, Environment>,
-    pub(crate) env_contract: EnvContract,
-    pub(crate) workload: Workload,
-    pub(crate) governance: Governance,
-    pub(crate) autoscaling: Autoscaling,
-    pub(crate) disruption: Disruption,
+    pub environments: BTreeMap<Env, Environment>,
+    pub env_contract: EnvContract,
+    pub workload: Workload,
+    pub governance: Governance,
+    pub autoscaling: Autoscaling,
+    pub disruption: Disruption,
 }
 
 fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, FixtureError> {

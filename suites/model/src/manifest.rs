@@ -42,7 +42,7 @@ pub enum ManifestError {
 
 /// One typed object, tagged by its kind.
 #[derive(Debug, Clone)]
-pub(crate) enum Object {
+pub enum Object {
     Namespace(Box<Namespace>),
     ServiceAccount(Box<ServiceAccount>),
     ConfigMap(Box<ConfigMap>),
@@ -58,7 +58,7 @@ pub(crate) enum Object {
 }
 
 impl Object {
-    pub(crate) fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             Object::Namespace(_) => "Namespace",
             Object::ServiceAccount(_) => "ServiceAccount",
@@ -75,7 +75,7 @@ impl Object {
         }
     }
 
-    pub(crate) fn metadata(&self) -> &ObjectMeta {
+    pub fn metadata(&self) -> &ObjectMeta {
         match self {
             Object::Namespace(o) => &o.metadata,
             Object::ServiceAccount(o) => &o.metadata,
@@ -92,12 +92,12 @@ impl Object {
         }
     }
 
-    pub(crate) fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         self.metadata().name.as_deref().unwrap_or("")
     }
 
     /// The object as JSON, as kustomize rendered it (typed fields only).
-    pub(crate) fn to_value(&self) -> Value {
+    pub fn to_value(&self) -> Value {
         let value = match self {
             Object::Namespace(o) => serde_json::to_value(o),
             Object::ServiceAccount(o) => serde_json::to_value(o),
@@ -117,7 +117,7 @@ impl Object {
     }
 
     /// "Kind namespace/name", as failures name objects.
-    pub(crate) fn label(&self) -> String {
+    pub fn label(&self) -> String {
         match &self.metadata().namespace {
             Some(ns) => format!("{} {ns}/{}", self.kind(), self.name()),
             None => format!("{} {}", self.kind(), self.name()),
@@ -195,17 +195,17 @@ fn documents(origin: &str, yaml: &str) -> Result<Vec<(usize, Value)>, ManifestEr
 }
 
 /// Every document of a YAML stream, untyped, with its index in the stream.
-pub(crate) fn values(origin: &str, yaml: &str) -> Result<Vec<(usize, Value)>, ManifestError> {
+pub fn values(origin: &str, yaml: &str) -> Result<Vec<(usize, Value)>, ManifestError> {
     documents(origin, yaml)
 }
 
 /// The typed objects of documents `values` read.
-pub(crate) fn decode_all(origin: &str, values: Vec<(usize, Value)>) -> Result<Vec<Object>, ManifestError> {
+pub fn decode_all(origin: &str, values: Vec<(usize, Value)>) -> Result<Vec<Object>, ManifestError> {
     values.into_iter().map(|(index, value)| decode(origin, index, value)).collect()
 }
 
 /// Every object of a multi-document YAML stream, in order.
-pub(crate) fn parse(origin: &str, yaml: &str) -> Result<Vec<Object>, ManifestError> {
+pub fn parse(origin: &str, yaml: &str) -> Result<Vec<Object>, ManifestError> {
     documents(origin, yaml)?.into_iter().map(|(index, value)| decode(origin, index, value)).collect()
 }
 

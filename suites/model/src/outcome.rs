@@ -5,7 +5,7 @@ use std::fmt::Display;
 use serde::Serialize;
 
 use crate::environment::Env;
-use crate::source_map::Source;
+use crate::source::Source;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -56,30 +56,30 @@ impl Outcome {
 
 /// Collects the outcomes of one check on one environment.
 #[derive(Debug)]
-pub(crate) struct Recorder {
+pub struct Recorder {
     env: Env,
     check: &'static str,
-    pub(crate) outcomes: Vec<Outcome>,
+    pub outcomes: Vec<Outcome>,
     /// Markdown the check adds to the report (the autoscaling step tables).
-    pub(crate) sections: Vec<String>,
+    pub sections: Vec<String>,
     /// The field the next fact is about (`at`).
     field: Option<String>,
 }
 
 impl Recorder {
-    pub(crate) fn new(env: Env, check: &'static str) -> Self {
+    pub fn new(env: Env, check: &'static str) -> Self {
         Recorder { env, check, outcomes: Vec::new(), sections: Vec::new(), field: None }
     }
 
     /// Names the object's field the next fact is about, where its subject
     /// does not (`r.at("spec.selector").record(...)`).
-    pub(crate) fn at(&mut self, field: impl Into<String>) -> &mut Self {
+    pub fn at(&mut self, field: impl Into<String>) -> &mut Self {
         self.field = Some(field.into());
         self
     }
 
     /// Adds a Markdown section to the report.
-    pub(crate) fn section(&mut self, markdown: String) {
+    pub fn section(&mut self, markdown: String) {
         self.sections.push(markdown);
     }
 
@@ -99,31 +99,24 @@ impl Recorder {
     }
 
     /// Records a fact; it passes when `passed` is true.
-    pub(crate) fn record(
-        &mut self,
-        object: &str,
-        subject: &str,
-        expected: impl Display,
-        found: impl Display,
-        passed: bool,
-    ) {
+    pub fn record(&mut self, object: &str, subject: &str, expected: impl Display, found: impl Display, passed: bool) {
         let status = if passed { Status::Pass } else { Status::Fail };
         self.push(object, subject, expected.to_string(), found.to_string(), status);
     }
 
     /// Records a fact that passes when expected and found are equal.
-    pub(crate) fn equal<T: Display + PartialEq>(&mut self, object: &str, subject: &str, expected: T, found: T) {
+    pub fn equal<T: Display + PartialEq>(&mut self, object: &str, subject: &str, expected: T, found: T) {
         let passed = expected == found;
         self.record(object, subject, expected, found, passed);
     }
 
     /// Records a fact that could not be established here, and why (never a pass).
-    pub(crate) fn skip(&mut self, object: &str, subject: &str, expected: impl Display, reason: impl Display) {
+    pub fn skip(&mut self, object: &str, subject: &str, expected: impl Display, reason: impl Display) {
         self.push(object, subject, expected.to_string(), format!("not verified: {reason}"), Status::Skip);
     }
 
     /// Records a check the invocation did not ask for (`--skip-check`).
-    pub(crate) fn exclude(&mut self, object: &str, reason: impl Display) {
+    pub fn exclude(&mut self, object: &str, reason: impl Display) {
         self.push(
             object,
             "selection",
@@ -134,12 +127,12 @@ impl Recorder {
     }
 
     /// Records an object the check needs but the manifests lack.
-    pub(crate) fn missing(&mut self, object: &str, subject: &str) {
+    pub fn missing(&mut self, object: &str, subject: &str) {
         self.record(object, subject, "present", "absent", false);
     }
 }
 
 /// Shows an optional value the way failures read: `absent` when unset.
-pub(crate) fn shown<T: Display>(value: Option<T>) -> String {
+pub fn shown<T: Display>(value: Option<T>) -> String {
     value.map_or_else(|| "absent".to_owned(), |v| v.to_string())
 }

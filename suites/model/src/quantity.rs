@@ -4,11 +4,11 @@ use std::fmt;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("parse quantity {0:?}")]
-pub(crate) struct QuantityError(String);
+pub struct QuantityError(String);
 
 /// A quantity in base units (cores, bytes, counts).
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
-pub(crate) struct Quantity(pub(crate) f64);
+pub struct Quantity(pub f64);
 
 const SUFFIXES: [(&str, f64); 14] = [
     ("Ki", 1024.0),
@@ -28,7 +28,7 @@ const SUFFIXES: [(&str, f64); 14] = [
 ];
 
 impl Quantity {
-    pub(crate) fn parse(text: &str) -> Result<Self, QuantityError> {
+    pub fn parse(text: &str) -> Result<Self, QuantityError> {
         let err = || QuantityError(text.to_owned());
         let trimmed = text.trim();
         let (number, factor) = SUFFIXES
@@ -46,12 +46,12 @@ impl Quantity {
         Ok(Quantity(value * factor))
     }
 
-    pub(crate) fn scaled(self, by: f64) -> Self {
+    pub fn scaled(self, by: f64) -> Self {
         Quantity(self.0 * by)
     }
 
     /// Equal within a rounding error far below any real resource step.
-    pub(crate) fn same(self, other: Quantity) -> bool {
+    pub fn same(self, other: Quantity) -> bool {
         (self.0 - other.0).abs() <= 1e-9 * self.0.abs().max(other.0.abs()).max(1.0)
     }
 }

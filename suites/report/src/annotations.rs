@@ -4,7 +4,7 @@
 //! 10 of each kind per step, so at most 10 are written, failures first, and
 //! the rest are counted in one notice that points at the full report.
 
-use crate::outcome::{Outcome, Status};
+use cbam_model::outcome::{Outcome, Status};
 
 /// GitHub shows no more per step.
 pub const LIMIT: usize = 10;
@@ -59,8 +59,8 @@ pub fn lines<'a>(outcomes: impl Iterator<Item = &'a Outcome>, report: &str) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::environment::Env;
-    use crate::source_map::Source;
+    use cbam_model::environment::Env;
+    use cbam_model::source::Source;
 
     fn fact(status: Status, line: usize) -> Outcome {
         Outcome {

@@ -9,9 +9,10 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::live::LiveRun;
-use crate::outcome::{Outcome, Status};
-use crate::static_tier::StaticRun;
+use cbam_model::evidence_file::{WriteError, write_atomic};
+use cbam_model::outcome::{Outcome, Status};
+
+use crate::evidence::Evidence;
 
 pub const FILES: [&str; 4] = ["summary.json", "junit.xml", "summary.md", "results.sarif"];
 
@@ -23,31 +24,14 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    File(#[from] WriteError),
     #[error("serialise JUnit report")]
     Junit(#[source] quick_junit::SerializeError),
     #[error(
         "use {path} as the report directory: it holds {entry:?}, which no report writes (pass an empty or report directory)"
     )]
     NotAReport { path: PathBuf, entry: String },
-}
-
-/// A tier that did not run, and why (never counted as passed).
-#[derive(Debug, Clone)]
-pub struct Skipped {
-    pub tier: &'static str,
-    pub reason: String,
-}
-
-/// Every evidence file is written whole or not at all: a reader never sees
-/// half a file.
-pub(crate) fn write_atomic(path: &Path, contents: &str) -> Result<(), ReportError> {
-    let io = |source| ReportError::Write { path: path.to_owned(), source };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let temp = path.with_extension("partial");
-    std::fs::write(&temp, contents).map_err(io)?;
-    std::fs::rename(&temp, path).map_err(io)
 }
 
 /// What a report directory may hold: anything else means the user pointed
@@ -128,21 +112,7 @@ impl Staging {
 pub fn write_error(dir: &Path, message: &str) -> Result<(), ReportError> {
     let summary = json!({ "status": "error", "error": message });
     write_atomic(&dir.join("summary.json"), &format!("{summary:#}\n"))?;
-    write_atomic(&dir.join("error.txt"), &format!("{message}\n"))
-}
-
-/// Everything one run established.
-#[derive(Debug, Clone, Copy)]
-pub struct Evidence<'a> {
-    pub run: &'a StaticRun,
-    pub live: Option<&'a LiveRun>,
-    pub skipped: &'a [Skipped],
-}
-
-impl<'a> Evidence<'a> {
-    pub fn outcomes(&self) -> impl Iterator<Item = &'a Outcome> {
-        self.run.outcomes().chain(self.live.into_iter().flat_map(|l| l.outcomes.iter()))
-    }
+    Ok(write_atomic(&dir.join("error.txt"), &format!("{message}\n"))?)
 }
 
 /// A check fails if any fact failed; it is not verified if any fact could
@@ -425,20 +395,20 @@ pub fn write(dir: &Path, evidence: &Evidence<'_>) -> Result<(), ReportError> {
         // The digest in summary.json is of the real rendering; the copy has no secret values.
         write_atomic(
             &dir.join("rendered").join(format!("{}.yaml", result.env)),
-            &crate::redact::secrets(&result.rendered),
+            &cbam_model::redact::secrets(&result.rendered),
         )?;
     }
     write_atomic(&dir.join("junit.xml"), &junit(evidence)?)?;
     write_atomic(&dir.join("summary.md"), &markdown(evidence))?;
     write_atomic(&dir.join("results.sarif"), &format!("{:#}\n", crate::sarif::log(evidence)))?;
     // Last: summary.json is what a gate reads, so it appears only when the rest is there.
-    write_atomic(&dir.join("summary.json"), &format!("{:#}\n", summary_json(evidence)))
+    Ok(write_atomic(&dir.join("summary.json"), &format!("{:#}\n", summary_json(evidence)))?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::environment::Env;
+    use cbam_model::environment::Env;
 
     fn fact(status: Status) -> Outcome {
         Outcome {

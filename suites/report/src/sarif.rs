@@ -10,18 +10,11 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::checks::CHECKS;
-use crate::live::LIVE_CHECKS;
-use crate::outcome::{Outcome, Status};
-use crate::report::Evidence;
-use crate::source_map::Source;
+use crate::evidence::Evidence;
+use cbam_model::outcome::{Outcome, Status};
+use cbam_model::source::Source;
 
 const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
-
-/// Every check, static then live: the rules, in a stable order.
-fn rules() -> Vec<(&'static str, &'static str)> {
-    CHECKS.iter().map(|c| (c.id, c.about)).chain(LIVE_CHECKS.iter().map(|c| (c.id, c.about))).collect()
-}
 
 fn location(source: &Source) -> Value {
     // A relative path is relative to where the harness ran (the repository's
@@ -66,14 +59,14 @@ fn result(outcome: &Outcome, rule_index: usize) -> Value {
 
 /// The SARIF log of a run.
 pub fn log(evidence: &Evidence<'_>) -> Value {
-    let rules = rules();
+    let rules = evidence.rules;
     let results: Vec<Value> = evidence
         .outcomes()
         .filter(|o| matches!(o.status, Status::Fail | Status::Skip))
-        .map(|o| result(o, rules.iter().position(|(id, _)| *id == o.check).unwrap_or(0)))
+        .map(|o| result(o, rules.iter().position(|rule| rule.id == o.check).unwrap_or(0)))
         .collect();
     let descriptors: Vec<Value> =
-        rules.iter().map(|(id, about)| json!({ "id": id, "shortDescription": { "text": about } })).collect();
+        rules.iter().map(|rule| json!({ "id": rule.id, "shortDescription": { "text": rule.about } })).collect();
     let invocation = json!({
         "executionSuccessful": true,
         "toolExecutionNotifications": evidence.skipped.iter().map(|s| json!({

@@ -13,7 +13,7 @@ mod wiring;
 mod workload;
 
 use crate::context::Context;
-use crate::outcome::Recorder;
+use cbam_model::outcome::Recorder;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scope {
@@ -90,4 +90,20 @@ checks! {
     "hpa-timeline", Governed, hpa_timeline::timeline, "predicted scale-up/down timeline";
     "docs-drift", Every, docs_drift::docs_drift, "summary tables agree with the fixtures";
     "env-contract", Every, env_contract::env_contract, "environments differ only in the fields fixtures/env-contract.yaml lets differ";
+}
+
+/// docs/adding-a-check.md's example, compiled as the doc shows it.
+#[cfg(test)]
+#[path = "../../../docs/examples/static_check.rs"]
+mod adding_a_check_example;
+
+#[cfg(test)]
+mod tests {
+    use super::{CHECKS, adding_a_check_example};
+
+    #[test]
+    fn the_documented_example_is_a_row_apart() {
+        let row = adding_a_check_example::ROW;
+        assert!(CHECKS.iter().all(|c| c.id != row.id));
+    }
 }

@@ -8,9 +8,13 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
-use crate::environment::Env;
-use crate::fixtures::{Environment, Governance, Workload};
-use crate::manifest::Object;
+use cbam_model::environment::Env;
+use cbam_model::fixtures::{Environment, Governance, Workload};
+use cbam_model::manifest::Object;
+
+/// Another environment's overlay, rendered, or why it could not be (the
+/// environment contract compares with those that rendered).
+pub(crate) type Peer = Result<Vec<Object>, Box<dyn std::error::Error + Send + Sync>>;
 
 #[derive(Debug)]
 pub(crate) struct Context<'a> {
@@ -26,9 +30,9 @@ pub(crate) struct Context<'a> {
     pub(crate) summary: &'a str,
     /// Every environment's rendered overlay, this one included, or why it
     /// did not render (env-contract).
-    pub(crate) peers: &'a [(Env, Result<Vec<Object>, String>)],
+    pub(crate) peers: &'a [(Env, Peer)],
     /// fixtures/env-contract.yaml
-    pub(crate) env_contract: &'a crate::fixtures::EnvContract,
+    pub(crate) env_contract: &'a cbam_model::fixtures::EnvContract,
 }
 
 macro_rules! first_of {

@@ -13,45 +13,15 @@
 //! the source says so.
 
 use std::collections::BTreeMap;
-use std::fmt;
+
 use std::path::{Component, Path, PathBuf};
 
 use marked_yaml::{LoaderOptions, Node, parse_yaml_with_options};
-use serde::Serialize;
+
 use serde_json::Value;
 
-use crate::outcome::Outcome;
-
-/// A value's place in the checked tree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Source {
-    /// The file as the user reaches it: under the infra directory as given
-    /// (`infra/pdb.yaml` by default, relative to the repository's root).
-    pub file: String,
-    /// 1-based.
-    pub line: usize,
-    /// Set when no line sets the value: what the line is instead.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<&'static str>,
-}
-
-impl Source {
-    /// The same place, its file under the infra directory `infra` as given.
-    pub(crate) fn under(self, infra: &Path) -> Source {
-        let file = infra.join(&self.file).to_string_lossy().replace('\\', "/");
-        Source { file, ..self }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)?;
-        if let Some(note) = self.note {
-            write!(f, " ({note})")?;
-        }
-        Ok(())
-    }
-}
+use cbam_model::outcome::Outcome;
+use cbam_model::source::{SUMMARY_FILE, Source};
 
 /// Where no line sets the value.
 const AT_START: &str = "no line sets this value; the object's start";
@@ -397,7 +367,7 @@ impl SourceMap {
     /// field itself; else any field holding the value found; else the
     /// object's start, saying so.
     pub(crate) fn locate(&self, fact: &Outcome) -> Option<Source> {
-        if let Some(table) = fact.object.strip_prefix(crate::static_tier::SUMMARY_FILE) {
+        if let Some(table) = fact.object.strip_prefix(SUMMARY_FILE) {
             return self.in_summary(table, &fact.subject);
         }
         if fact.object.starts_with("overlay ") {
@@ -456,7 +426,7 @@ impl SourceMap {
             .iter()
             .position(|l| l.starts_with('|') && !row.is_empty() && l.contains(row))
             .map_or(heading, |offset| heading + offset);
-        Some(Source { file: crate::static_tier::SUMMARY_FILE.into(), line: line + 1, note: None })
+        Some(Source { file: SUMMARY_FILE.into(), line: line + 1, note: None })
     }
 }
 

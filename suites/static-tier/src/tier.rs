@@ -4,17 +4,18 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use cbam_model::environment::Env;
+use cbam_model::fixtures::{Expectations, FixtureError};
+use cbam_model::manifest::{ManifestError, Object, parse};
+use cbam_model::outcome::{Outcome, Recorder};
+use cbam_model::run::{Baseline, EnvResult, StaticRun};
+use cbam_model::source::SUMMARY_FILE;
+
 use crate::checks::hpa_timeline::{describe, predict};
 use crate::checks::{CHECKS, Scope};
-use crate::context::Context;
-use crate::environment::Env;
-use crate::fixtures::{Expectations, FixtureError};
-use crate::manifest::{ManifestError, Object, parse};
-use crate::outcome::{Outcome, Recorder, Status};
+use crate::context::{Context, Peer};
 use crate::render::{Kustomize, RenderError};
 use crate::source_map::{self, SourceMap};
-
-pub const SUMMARY_FILE: &str = "INFRASTRUCTURE_SUMMARY.md";
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -40,48 +41,6 @@ pub struct StaticOptions {
     pub infra: PathBuf,
     pub fixtures: PathBuf,
     pub kustomize: Kustomize,
-}
-
-/// The static tier's result for one environment.
-#[derive(Debug)]
-pub struct EnvResult {
-    pub env: Env,
-    pub outcomes: Vec<Outcome>,
-    pub rendered: String,
-    /// The overlay's objects, typed (what the live tier applies).
-    pub(crate) objects: Vec<Object>,
-    pub object_count: usize,
-    pub render_time: Duration,
-    /// Predicted HPA timelines (scale-up, scale-down), where an HPA governs the environment.
-    pub hpa_timeline: Option<(String, String)>,
-}
-
-#[derive(Debug)]
-pub struct StaticRun {
-    pub results: Vec<EnvResult>,
-    /// infra/{resourcequota,limitrange,pdb,hpa}.yaml, typed, in apply order.
-    pub(crate) governance: Vec<Object>,
-    pub(crate) expectations: Expectations,
-    pub kustomize: String,
-    pub elapsed: Duration,
-}
-
-impl StaticRun {
-    pub fn outcomes(&self) -> impl Iterator<Item = &Outcome> {
-        self.results.iter().flat_map(|r| r.outcomes.iter())
-    }
-
-    pub fn failed(&self) -> usize {
-        self.outcomes().filter(|o| o.status == Status::Fail).count()
-    }
-
-    /// The ids of the checks that failed on `env`, in report order.
-    pub fn failed_checks(&self, env: Env) -> Vec<&'static str> {
-        let mut ids: Vec<&'static str> =
-            self.outcomes().filter(|o| o.env == env && o.status == Status::Fail).map(|o| o.check).collect();
-        ids.dedup();
-        ids
-    }
 }
 
 fn read(path: &Path) -> Result<String, InputError> {
@@ -114,19 +73,11 @@ fn render(kustomize: &Kustomize, infra: &Path, root: &Path, env: Env) -> Result<
     let annotated = kustomize.build_annotated(&overlay)?;
     let origin = format!("overlay {env} ({})", overlay.display());
     // One parse: the origins are taken out, then the objects decoded.
-    let mut values = crate::manifest::values(&origin, &annotated.yaml)?;
+    let mut values = cbam_model::manifest::values(&origin, &annotated.yaml)?;
     let origins = source_map::take_origins(&mut values, annotated.wrapper.path(), root);
     let yaml = source_map::strip_origins(&annotated.yaml);
-    let objects = crate::manifest::decode_all(&origin, values)?;
+    let objects = cbam_model::manifest::decode_all(&origin, values)?;
     Ok(Rendered { objects, yaml, time: started.elapsed(), origins })
-}
-
-/// A previous release's overlays (`--baseline DIR`), rendered for the live
-/// tier's rollout from it and back; the static tier does not judge them.
-#[derive(Debug, Clone)]
-pub struct Baseline {
-    pub dir: PathBuf,
-    pub(crate) objects: std::collections::BTreeMap<Env, Vec<Object>>,
 }
 
 /// Renders `infra`'s overlay for each of `envs` (a baseline release).
@@ -187,7 +138,7 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
             governance.extend(parse(&path.display().to_string(), &read(&path)?)?);
         }
         let mut asked = Vec::new();
-        let mut peers: Vec<(Env, Result<Vec<Object>, String>)> = Vec::new();
+        let mut peers: Vec<(Env, Peer)> = Vec::new();
         for (env, handle) in renders {
             let result = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             if options.envs.contains(&env) {
@@ -195,7 +146,7 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
                 peers.push((env, Ok(rendered.objects.clone())));
                 asked.push((env, rendered));
             } else {
-                peers.push((env, result.map(|r| r.objects).map_err(|e| crate::cli::chain(&e))));
+                peers.push((env, result.map(|r| r.objects).map_err(Box::from)));
             }
         }
         let mut results = Vec::new();

@@ -15,8 +15,8 @@ use k8s_openapi::api::core::v1::{ContainerState, Pod};
 use kube::api::{Api, LogParams, Patch, PatchParams};
 use serde_json::json;
 
-use crate::cli::chain;
-use crate::live::context::LiveContext;
+use crate::context::LiveContext;
+use cbam_error_chain::render as chain;
 
 /// A waiting reason no retry of the kubelet can change: the container's
 /// settings or image, as given.

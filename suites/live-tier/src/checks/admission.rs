@@ -8,10 +8,10 @@ use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
-use crate::cli::chain;
-use crate::live::context::LiveContext;
-use crate::outcome::Recorder;
-use crate::quantity::Quantity;
+use crate::context::LiveContext;
+use cbam_error_chain::render as chain;
+use cbam_model::outcome::Recorder;
+use cbam_model::quantity::Quantity;
 
 /// A pod that passes the "restricted" Pod Security Standard, so only the
 /// resource rules can reject it.

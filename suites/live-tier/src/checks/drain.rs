@@ -4,158 +4,17 @@
 //! budget (its DisruptionBudget cause naming it); the drain
 //! completes once the replacement is Ready on another node.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use cbam_cluster::wait::{Poll, WaitError, until};
-use kube::api::Api;
-use serde_json::json;
+use cbam_error_chain::render as chain;
+use cbam_model::outcome::Recorder;
 
-use crate::cli::chain;
-use crate::live::context::LiveContext;
-use crate::live::journal::{self, JournalError, Undo};
-use crate::live::ready_sampler::{ReadySampler, lowest};
-use crate::live::workload::{app_pods, is_ready, selector};
-use crate::outcome::Recorder;
-
-#[derive(Debug, thiserror::Error)]
-enum EvictionError {
-    #[error("build the eviction of pod {0}")]
-    Request(String, #[source] http::Error),
-    #[error("evict pod {pod}: HTTP {code}: {message}")]
-    Refused { pod: String, code: u16, message: String },
-    #[error("evict pod {pod}")]
-    Send {
-        pod: String,
-        #[source]
-        source: kube::Error,
-    },
-}
-
-/// Cordons (registered in the journal first, so an interrupted run is
-/// undone) or uncordons (struck off the journal once done) a node.
-pub(crate) async fn cordon(cx: &LiveContext<'_>, node: &str, unschedulable: bool) -> Result<(), JournalError> {
-    let undo = Undo::Uncordon { node: node.to_owned() };
-    if unschedulable {
-        cx.journal.record(undo.clone())?;
-    }
-    journal::set_unschedulable(&cx.client, node, unschedulable).await?;
-    if !unschedulable {
-        cx.journal.done(&undo)?;
-    }
-    Ok(())
-}
-
-/// The budget as the disruption controller last computed it.
-async fn pdb_status(cx: &LiveContext<'_>) -> String {
-    let api: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> =
-        Api::namespaced(cx.client.clone(), cx.namespace());
-    match api.get(&cx.governance.pdb.name).await.ok().and_then(|p| p.status) {
-        Some(s) => format!(
-            "disruptionsAllowed {}, currentHealthy {}, desiredHealthy {}, expectedPods {}, disruptedPods {}",
-            s.disruptions_allowed,
-            s.current_healthy,
-            s.desired_healthy,
-            s.expected_pods,
-            s.disrupted_pods.map_or(0, |d| d.len())
-        ),
-        None => "no status".to_owned(),
-    }
-}
-
-/// POST a policy/v1 Eviction (kube-rs 5's `evict` sends a body without
-/// apiVersion/kind, which this API server does not treat as a policy/v1
-/// Eviction). A refusal carries the HTTP status and the causes.
-async fn evict(cx: &LiveContext<'_>, pod: &str) -> Result<(), EvictionError> {
-    let body =
-        json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": cx.namespace()}});
-    let request = http::Request::post(format!("/api/v1/namespaces/{}/pods/{pod}/eviction", cx.namespace()))
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(serde_json::to_vec(&body).unwrap_or_default())
-        .map_err(|e| EvictionError::Request(pod.to_owned(), e))?;
-    match cx.client.request_text(request).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) => {
-            // The causes name the budget that refused (type DisruptionBudget).
-            let causes: Vec<String> = status
-                .details
-                .iter()
-                .flat_map(|d| d.causes.iter())
-                .map(|c| format!("[{}] {}", c.reason, c.message))
-                .collect();
-            let message = format!("{} {}", status.message, causes.join(" ")).trim().to_owned();
-            Err(EvictionError::Refused { pod: pod.to_owned(), code: status.code, message })
-        }
-        Err(source) => Err(EvictionError::Send { pod: pod.to_owned(), source }),
-    }
-}
-
-/// A refusal by the documented budget: 429 with a DisruptionBudget cause
-/// naming it. API Priority and Fairness also answers 429 ("too many
-/// requests"), which proves nothing about the PDB.
-fn refused_by_budget(code: u16, message: &str, pdb: &str) -> bool {
-    code == 429 && message.contains("[DisruptionBudget]") && message.contains(&format!("disruption budget {pdb} "))
-}
-
-/// Drains `node` as `kubectl drain` does: evicts every app pod on it,
-/// retrying while the budget refuses (429), until none is left. Returns
-/// (evicted, refusals).
-pub(crate) async fn empty_node(cx: &LiveContext<'_>, node: &str) -> Result<(usize, usize), WaitError> {
-    let refused_on_node = Arc::new(AtomicUsize::new(0));
-    let evicted_on_node = Arc::new(AtomicUsize::new(0));
-    until(&format!("every app pod on {node} evicted"), cx.timeouts.drain, || {
-        let (refused, evicted) = (refused_on_node.clone(), evicted_on_node.clone());
-        async move {
-            let pods = match app_pods(cx).await {
-                Ok(p) => p,
-                Err(e) => return Poll::failed(chain(&e), &e),
-            };
-            let on_node: Vec<String> = pods
-                .iter()
-                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
-                .filter_map(|p| p.metadata.name.clone())
-                .collect();
-            if on_node.is_empty() {
-                return Poll::Done(());
-            }
-            for pod in &on_node {
-                match evict(cx, pod).await {
-                    Ok(()) => {
-                        evicted.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(EvictionError::Refused { code: 429, .. }) => {
-                        refused.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(e) => return Poll::failed(chain(&e), &e),
-                }
-            }
-            Poll::Pending(format!("{} app pods left on {node}", on_node.len()))
-        }
-    })
-    .await?;
-    Ok((evicted_on_node.load(Ordering::SeqCst), refused_on_node.load(Ordering::SeqCst)))
-}
-
-/// Waits until no app pod is on `node` and `want` are Ready elsewhere.
-pub(crate) async fn replaced_elsewhere(cx: &LiveContext<'_>, node: &str, want: usize) -> Result<(), WaitError> {
-    until(&format!("node {node} drained and {want} replicas Ready elsewhere"), cx.timeouts.drain, || async {
-        match app_pods(cx).await {
-            Ok(pods) => {
-                let on_node =
-                    pods.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)).count();
-                let ready = pods.iter().filter(|p| is_ready(p)).count();
-                if on_node == 0 && ready >= want {
-                    Poll::Done(())
-                } else {
-                    Poll::Pending(format!("{on_node} app pods on {node}, {ready} Ready"))
-                }
-            }
-            Err(e) => Poll::failed(chain(&e), &e),
-        }
-    })
-    .await
-}
+use crate::actions::node_drain::{
+    EvictionError, cordon, empty_node, evict, pdb_status, refused_by_budget, replaced_elsewhere,
+};
+use crate::app_pods::{app_pods, is_ready, selector};
+use crate::context::LiveContext;
+use crate::traffic::ready_sampler::{ReadySampler, lowest};
 
 pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
     let object = format!("PodDisruptionBudget {}/{}", cx.namespace(), cx.governance.pdb.name);
@@ -248,19 +107,5 @@ pub(crate) async fn pdb_during_drain(cx: &LiveContext<'_>, r: &mut Recorder) {
     );
     if let Err(e) = uncordoned {
         r.record(&object, "uncordon", "node schedulable again", chain(&e), false);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::refused_by_budget;
-
-    #[test]
-    fn only_the_named_budget_refusing_counts() {
-        let by_budget = "Cannot evict pod as it would violate the pod's disruption budget. [DisruptionBudget] The disruption budget cbam-api-pdb needs 2 healthy pods and has 2 currently";
-        assert!(refused_by_budget(429, by_budget, "cbam-api-pdb"));
-        assert!(!refused_by_budget(429, by_budget, "other-pdb"));
-        assert!(!refused_by_budget(429, "Too many requests, please try again later.", "cbam-api-pdb"));
-        assert!(!refused_by_budget(500, by_budget, "cbam-api-pdb"));
     }
 }

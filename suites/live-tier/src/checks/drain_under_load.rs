@@ -3,12 +3,13 @@
 //! PDB refuses), wait for the replacements Ready elsewhere, uncordon. No
 //! request may fail; the PDB's minAvailable stays Ready throughout.
 
-use crate::cli::chain;
-use crate::live::context::LiveContext;
-use crate::live::drain::{cordon, empty_node, replaced_elsewhere};
-use crate::live::under_load::{Session, judge, write_evidence};
-use crate::live::workload::{app_pods, is_ready};
-use crate::outcome::Recorder;
+use crate::actions::node_drain::{cordon, empty_node, replaced_elsewhere};
+use crate::app_pods::{app_pods, is_ready};
+use crate::context::LiveContext;
+use crate::judges::disruption::judge;
+use crate::traffic::under_load::{Session, write_evidence};
+use cbam_error_chain::render as chain;
+use cbam_model::outcome::Recorder;
 
 pub(crate) async fn drain_under_load(cx: &LiveContext<'_>, r: &mut Recorder) {
     let object = cx.deployment_label();

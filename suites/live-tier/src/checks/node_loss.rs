@@ -9,20 +9,22 @@
 
 use std::time::{Duration, Instant};
 
-use cbam_cluster::docker::docker;
-use cbam_cluster::wait::{Poll, until};
+use cbam_cluster::docker::{DockerError, docker};
+use cbam_cluster::wait::{Poll, WaitError, until};
 use cbam_prober::runs::{RunOutcome, RunTally};
 use cbam_prober::summary::Summary;
 use cbam_prober::{Kind, Record};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::Api;
 
-use crate::cli::chain;
-use crate::live::context::LiveContext;
-use crate::live::under_load::{Evidence, Session, write_evidence};
-use crate::live::workload::{app_pods, is_ready};
-use crate::live::{autoscaling, prober_pod};
-use crate::outcome::Recorder;
+use crate::actions::hpa_rest;
+use crate::app_pods::{WorkloadError, app_pods, is_ready};
+use crate::context::LiveContext;
+use crate::judges::disruption::Evidence;
+use crate::traffic::prober_pod;
+use crate::traffic::under_load::{Session, write_evidence};
+use cbam_error_chain::render as chain;
+use cbam_model::outcome::Recorder;
 
 fn node_of(pod: &Pod) -> Option<&str> {
     pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
@@ -38,8 +40,20 @@ async fn node_ready(cx: &LiveContext<'_>, node: &str) -> Option<bool> {
 /// The agent to kill: one hosting a Ready app pod and not the prober pod
 /// (whose records would die with it); never the first node, the server that
 /// runs the control plane.
-async fn victim(cx: &LiveContext<'_>, nodes: &[(String, String)]) -> Result<(String, String), String> {
-    let pods = app_pods(cx).await.map_err(|e| chain(&e))?;
+#[derive(Debug, thiserror::Error)]
+enum NodeLossError {
+    #[error("list the app pods")]
+    Pods(#[source] WorkloadError),
+    #[error("find an agent hosting a Ready app pod without the prober (prober on {0:?})")]
+    NoVictim(Option<String>),
+    #[error("start the node's container again")]
+    Start(#[source] DockerError),
+    #[error(transparent)]
+    Wait(#[from] WaitError),
+}
+
+async fn victim(cx: &LiveContext<'_>, nodes: &[(String, String)]) -> Result<(String, String), NodeLossError> {
+    let pods = app_pods(cx).await.map_err(NodeLossError::Pods)?;
     let prober: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
     let prober_node = prober.get(prober_pod::POD).await.ok().and_then(|p| node_of(&p).map(str::to_owned));
     nodes
@@ -50,7 +64,7 @@ async fn victim(cx: &LiveContext<'_>, nodes: &[(String, String)]) -> Result<(Str
                 && pods.iter().any(|p| is_ready(p) && node_of(p) == Some(name.as_str()))
         })
         .cloned()
-        .ok_or_else(|| format!("no agent hosts a Ready app pod without the prober (prober on {prober_node:?})"))
+        .ok_or(NodeLossError::NoVictim(prober_node))
 }
 
 /// Of `records`' failures after `after_ms`, how many reused the source port
@@ -95,7 +109,7 @@ pub(crate) async fn node_loss(cx: &LiveContext<'_>, r: &mut Recorder) {
     // full nightly once killed a node beside them, and a pod there went
     // over its fitted 128Mi memory limit (OOMKilled).
     let min = cx.governance.hpa.min_replicas;
-    let rest = autoscaling::at_rest(cx, autoscaling::rest_after_scenarios(cx), false).await;
+    let rest = hpa_rest::at_rest(cx, hpa_rest::rest_after_scenarios(cx), false).await;
     r.record(
         &object,
         "at rest before the kill",
@@ -111,7 +125,7 @@ pub(crate) async fn node_loss(cx: &LiveContext<'_>, r: &mut Recorder) {
         Ok(v) => v,
         Err(e) => {
             session.finish(cx).await;
-            return r.record(&object, "node loss", "an agent hosting an app pod", e, false);
+            return r.record(&object, "node loss", "an agent hosting an app pod", chain(&e), false);
         }
     };
     // The kill ends the processes of the app pods on that node on purpose:
@@ -166,7 +180,7 @@ pub(crate) async fn node_loss(cx: &LiveContext<'_>, r: &mut Recorder) {
     let started_at = Instant::now();
     let restarted = docker(&["start", &container]).await;
     let back = match restarted {
-        Err(e) => Err(chain(&e)),
+        Err(e) => Err(NodeLossError::Start(e)),
         Ok(_) => until(&format!("node {node} Ready again"), bound, || async {
             match node_ready(cx, &node).await {
                 Some(true) => Poll::Done(started_at.elapsed()),
@@ -174,26 +188,19 @@ pub(crate) async fn node_loss(cx: &LiveContext<'_>, r: &mut Recorder) {
             }
         })
         .await
-        .map_err(|e| e.to_string()),
+        .map_err(NodeLossError::Wait),
     };
     if let Ok(after) = &back {
         session.mark(format!("{node} Ready ({:.0} s)", after.as_secs_f64()));
     }
     session.settle().await;
     let ev = session.finish(cx).await;
-    judge(
-        r,
-        &object,
-        &node,
-        &ev,
-        (not_ready.map_err(|e| e.to_string()), replaced.map_err(|e| e.to_string()), back),
-        cx,
-    );
+    judge(r, &object, &node, &ev, (not_ready, replaced, back), cx);
     let title = format!("{}: {node} killed under load", cx.env);
     r.section(write_evidence(cx.report_dir, &format!("{}-node-loss", cx.env), &title, &ev));
 }
 
-type Waited = (Result<Duration, String>, Result<Duration, String>, Result<Duration, String>);
+type Waited = (Result<Duration, WaitError>, Result<Duration, WaitError>, Result<Duration, NodeLossError>);
 
 fn judge(r: &mut Recorder, object: &str, node: &str, ev: &Evidence, waited: Waited, cx: &LiveContext<'_>) {
     let budget = cx.disruption.budgets.node_loss;
@@ -203,7 +210,7 @@ fn judge(r: &mut Recorder, object: &str, node: &str, ev: &Evidence, waited: Wait
         object,
         &format!("{node} marked NotReady after its kill"),
         "NotReady",
-        not_ready.as_ref().map_or_else(Clone::clone, |d| format!("after {}", secs(d))),
+        not_ready.as_ref().map_or_else(|e| chain(e), |d| format!("after {}", secs(d))),
         not_ready.is_ok(),
     );
     let killed_ms = ev.phases.iter().find(|(_, label)| label.starts_with("kill ")).map_or(0.0, |(at, _)| *at);
@@ -243,14 +250,14 @@ fn judge(r: &mut Recorder, object: &str, node: &str, ev: &Evidence, waited: Wait
         object,
         &format!("the lost pods replaced and Ready off {node}"),
         format!("within {} s of the kill", budget.replaced_seconds),
-        replaced.as_ref().map_or_else(Clone::clone, |d| format!("after {}", secs(d))),
+        replaced.as_ref().map_or_else(|e| chain(e), |d| format!("after {}", secs(d))),
         replaced.as_ref().is_ok_and(|d| d.as_secs() <= budget.replaced_seconds),
     );
     r.record(
         object,
         &format!("{node} Ready again once started"),
         format!("within {} s", budget.node_ready_seconds),
-        back.as_ref().map_or_else(Clone::clone, |d| format!("after {}", secs(d))),
+        back.as_ref().map_or_else(|e| chain(e), |d| format!("after {}", secs(d))),
         back.as_ref().is_ok_and(|d| d.as_secs() <= budget.node_ready_seconds),
     );
     let min = usize::try_from(cx.governance.pdb.min_available).unwrap_or(0);

@@ -9,10 +9,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ObjectMeta, PostParams};
 use serde_json::{Value, json};
 
-use crate::cli::chain;
-use crate::live::context::LiveContext;
-use crate::live::workload::{app_pods, is_ready};
-use crate::outcome::Recorder;
+use crate::app_pods::{app_pods, is_ready};
+use crate::context::LiveContext;
+use cbam_error_chain::render as chain;
+use cbam_model::outcome::Recorder;
 
 /// A violation: what it breaks, and how, on the pod's JSON.
 type Violation = (&'static str, fn(&mut Value));

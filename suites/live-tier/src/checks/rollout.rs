@@ -5,8 +5,8 @@ use cbam_cluster::wait::{Poll, until};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
 
-use crate::live::context::LiveContext;
-use crate::outcome::Recorder;
+use crate::context::LiveContext;
+use cbam_model::outcome::Recorder;
 
 pub(crate) async fn rollout(cx: &LiveContext<'_>, r: &mut Recorder) {
     let want = cx.replicas_at_rest();

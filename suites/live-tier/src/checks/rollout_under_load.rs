@@ -11,12 +11,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use crate::cli::chain;
-use crate::live::apply::apply;
-use crate::live::context::LiveContext;
-use crate::live::under_load::{Session, judge, write_evidence};
-use crate::manifest::Object;
-use crate::outcome::Recorder;
+use crate::apply::apply;
+use crate::context::LiveContext;
+use crate::judges::disruption::judge;
+use crate::traffic::under_load::{Session, write_evidence};
+use cbam_error_chain::render as chain;
+use cbam_model::manifest::Object;
+use cbam_model::outcome::Recorder;
 
 /// The annotation `kubectl rollout restart` sets: a new pod template.
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -27,9 +28,10 @@ fn marker() -> String {
     format!("cbam-conformance-{secs}")
 }
 
-/// Whether the Deployment's rollout is complete: the controller saw the
-/// latest template, every replica runs it and is available, no old pod left.
-fn complete(d: &Deployment) -> Result<(), String> {
+/// What the Deployment's rollout still waits for; None once complete: the
+/// controller saw the latest template, every replica runs it and is
+/// available, no old pod left.
+fn still_rolling(d: &Deployment) -> Option<String> {
     let generation = d.metadata.generation.unwrap_or(0);
     let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let s = d.status.clone().unwrap_or_default();
@@ -39,13 +41,10 @@ fn complete(d: &Deployment) -> Result<(), String> {
         s.replicas.unwrap_or(0),
         s.available_replicas.unwrap_or(0),
     );
-    if observed >= generation && updated == want && total == want && available == want {
-        Ok(())
-    } else {
-        Err(format!(
-            "generation {observed}/{generation}, {updated} updated, {total} total, {available} available of {want}"
-        ))
-    }
+    let done = observed >= generation && updated == want && total == want && available == want;
+    (!done).then(|| {
+        format!("generation {observed}/{generation}, {updated} updated, {total} total, {available} available of {want}")
+    })
 }
 
 pub(crate) async fn rollout_under_load(cx: &LiveContext<'_>, r: &mut Recorder) {
@@ -57,7 +56,7 @@ pub(crate) async fn rollout_under_load(cx: &LiveContext<'_>, r: &mut Recorder) {
     let wait = || async {
         until(&format!("{object}: rollout complete"), cx.timeouts.rollout, || async {
             match api.get(name).await {
-                Ok(d) => complete(&d).map_or_else(Poll::Pending, Poll::Done),
+                Ok(d) => still_rolling(&d).map_or(Poll::Done(()), Poll::Pending),
                 Err(e) => Poll::failed(e.to_string(), &e),
             }
         })
@@ -115,7 +114,7 @@ pub(crate) async fn rollout_under_load(cx: &LiveContext<'_>, r: &mut Recorder) {
 
 #[cfg(test)]
 mod tests {
-    use super::complete;
+    use super::still_rolling;
     use k8s_openapi::api::apps::v1::Deployment;
 
     fn deployment(
@@ -137,9 +136,9 @@ mod tests {
 
     #[test]
     fn complete_only_when_every_replica_runs_the_new_template() {
-        assert!(complete(&deployment(2, 2, 3, 3, 3, 3)).is_ok());
-        assert!(complete(&deployment(2, 1, 3, 3, 3, 3)).is_err(), "the controller has not seen the change");
-        assert!(complete(&deployment(2, 2, 3, 3, 4, 3)).is_err(), "an old pod is still there");
-        assert!(complete(&deployment(2, 2, 3, 2, 3, 3)).is_err());
+        assert!(still_rolling(&deployment(2, 2, 3, 3, 3, 3)).is_none());
+        assert!(still_rolling(&deployment(2, 1, 3, 3, 3, 3)).is_some(), "the controller has not seen the change");
+        assert!(still_rolling(&deployment(2, 2, 3, 3, 4, 3)).is_some(), "an old pod is still there");
+        assert!(still_rolling(&deployment(2, 2, 3, 2, 3, 3)).is_some());
     }
 }

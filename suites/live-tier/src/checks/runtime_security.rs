@@ -1,18 +1,18 @@
 //! `live-runtime-security`: the security context as the kernel enforces it
 //! on the running app process, not as the manifests ask for it. For each
-//! app pod a tool container in the app's PID namespace (live/tool_container.rs)
+//! app pod a tool container in the app's PID namespace (actions/tool_container.rs)
 //! prints the app's /proc/1/status and /proc/1/mounts; the identity,
 //! capabilities, no_new_privs, seccomp mode and mounts read there are
 //! compared with fixtures/workload.yaml's `security`, one fact each.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::cli::chain;
-use crate::fixtures::Security;
-use crate::live::context::LiveContext;
-use crate::live::tool_container;
-use crate::live::workload::{app_pods, is_ready};
-use crate::outcome::Recorder;
+use crate::actions::tool_container;
+use crate::app_pods::{app_pods, is_ready};
+use crate::context::LiveContext;
+use cbam_error_chain::render as chain;
+use cbam_model::fixtures::Security;
+use cbam_model::outcome::Recorder;
 
 /// Separates the two files in the tool's output.
 const MOUNTS_MARK: &str = "--- /proc/1/mounts ---";

@@ -1,7 +1,7 @@
 //! A pod made unready leaves the Service's endpoints, and comes back once
 //! Ready again. The pod is made unready the way a process is: an ephemeral
 //! container (the cluster's tool image, in the app's PID namespace, as the
-//! documented user: live/tool_container.rs) sends SIGTERM to the app, which
+//! documented user: actions/tool_container.rs) sends SIGTERM to the app, which
 //! answers `/health/ready` with 503 while it drains and then exits; the
 //! kubelet restarts it in the same pod.
 //! The pod is never deleted, so only its readiness can move its endpoint.
@@ -11,11 +11,11 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
 
-use crate::cli::chain;
-use crate::live::context::LiveContext;
-use crate::live::tool_container;
-use crate::live::workload::{app_pods, is_ready};
-use crate::outcome::Recorder;
+use crate::actions::tool_container;
+use crate::app_pods::{app_pods, is_ready};
+use crate::context::LiveContext;
+use cbam_error_chain::render as chain;
+use cbam_model::outcome::Recorder;
 
 #[derive(Debug, thiserror::Error)]
 enum UnreadyError {

@@ -2,72 +2,13 @@
 //! are Ready, every pod answers its probes and exposes the pipeline metric.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
-use crate::cli::chain;
-use crate::live::context::LiveContext;
-use crate::outcome::Recorder;
+use cbam_error_chain::render as chain;
+use cbam_model::outcome::Recorder;
 
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum WorkloadError {
-    #[error("read {0}")]
-    Deployment(String, #[source] kube::Error),
-    #[error("list the pods of {0}")]
-    Pods(String, #[source] kube::Error),
-    #[error("build the request for GET {0}")]
-    Request(String, #[source] http::Error),
-    #[error("GET {path} from pod {pod}: HTTP {status}")]
-    Status { pod: String, path: String, status: u16 },
-    #[error("GET {path} from pod {pod}")]
-    Proxy {
-        pod: String,
-        path: String,
-        #[source]
-        source: kube::Error,
-    },
-}
-
-/// The Deployment's own label selector, as `k=v,k=v`.
-pub(crate) async fn selector(cx: &LiveContext<'_>) -> Result<String, WorkloadError> {
-    let deployments: Api<Deployment> = Api::namespaced(cx.client.clone(), cx.namespace());
-    let deployment = deployments
-        .get(&cx.workload.deployment)
-        .await
-        .map_err(|e| WorkloadError::Deployment(cx.deployment_label(), e))?;
-    let labels = deployment.spec.and_then(|s| s.selector.match_labels).unwrap_or_default();
-    Ok(labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
-}
-
-/// The Deployment's pods that are not terminating, by its own selector.
-pub(crate) async fn app_pods(cx: &LiveContext<'_>) -> Result<Vec<Pod>, WorkloadError> {
-    Ok(app_pods_with_terminating(cx).await?.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect())
-}
-
-/// Every pod of the Deployment's selector, those shutting down included
-/// (a pod with a deletion timestamp still answers until its process exits).
-pub(crate) async fn app_pods_with_terminating(cx: &LiveContext<'_>) -> Result<Vec<Pod>, WorkloadError> {
-    let selector = selector(cx).await?;
-    let pods: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
-    let list = pods
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|e| WorkloadError::Pods(cx.deployment_label(), e))?;
-    Ok(list.items)
-}
-
-/// A pod whose containers are done for good (an eviction by the kubelet
-/// leaves it Failed): it answers nothing and no controller waits on it.
-pub(crate) fn has_ended(pod: &Pod) -> bool {
-    pod.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|p| matches!(p, "Succeeded" | "Failed"))
-}
-
-pub(crate) fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
+use crate::app_pods::{app_pods, is_ready, pod_get};
+use crate::context::LiveContext;
 
 pub(crate) async fn inventory(cx: &LiveContext<'_>, r: &mut Recorder) {
     let mut wanted: Vec<(String, String)> =
@@ -180,18 +121,6 @@ async fn hpa_replicas(cx: &LiveContext<'_>) -> String {
         Some(s) => format!(" (HPA current {}, desired {})", s.current_replicas.unwrap_or(0), s.desired_replicas),
         None => " (HPA status unknown)".to_owned(),
     }
-}
-
-/// GET through the API server's pod proxy (works on any cluster, no port-forward).
-pub(crate) async fn pod_get(cx: &LiveContext<'_>, pod: &str, port: i32, path: &str) -> Result<String, WorkloadError> {
-    let uri = format!("/api/v1/namespaces/{}/pods/{pod}:{port}/proxy{path}", cx.namespace());
-    let request = http::Request::get(uri).body(Vec::new()).map_err(|e| WorkloadError::Request(path.to_owned(), e))?;
-    cx.client.request_text(request).await.map_err(|e| match e {
-        kube::Error::Api(status) => {
-            WorkloadError::Status { pod: pod.to_owned(), path: path.to_owned(), status: status.code }
-        }
-        source => WorkloadError::Proxy { pod: pod.to_owned(), path: path.to_owned(), source },
-    })
 }
 
 pub(crate) async fn probes(cx: &LiveContext<'_>, r: &mut Recorder) {

@@ -5,8 +5,8 @@
 use k8s_openapi::api::autoscaling::v2::{HPAScalingRules, HorizontalPodAutoscaler, MetricSpec, MetricStatus};
 use serde::Serialize;
 
-use crate::fixtures::{Hpa, ScalingRules};
-use crate::quantity::Quantity;
+use cbam_model::fixtures::{Hpa, ScalingRules};
+use cbam_model::quantity::Quantity;
 
 /// What one metric of the HPA currently proposes.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -227,7 +227,7 @@ status:
     #[test]
     fn names_each_difference_from_the_documented_hpa() {
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
-        let documented = crate::fixtures::Expectations::load(&fixtures, &[]).expect("fixtures").governance.hpa;
+        let documented = cbam_model::fixtures::Expectations::load(&fixtures, &[]).expect("fixtures").governance.hpa;
         let found = differences(&hpa(SPEC), &documented);
         assert_eq!(found.len(), 4, "{found:?}");
         assert!(found[0].starts_with("metric `resource/memory target 80` missing"), "{found:?}");

@@ -5,8 +5,8 @@
 //! documented policies, and reach minReplicas by the time the window plus
 //! one period per replica has passed after that.
 
-use crate::fixtures::{PolicyType, ScalingRules, SelectPolicy};
-use crate::live::scaling_timeline::{self, Sample, Verdict};
+use crate::judges::scaling_timeline::{self, Sample, Verdict};
+use cbam_model::fixtures::{PolicyType, ScalingRules, SelectPolicy};
 
 #[derive(Debug, Clone)]
 pub(crate) struct DownClaim {
@@ -123,8 +123,8 @@ pub(crate) fn judge(claim: &DownClaim, samples: &[Sample], now: f64) -> Verdict 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::ScalingPolicy;
-    use crate::live::scaling_timeline::Demand;
+    use crate::judges::scaling_timeline::Demand;
+    use cbam_model::fixtures::ScalingPolicy;
 
     fn documented() -> DownClaim {
         DownClaim {

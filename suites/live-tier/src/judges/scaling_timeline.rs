@@ -14,7 +14,7 @@
 
 use serde::Serialize;
 
-use crate::fixtures::{PolicyType, ScalingRules, SelectPolicy, Step};
+use cbam_model::fixtures::{PolicyType, ScalingRules, SelectPolicy, Step};
 
 /// What the scenario's metric asks for, as the HPA reported it in the same
 /// status as `desired` (one sync of the controller).
@@ -306,7 +306,7 @@ pub(crate) fn markdown(rows: &[StepRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::ScalingPolicy;
+    use cbam_model::fixtures::ScalingPolicy;
 
     fn claim(policies: Vec<(PolicyType, i32)>) -> Claim {
         Claim {

@@ -9,7 +9,7 @@ use std::fmt::Write;
 use cbam_prober::summary::per_second;
 use cbam_prober::{Kind, Record};
 
-use crate::live::under_load::Evidence;
+use crate::judges::disruption::Evidence;
 
 const WIDTH: f64 = 720.0;
 const PANEL: f64 = 160.0;

@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use crate::fixtures::Step;
-use crate::live::scaling_timeline::Sample;
+use crate::judges::scaling_timeline::Sample;
+use cbam_model::fixtures::Step;
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 320.0;

@@ -9,8 +9,8 @@ use cbam_cluster::existing::{ExistingCluster, ExistingOptions};
 use cbam_cluster::timeouts::Timeouts;
 use kube::Client;
 
-use crate::live::journal::{self, Journal};
-use crate::live::run::LiveError;
+use crate::journal::{self, Journal};
+use crate::run::error::LiveError;
 
 /// Ctrl-C, or SIGTERM (a CI runner cancelling the job).
 pub(crate) async fn interrupted() {

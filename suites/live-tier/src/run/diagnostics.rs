@@ -11,8 +11,8 @@ use kube::Client;
 use kube::api::{Api, ListParams, LogParams};
 use serde_json::json;
 
-use crate::cli::chain;
-use crate::report::write_atomic;
+use cbam_error_chain::render as chain;
+use cbam_model::evidence_file::write_atomic;
 
 /// The nodes' own logs (`kind export logs` on kind, each kit node's
 /// /var/log/cbam) under DIR/nodes; one line if they could not be copied.

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 
-use crate::manifest::Object;
-use crate::quantity::Quantity;
+use cbam_model::manifest::Object;
+use cbam_model::quantity::Quantity;
 
 const SCALED: [&str; 2] = ["cpu", "memory"];
 
@@ -93,7 +93,7 @@ pub(crate) fn auto_factor(peak_pods: u32, pod_cpu: f64, pod_memory: f64, node_cp
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::parse;
+    use cbam_model::manifest::parse;
 
     #[test]
     fn production_on_two_cores_is_scaled_by_sixteen() {

@@ -3,185 +3,33 @@
 //! image loaded, every environment's phases (`phases.rs`), and the cluster
 //! down or left as found on every exit path (`cleanup.rs`).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
-use cbam_cluster::cluster::Cluster;
-use cbam_cluster::docker::{self, DockerError};
-use cbam_cluster::existing::{ExistingCluster, ExistingError, ExistingOptions};
-use cbam_cluster::kind::{KindCluster, KindError, KindOptions};
-use cbam_cluster::kit::{self, KitError};
-use cbam_cluster::provider::{ClusterError, KitCluster, KitOptions, registry_beside, reuse_name};
-use cbam_cluster::readiness::GateError;
+use cbam_cluster::docker::{self};
+use cbam_cluster::existing::{ExistingCluster, ExistingOptions};
+use cbam_cluster::kind::{KindCluster, KindOptions};
+use cbam_cluster::kit::{self};
+use cbam_cluster::provider::{KitCluster, KitOptions, registry_beside, reuse_name};
 use cbam_cluster::timeouts::Timeouts;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use kube::Client;
 use kube::api::Api;
 
-use crate::live::apply::ApplyError;
-use crate::live::autoscaling::Profile;
-use crate::live::cleanup::{finally, interrupted, replayed_journal};
-use crate::live::diagnostics;
-use crate::live::journal::{Journal, JournalError};
-use crate::live::phases::{Env, environment, timed};
-use crate::live::run_ca::RunCaError;
-use crate::outcome::Outcome;
-use crate::static_tier::StaticRun;
+use cbam_model::run::{LiveRun, StaticRun};
 
-#[derive(Debug, thiserror::Error)]
-pub enum LiveError {
-    #[error("reach a Docker engine (run `just engine`, ci/engine.sh)")]
-    NoEngine,
-    #[error(transparent)]
-    Kit(#[from] KitError),
-    #[error("find the kit's node image {0} in Docker (run `just kit`)")]
-    NodeImageMissing(String),
-    #[error("read {0}, the application image or the registry serving it (run `just image`, or pass --app-image)")]
-    AppImageMissing(PathBuf),
-    #[error("read {0}, the prober the zero-downtime checks run in the cluster (run `just image`, or pass --prober)")]
-    ProberMissing(PathBuf),
-    #[error("bring the cluster up")]
-    Cluster(#[source] Box<ClusterError>),
-    #[error("bring the kind cluster up")]
-    Kind(#[source] Box<KindError>),
-    #[error("pass the readiness gate")]
-    Gate(#[source] GateError),
-    #[error("serve the application image to the nodes")]
-    Image(#[source] DockerError),
-    #[error(transparent)]
-    Tls(#[from] RunCaError),
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
-    #[error("read the cluster: {0}")]
-    Read(String),
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    #[error("undo what an earlier, interrupted run changed on this cluster: {0} (fix that, then `--cleanup-only`)")]
-    Leftovers(String),
-    #[error(transparent)]
-    Existing(#[from] ExistingError),
-    #[error(
-        "use namespace {0} on the existing cluster: it already exists (the harness only runs in namespaces it creates, and removes them; use a dedicated cluster or delete it)"
-    )]
-    NamespaceExists(String),
-    #[error("finish: interrupted (Ctrl-C or SIGTERM); {0}")]
-    Interrupted(String),
-}
+use crate::journal::Journal;
+use crate::run::cleanup::{finally, interrupted, replayed_journal};
+use crate::run::error::LiveError;
+use crate::run::phases::{Env, environment, timed};
+use crate::run::target::{LiveOptions, Provider, Target};
 
-impl From<KindError> for LiveError {
-    fn from(e: KindError) -> Self {
-        LiveError::Kind(Box::new(e))
-    }
-}
-
-impl From<ClusterError> for LiveError {
-    fn from(e: ClusterError) -> Self {
-        LiveError::Cluster(Box::new(e))
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct LiveOptions {
-    pub app_image: PathBuf,
-    /// The static `cbam-prober` binary (copied into a tool pod).
-    pub prober: PathBuf,
-    /// A previous release to roll out from and back to (`--baseline`).
-    pub baseline: Option<crate::static_tier::Baseline>,
-    /// None: choose the factor from the node's capacity (`--fit auto`).
-    pub fit: Option<u32>,
-    pub agents: usize,
-    pub report_dir: PathBuf,
-    pub profile: Profile,
-    /// Where to run: a kit cluster the harness creates, or an existing one.
-    pub provider: Provider,
-    /// Image with busybox for tool containers; None: the kit's, or
-    /// busybox:1.37 pulled by an existing cluster.
-    pub tool_image: Option<String>,
-    /// Checks not run (`--skip-check`), each reported as not verified.
-    pub skip_checks: Vec<String>,
-    /// Every wait's bound (fixtures/timeouts.yaml, `--timeout` applied).
-    pub timeouts: Timeouts,
-}
-
-#[derive(Debug, Clone)]
-pub enum Provider {
-    /// A kit cluster (1 server + `agents`), created and removed by the run,
-    /// or with `reuse` kept warm and attached to by the next run; of
-    /// `node_image` (k3s's interface), else the kit's.
-    Kit { reuse: bool, node_image: Option<String> },
-    /// A kind cluster (1 control plane + `agents` workers) by the real kind
-    /// CLI on `node_image` (else the kind node image of the kit), created and
-    /// removed by the run.
-    Kind { node_image: Option<String> },
-    /// A cluster from a kubeconfig; left as found.
-    Existing(ExistingOptions),
-}
-
-/// The cluster a run talks to, whoever made it.
-pub struct Target<'c> {
-    pub client: Client,
-    pub http_port: u16,
-    pub https_port: u16,
-    /// The provider: gate, image serving, ownership, nodes it may stop.
-    pub(crate) cluster: &'c dyn Cluster,
-    pub(crate) tool_image: String,
-    /// Wait for each namespace to be gone (not when the cluster goes next).
-    pub(crate) wait_cleanup: bool,
-    /// The ingress controller's image when the run knows which one it
-    /// reaches (the port-forwarded pod of an existing cluster).
-    pub(crate) controller: Option<String>,
-    /// Every change the run makes to the cluster, to undo.
-    pub(crate) journal: &'c Journal,
-}
-
-impl std::fmt::Debug for Target<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target")
-            .field("https_port", &self.https_port)
-            .field("provider", &self.cluster.provider())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'c> Target<'c> {
-    /// A cluster the harness made (kit or kind): the kit's tool image is in
-    /// its nodes.
-    pub fn owned(cluster: &'c dyn Cluster, journal: &'c Journal) -> Self {
-        Target {
-            client: cluster.client().clone(),
-            http_port: cluster.http_port(),
-            https_port: cluster.https_port(),
-            cluster,
-            tool_image: kit::TOOL_IMAGE.to_owned(),
-            wait_cleanup: true,
-            controller: None,
-            journal,
-        }
-    }
-
-    fn existing(cluster: &'c ExistingCluster, journal: &'c Journal) -> Self {
-        Target {
-            // Pulled by the cluster itself (the harness reaches no registry).
-            tool_image: "docker.io/library/busybox:1.37".to_owned(),
-            controller: Some(cluster.ingress_image.clone()),
-            ..Target::owned(cluster, journal)
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct LiveRun {
-    pub outcomes: Vec<Outcome>,
-    /// (phase, seconds)
-    pub timings: Vec<(String, f64)>,
-    /// Facts the report states (scale factor, versions, TLS issuer note).
-    pub notes: Vec<String>,
-    /// Markdown sections for the report (autoscaling step tables).
-    pub sections: Vec<String>,
-    /// What the run could not undo on the cluster (a namespace still
-    /// terminating): reported beside the verdict, kept in the journal.
-    pub cleanup: Vec<String>,
-}
+pub mod cleanup;
+pub(crate) mod diagnostics;
+pub mod error;
+pub(crate) mod fit;
+pub(crate) mod phases;
+pub(crate) mod run_ca;
+pub mod target;
 
 /// The ingress controller's image: the kit's and k3s' Traefik, or
 /// ingress-nginx's controller (what `--cluster existing` autodetects).
@@ -323,7 +171,7 @@ async fn run_kind(static_run: &StaticRun, opts: &LiveOptions, image: String) -> 
             // An interrupted create: kind deletes what it made only on failure.
             let removed = match cbam_cluster::kind::delete_cluster(&kind_opts.name).await {
                 Ok(()) => "the kind cluster being created is removed".to_owned(),
-                Err(e) => format!("the kind cluster being created could not be removed: {}", cbam_cluster::error_chain::render(&e)),
+                Err(e) => format!("the kind cluster being created could not be removed: {}", cbam_error_chain::render(&e)),
             };
             return Err(LiveError::Interrupted(removed));
         }

@@ -11,20 +11,25 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams};
 use serde_json::json;
 
-use crate::cli::chain;
-use crate::fixtures::{Environment, Replicas};
-use crate::live::apply::apply;
-use crate::live::context::LiveContext;
-use crate::live::journal::{self, Undo};
-use crate::live::rate_bucket::IngressLog;
-use crate::live::restarts::RestartLog;
-use crate::live::run::{LiveError, LiveOptions, LiveRun, Target};
-use crate::live::{LIVE_CHECKS, Profile, Role, Scope};
-use crate::live::{diagnostics, edge, fit, run_ca};
-use crate::manifest::Object;
-use crate::outcome::{Recorder, Status};
-use crate::quantity::Quantity;
-use crate::static_tier::{EnvResult, StaticRun};
+use crate::apply::apply;
+use crate::catalog::{Role, Scope};
+use crate::checks::LIVE_CHECKS;
+use crate::context::LiveContext;
+use crate::journal::{self, Undo};
+use crate::judges::rate_bucket::IngressLog;
+use crate::judges::restart_log::RestartLog;
+use crate::run::error::LiveError;
+use crate::run::target::{LiveOptions, Target};
+use crate::run::{diagnostics, fit, run_ca};
+use crate::traffic::https as edge;
+use cbam_error_chain::render as chain;
+use cbam_model::fixtures::{Environment, Replicas};
+use cbam_model::manifest::Object;
+use cbam_model::outcome::{Recorder, Status};
+use cbam_model::profile::Profile;
+use cbam_model::quantity::Quantity;
+use cbam_model::run::LiveRun;
+use cbam_model::run::{EnvResult, StaticRun};
 
 pub(crate) fn timed(timings: &mut Vec<(String, f64)>, phase: String, since: Instant) {
     timings.push((phase, since.elapsed().as_secs_f64()));
@@ -178,7 +183,7 @@ pub(crate) async fn environment(
         if check.role == Role::Rollout {
             rolled = r.outcomes.iter().all(|o| o.status == Status::Pass);
         }
-        cx.restarts.sample(&cx).await;
+        crate::app_pods::sample_restarts(&cx).await;
         cx.ingress_log.routing(Instant::now(), edge::routing_version(&cx).await);
         out.outcomes.append(&mut r.outcomes);
         out.sections.append(&mut r.sections);

@@ -15,10 +15,10 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cli::chain;
-use crate::fixtures::Load;
-use crate::live::edge;
-use crate::live::rate_bucket::IngressLog;
+use crate::judges::rate_bucket::IngressLog;
+use crate::traffic::https as edge;
+use cbam_error_chain::render as chain;
+use cbam_model::fixtures::Load;
 
 /// Requests sent and how they were answered.
 #[derive(Debug, Default)]

@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::task::JoinHandle;
 
-use crate::live::context::LiveContext;
+use crate::context::LiveContext;
 
 pub(crate) const POD: &str = "cbam-conformance-prober";
 const DIR: &str = "/probe";

@@ -8,8 +8,8 @@ use kube::api::{Api, ListParams};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::live::context::LiveContext;
-use crate::live::workload::is_ready;
+use crate::app_pods::is_ready;
+use crate::context::LiveContext;
 
 /// How often: four samples in a readiness probe's period (5 s) and more.
 const EVERY: Duration = Duration::from_millis(250);

@@ -13,21 +13,22 @@ use std::time::{Duration, Instant};
 use cbam_prober::runs::RunTally;
 use cbam_prober::schedule::{Plan, run};
 use cbam_prober::summary::Summary;
-use cbam_prober::{Answer, Kind, POD_DRAINING, Record, SERVED_BY, Stream, Usage};
+use cbam_prober::{Answer, Kind, POD_DRAINING, Record, SERVED_BY, Stream};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::cli::chain;
-use crate::fixtures::Budget;
-use crate::live::context::LiveContext;
-use crate::live::disruption_plot;
-use crate::live::edge::{self, EdgeError};
-use crate::live::prober_pod::{self, InCluster, ProberPodError};
-use crate::live::ready_sampler::ReadySampler;
-use crate::live::workload::{WorkloadError, selector};
-use crate::outcome::Recorder;
-use crate::report::write_atomic;
+use cbam_error_chain::render as chain;
+use cbam_model::evidence_file::write_atomic;
+use cbam_model::outcome::Recorder;
+
+use crate::app_pods::{WorkloadError, selector};
+use crate::context::LiveContext;
+use crate::judges::disruption::Evidence;
+use crate::plots::disruption_plot;
+use crate::traffic::https::{self as edge, EdgeError};
+use crate::traffic::prober_pod::{self, InCluster, ProberPodError};
+use crate::traffic::ready_sampler::ReadySampler;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LoadError {
@@ -37,21 +38,6 @@ pub(crate) enum LoadError {
     Ingress(#[from] EdgeError),
     #[error("find the app's pods")]
     Workload(#[from] WorkloadError),
-}
-
-/// What a load session saw, in milliseconds since it started.
-#[derive(Debug, Default)]
-pub(crate) struct Evidence {
-    pub(crate) ingress: Vec<Record>,
-    pub(crate) service: Vec<Record>,
-    /// Pipeline runs to the Service, each answered when it was over.
-    pub(crate) runs: Vec<Record>,
-    pub(crate) ready: Vec<(f64, usize)>,
-    pub(crate) phases: Vec<(f64, String)>,
-    /// What the in-cluster prober said besides its records.
-    pub(crate) said: String,
-    /// What the in-cluster prober cost (its share of the machine).
-    pub(crate) prober_usage: Option<Usage>,
 }
 
 /// Both probers and the sampler, running.
@@ -203,45 +189,6 @@ impl Session {
         prober_pod::remove(cx).await;
         Evidence { ingress, service, runs, ready, phases, said, prober_usage }
     }
-}
-
-/// The facts: each path answered within its budget, Ready replicas held.
-pub(crate) fn judge(r: &mut Recorder, object: &str, what: &str, ev: &Evidence, budget: Budget, min_ready: usize) {
-    let paths = [("through the ingress", &ev.ingress), ("to the Service from a pod", &ev.service)];
-    for (path, records) in paths {
-        let s = Summary::of(records);
-        let extra = if records.is_empty() && !ev.said.is_empty() { format!(" ({})", ev.said) } else { String::new() };
-        r.record(
-            object,
-            &format!("requests {path} during the {what}"),
-            format!("some sent, at most {} failed", budget.failed),
-            format!("{s}{extra}"),
-            s.sent > 0 && s.failed <= budget.failed,
-        );
-        r.record(
-            object,
-            &format!("p99 latency {path} during the {what}"),
-            format!("<= {} ms", budget.p99_ms),
-            s.latency_p99_ms.map_or_else(|| "no request".to_owned(), |p| format!("{p:.0} ms")),
-            s.latency_p99_ms.is_some_and(|p| p <= budget.p99_ms),
-        );
-    }
-    let runs = RunTally::of(&ev.runs);
-    r.record(
-        object,
-        &format!("pipeline runs to the Service during the {what}"),
-        format!("some completed; each completed or refused before starting, at most {} cut", budget.runs_cut),
-        runs.to_string(),
-        runs.completed > 0 && runs.cut <= budget.runs_cut,
-    );
-    let low = ev.ready.iter().map(|(_, n)| *n).min();
-    r.record(
-        object,
-        &format!("Ready replicas during the {what} ({} samples)", ev.ready.len()),
-        format!(">= {min_ready}"),
-        low.map_or_else(|| "no sample".to_owned(), |n| format!("lowest {n}")),
-        low.is_some_and(|n| n >= min_ready),
-    );
 }
 
 /// Writes `disruption/<name>.json` (every request) and `.svg`, and returns

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::context::Context;
-use crate::outcome::{Recorder, shown};
+use cbam_model::outcome::{Recorder, shown};
 
 fn with_data(cx: &Context, r: &mut Recorder, check: impl FnOnce(&BTreeMap<String, String>, &str, &mut Recorder)) {
     let object = cx.label_of("ConfigMap", &cx.workload.config_map);

@@ -3,8 +3,8 @@
 
 use crate::checks::hpa_timeline::describe;
 use crate::context::Context;
-use crate::fixtures::{CorsPolicy, Environment, Governance, Replicas};
-use crate::outcome::{Recorder, shown};
+use cbam_model::fixtures::{CorsPolicy, Environment, Governance, Replicas};
+use cbam_model::outcome::{Recorder, shown};
 
 const DOC: &str = "INFRASTRUCTURE_SUMMARY.md";
 

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::context::Context;
-use crate::environment::Env;
-use crate::manifest::Object;
-use crate::outcome::Recorder;
+use cbam_model::environment::Env;
+use cbam_model::manifest::Object;
+use cbam_model::outcome::Recorder;
 
 /// Every leaf of a rendered object by its dotted path; a list item is
 /// `[NAME]` when it has a `name`, else `[INDEX]`. Empty maps and lists are
@@ -79,7 +79,14 @@ pub(crate) fn env_contract(cx: &Context, r: &mut Recorder) {
     for (env, rendered) in cx.peers.iter().filter(|(env, _)| *env != cx.env) {
         match rendered {
             Ok(objects) => others.push((*env, objects)),
-            Err(reason) => r.skip(&overlay, &format!("compared with {env}"), "its overlay rendered", reason),
+            Err(reason) => {
+                r.skip(
+                    &overlay,
+                    &format!("compared with {env}"),
+                    "its overlay rendered",
+                    cbam_error_chain::render(&**reason),
+                );
+            }
         }
     }
     if others.is_empty() {

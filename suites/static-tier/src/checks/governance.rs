@@ -4,9 +4,9 @@ use k8s_openapi::api::autoscaling::v2::{HPAScalingRules, MetricSpec};
 
 use crate::checks::workload::{compare_quantities, int_or_string};
 use crate::context::Context;
-use crate::fixtures::{PolicyType, ScalingRules, SelectPolicy};
-use crate::outcome::{Recorder, shown};
-use crate::quantity::Quantity;
+use cbam_model::fixtures::{PolicyType, ScalingRules, SelectPolicy};
+use cbam_model::outcome::{Recorder, shown};
+use cbam_model::quantity::Quantity;
 
 fn namespace(cx: &Context, r: &mut Recorder, object: &str, found: Option<&String>) {
     // Governance must land in the environment it governs.

@@ -6,8 +6,8 @@
 use k8s_openapi::api::autoscaling::v2::{HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler};
 
 use crate::context::Context;
-use crate::fixtures::Step;
-use crate::outcome::Recorder;
+use cbam_model::fixtures::Step;
+use cbam_model::outcome::Recorder;
 
 /// kube-controller-manager's --horizontal-pod-autoscaler-sync-period default.
 const SYNC_SECONDS: i64 = 15;

@@ -4,7 +4,7 @@
 use k8s_openapi::api::networking::v1::{HTTPIngressPath, Ingress, IngressBackend};
 
 use crate::context::Context;
-use crate::outcome::{Recorder, shown};
+use cbam_model::outcome::{Recorder, shown};
 
 const ISSUER: &str = "cert-manager.io/cluster-issuer";
 const SSL_REDIRECT: &str = "nginx.ingress.kubernetes.io/ssl-redirect";
@@ -122,18 +122,27 @@ fn path_matches(path_type: &str, path: &str, request: &str) -> Option<bool> {
     }
 }
 
+/// A rule whose matching only the controller knows.
+#[derive(Debug, thiserror::Error)]
+#[error("path {0} is ImplementationSpecific: its matching is the controller's")]
+struct ControllerDecides(String);
+
 /// The path a request to `request` on `host` takes: the longest matching
 /// path of the rules for that host (an `Exact` before a `Prefix` of the same
 /// length), else the default backend. Err names an `ImplementationSpecific`
 /// path that could decide it.
-fn route<'a>(ingress: &'a Ingress, host: &str, request: &str) -> Result<Option<(&'a IngressBackend, String)>, String> {
+fn route<'a>(
+    ingress: &'a Ingress,
+    host: &str,
+    request: &str,
+) -> Result<Option<(&'a IngressBackend, String)>, ControllerDecides> {
     let Some(spec) = ingress.spec.as_ref() else { return Ok(None) };
     let mut best: Option<(&HTTPIngressPath, usize, bool)> = None;
     let rules = spec.rules.iter().flatten().filter(|r| r.host.as_deref().is_none_or(|h| h == host));
     for path in rules.filter_map(|r| r.http.as_ref()).flat_map(|h| h.paths.iter()) {
         let text = path.path.clone().unwrap_or_else(|| "/".to_owned());
         match path_matches(&path.path_type, &text, request) {
-            None => return Err(format!("path {text} is ImplementationSpecific: its matching is the controller's")),
+            None => return Err(ControllerDecides(text)),
             Some(false) => {}
             Some(true) => {
                 let (length, exact) = (text.trim_end_matches('/').len(), path.path_type == "Exact");

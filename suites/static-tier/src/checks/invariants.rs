@@ -7,8 +7,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::checks::app_config::origins;
 use crate::checks::ingress::rule_hosts;
 use crate::context::Context;
-use crate::outcome::{Recorder, shown};
-use crate::quantity::Quantity;
+use cbam_model::outcome::{Recorder, shown};
+use cbam_model::quantity::Quantity;
 
 /// How many pods the workload may run at most: the HPA's maxReplicas where
 /// an HPA governs it, else its fixed replica count (default 1).

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use crate::context::Context;
-use crate::manifest::Object;
-use crate::outcome::Recorder;
+use cbam_model::manifest::Object;
+use cbam_model::outcome::Recorder;
 
 pub(crate) fn inventory(cx: &Context, r: &mut Recorder) {
     let overlay = format!("overlay {}", cx.env);

@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::{Container, PodSecurityContext, PodSpec, SecurityContext};
 
 use crate::context::Context;
-use crate::outcome::Recorder;
+use cbam_model::outcome::Recorder;
 
 /// Volume types "restricted" allows.
 const ALLOWED_VOLUMES: [&str; 8] =

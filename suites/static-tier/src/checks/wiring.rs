@@ -8,8 +8,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::checks::workload::int_or_string;
 use crate::context::Context;
-use crate::manifest::Object;
-use crate::outcome::{Recorder, shown};
+use cbam_model::manifest::Object;
+use cbam_model::outcome::{Recorder, shown};
 
 type Labels = BTreeMap<String, String>;
 

@@ -6,9 +6,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::context::Context;
-use crate::fixtures::Replicas;
-use crate::outcome::{Recorder, shown};
-use crate::quantity::Quantity;
+use cbam_model::fixtures::Replicas;
+use cbam_model::outcome::{Recorder, shown};
+use cbam_model::quantity::Quantity;
 
 pub(crate) fn int_or_string(value: &IntOrString) -> String {
     match value {

@@ -8,7 +8,7 @@ use cbam_cluster::readiness;
 use cbam_cluster::wait::{Poll, WaitError, until};
 use kube::Client;
 
-use crate::cli::chain;
+use cbam_error_chain::render as chain;
 
 /// The custom metrics API version the HPA controller prefers.
 const API_SERVICE: &str = "v1beta2.custom.metrics.k8s.io";

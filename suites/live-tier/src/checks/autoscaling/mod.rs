@@ -8,142 +8,31 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cbam_cluster::wait::{Poll, WaitError, until};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use serde_json::json;
 
-use crate::cli::chain;
-use crate::fixtures::{Hold, Load, ProfileName, Scenario};
-use crate::live::context::LiveContext;
-use crate::live::edge::EdgeError;
-use crate::live::hpa_reading::{self, Proposal};
-use crate::live::load::{Generator, LoadStats};
-use crate::live::scale_down::{self, DownClaim};
-use crate::live::scaling_timeline::{self, Claim, Demand, Sample, Verdict};
-use crate::live::workload::{app_pods, app_pods_with_terminating, has_ended, is_ready};
-use crate::live::{edge, metrics_pipeline, target_probe, timeline_plot};
-use crate::outcome::Recorder;
-use crate::report::write_atomic;
+use cbam_error_chain::render as chain;
+use cbam_model::evidence_file::write_atomic;
+use cbam_model::fixtures::{Hold, Load, Scenario};
+use cbam_model::outcome::Recorder;
 
-/// How deep the autoscaling check goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
-    /// Scale-up of the quick scenarios only (`.ci/run`, pull requests).
-    Quick,
-    /// Every scenario, and the scale-down after the first (the nightly job).
-    Nightly,
-}
+use crate::actions::hpa_rest::{at_rest, longest_run, rest_bound};
+use crate::app_pods::{app_pods, is_ready};
+use crate::context::LiveContext;
+use crate::judges::hpa_reading::{self};
+use crate::judges::scale_down::{self, DownClaim};
+use crate::judges::scaling_timeline::{self, Claim, Sample, Verdict};
+use crate::plots::timeline_plot;
+use crate::traffic::https::{self as edge, EdgeError};
+use crate::traffic::load::{Generator, LoadStats};
+use cbam_model::profile::Profile;
 
-impl Profile {
-    fn runs(self, scenario: &Scenario) -> bool {
-        let name = match self {
-            Profile::Quick => ProfileName::Quick,
-            Profile::Nightly => ProfileName::Nightly,
-        };
-        scenario.profiles.contains(&name)
-    }
-}
+mod metrics_pipeline;
+mod sampler;
+mod target_probe;
 
-/// One sampled moment: the judged numbers plus each metric's proposal.
-#[derive(Debug, Clone, serde::Serialize)]
-pub(crate) struct Observation {
-    #[serde(flatten)]
-    pub(crate) sample: Sample,
-    proposals: Vec<Proposal>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum AutoscalingError {
-    #[error("read HorizontalPodAutoscaler {0}")]
-    Hpa(String, #[source] kube::Error),
-    #[error("read {0}")]
-    Deployment(String, #[source] kube::Error),
-}
-
-pub(crate) struct Sampler<'c, 'a> {
-    cx: &'c LiveContext<'a>,
-    hpas: Api<HorizontalPodAutoscaler>,
-    deployments: Api<Deployment>,
-    started: Instant,
-    last_hpa: Option<HorizontalPodAutoscaler>,
-}
-
-impl<'c, 'a> Sampler<'c, 'a> {
-    pub(crate) fn new(cx: &'c LiveContext<'a>) -> Self {
-        Sampler {
-            cx,
-            hpas: Api::namespaced(cx.client.clone(), cx.namespace()),
-            deployments: Api::namespaced(cx.client.clone(), cx.namespace()),
-            started: Instant::now(),
-            last_hpa: None,
-        }
-    }
-
-    /// One sample; `metric` (the scenario's) gives the sample's demand,
-    /// reckoned against the documented target, not the live one.
-    pub(crate) async fn observe(&mut self, metric: &str) -> Result<Observation, AutoscalingError> {
-        let name = &self.cx.governance.hpa.name;
-        let hpa = self.hpas.get(name).await.map_err(|e| AutoscalingError::Hpa(name.clone(), e))?;
-        let deployment = self
-            .deployments
-            .get(&self.cx.workload.deployment)
-            .await
-            .map_err(|e| AutoscalingError::Deployment(self.cx.deployment_label(), e))?;
-        let status = hpa.status.clone().unwrap_or_default();
-        let proposals = hpa_reading::proposals(&hpa);
-        let current_replicas = f64::from(status.current_replicas.unwrap_or(0));
-        let demand = proposals
-            .iter()
-            .find(|p| p.metric == metric)
-            .zip(hpa_reading::documented_target(&self.cx.governance.hpa, metric))
-            .filter(|(_, target)| *target > 0.0)
-            .map(|(p, target)| {
-                let ratio = p.current / target;
-                // As the controller rounds: the ratio first, an epsilon for float noise.
-                #[expect(clippy::cast_possible_truncation, reason = "replica counts are small")]
-                let asks = (ratio * current_replicas - 1e-9).ceil() as i32;
-                Demand { ratio, asks }
-            });
-        let observation = Observation {
-            sample: Sample {
-                at: self.started.elapsed().as_secs_f64(),
-                desired: status.desired_replicas,
-                ready: deployment.status.and_then(|s| s.ready_replicas).unwrap_or(0),
-                demand,
-            },
-            proposals,
-        };
-        self.last_hpa = Some(hpa);
-        Ok(observation)
-    }
-
-    /// Why the HPA is where it is: its conditions and spec differences.
-    pub(crate) fn explain(&self) -> String {
-        let Some(hpa) = &self.last_hpa else { return String::new() };
-        let mut parts = Vec::new();
-        let differences = hpa_reading::differences(hpa, &self.cx.governance.hpa);
-        if !differences.is_empty() {
-            parts.push(format!("HPA differs from the documentation: {}", differences.join("; ")));
-        }
-        let conditions = hpa_reading::troubled_conditions(hpa);
-        if !conditions.is_empty() {
-            parts.push(format!("HPA conditions: {}", conditions.join("; ")));
-        }
-        let proposals: Vec<String> = hpa_reading::proposals(hpa)
-            .iter()
-            .map(|p| format!("{} {}/{} -> {}", p.metric, p.current, p.target, p.replicas))
-            .collect();
-        parts.push(format!(
-            "metrics: {}",
-            if proposals.is_empty() { "none readable".into() } else { proposals.join(", ") }
-        ));
-        parts.join("; ")
-    }
-}
+use sampler::{Observation, Sampler};
 
 fn claim(cx: &LiveContext<'_>, scenario: &Scenario) -> Claim {
     let a = &cx.autoscaling;
@@ -182,62 +71,6 @@ fn other_drivers(scenario: &Scenario, observations: &[Observation]) -> Vec<Strin
         previous = Some(o.sample.desired);
     }
     found
-}
-
-/// Waits for the HPA to rest at minReplicas with that many pods Ready, no
-/// pod of a scale-down still shutting down (it refuses new runs with 503
-/// while the ingress may still send it some: a nightly run's memory probe
-/// lost one of its four runs that way, right after the CPU scenario's
-/// scale-down) and, when `settled`, its last rescale at least one scale-up
-/// period ago (the prediction starts from rest: the HPA's own 1 -> 3 at
-/// creation still counts against the policies for a period; a hold at the
-/// target does not care, so it runs while that period passes). The start of
-/// every scenario; after a previous one this is its scale-down.
-pub(crate) async fn at_rest(cx: &LiveContext<'_>, timeout: Duration, settled: bool) -> Result<(), WaitError> {
-    let min = cx.governance.hpa.min_replicas;
-    let period = cx.governance.hpa.scale_up.policies.iter().map(|p| i64::from(p.period_seconds)).max().unwrap_or(0);
-    let sampler = Sampler::new(cx);
-    let (hpas, deployments) = (&sampler.hpas, &sampler.deployments);
-    let (hpa, deployment) = (&cx.governance.hpa.name, &cx.workload.deployment);
-    until(&format!("HPA {hpa} at {min} replicas, {min} Ready"), timeout, || async move {
-        let (desired, since_rescale) = match hpas.get(hpa).await {
-            Ok(h) => {
-                let status = h.status.unwrap_or_default();
-                let since = status.last_scale_time.map(|t| Timestamp::now().as_second() - t.0.as_second());
-                (status.desired_replicas, since)
-            }
-            Err(e) => return Poll::failed(e.to_string(), &e),
-        };
-        let ready = match deployments.get(deployment).await {
-            Ok(d) => d.status.and_then(|s| s.ready_replicas).unwrap_or(0),
-            Err(e) => return Poll::failed(e.to_string(), &e),
-        };
-        // All pods, not `app_pods`: that one leaves the terminating out.
-        // Running ones beyond `min` are a scale-down the ReplicaSet has
-        // not begun yet (the HPA's status moves first).
-        let (running, terminating) = match app_pods_with_terminating(cx).await {
-            Ok(pods) => running_and_terminating(&pods),
-            Err(e) => return Poll::failed(chain(&e), &e),
-        };
-        let period_passed = !settled || since_rescale.is_none_or(|s| s >= period);
-        let pods_at_min = usize::try_from(min).is_ok_and(|m| running == m);
-        if desired == min && ready >= min && pods_at_min && terminating == 0 && period_passed {
-            Poll::Done(())
-        } else {
-            Poll::Pending(format!(
-                "desired {desired}, Ready {ready}, {running} pods running, {terminating} shutting down, last rescale {since_rescale:?} s ago"
-            ))
-        }
-    })
-    .await
-}
-
-/// How many of the pods run and how many are shutting down; those whose
-/// containers have ended count as neither.
-fn running_and_terminating(pods: &[Pod]) -> (usize, usize) {
-    let live = pods.iter().filter(|p| !has_ended(p));
-    let terminating = live.clone().filter(|p| p.metadata.deletion_timestamp.is_some()).count();
-    (live.count() - terminating, terminating)
 }
 
 /// Before the load: `hold.runs` runs at minReplicas put the metric at its
@@ -365,32 +198,6 @@ async fn scale_up(cx: &LiveContext<'_>, scenario: &Scenario, claim: &Claim) -> R
     Ok(ScenarioRun { observations, verdict, explanation, stats, stopped_at })
 }
 
-/// How long the HPA may take to come back to rest after a load whose runs
-/// go on for `runs_seconds`: those runs, the scale-down window, one period
-/// per replica, and 120 s for the metrics to fall.
-fn rest_bound(cx: &LiveContext<'_>, runs_seconds: f64) -> Duration {
-    let hpa = &cx.governance.hpa;
-    Duration::from_secs(
-        120 + u64::try_from(hpa.scale_down.stabilization_window_seconds).unwrap_or(0)
-            + 60 * u64::try_from(hpa.max_replicas).unwrap_or(0),
-    ) + Duration::from_secs_f64(runs_seconds)
-}
-
-/// The bound for coming back to rest after any scenario (a later check that
-/// needs the deployment at rest waits this long).
-pub(crate) fn rest_after_scenarios(cx: &LiveContext<'_>) -> Duration {
-    let longest = cx.autoscaling.scenarios.iter().map(|s| longest_run(cx, s)).fold(0.0, f64::max);
-    rest_bound(cx, longest)
-}
-
-/// The longest a run of the scenario lasts: the hold's runs are started
-/// before the load and outlast it.
-#[expect(clippy::cast_precision_loss, reason = "small second counts")]
-fn longest_run(cx: &LiveContext<'_>, scenario: &Scenario) -> f64 {
-    let hold = scenario.hold.map_or(0, |h| h.seconds + cx.autoscaling.metric_latency_budget_seconds);
-    scenario.load.run_seconds + hold as f64
-}
-
 /// Nightly: after the load stops, the HPA must hold for its stabilization
 /// window and come down no faster than the documented policies, to min.
 async fn scale_down_after(cx: &LiveContext<'_>, scenario: &Scenario, from: i32, r: &mut Recorder, object: &str) {
@@ -502,7 +309,7 @@ pub(crate) async fn autoscaling(cx: &LiveContext<'_>, r: &mut Recorder) {
     }
     // Seconds the previous scenario's last runs keep its demand up after its load stops.
     let mut previous_runs = 0.0_f64;
-    for (k, scenario) in cx.autoscaling.scenarios.iter().filter(|s| profile.runs(s)).enumerate() {
+    for (k, scenario) in cx.autoscaling.scenarios.iter().filter(|s| s.runs_in(profile)).enumerate() {
         let subject = format!("{}: scale-up", scenario.name);
         let claim = claim(cx, scenario);
         let rest = rest_bound(cx, previous_runs);
@@ -643,9 +450,10 @@ pub(crate) async fn autoscaling(cx: &LiveContext<'_>, r: &mut Recorder) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::Load;
+    use crate::judges::hpa_reading::Proposal;
+    use cbam_model::fixtures::Load;
 
-    fn scenario(metric: &str, profiles: Vec<ProfileName>) -> Scenario {
+    fn scenario(metric: &str, profiles: Vec<Profile>) -> Scenario {
         let load = Load {
             burst: 1,
             arrivals_per_minute: 1.0,
@@ -670,15 +478,15 @@ mod tests {
 
     #[test]
     fn profiles_select_their_scenarios() {
-        let quick = scenario("pods/x", vec![ProfileName::Quick, ProfileName::Nightly]);
-        let nightly = scenario("resource/cpu", vec![ProfileName::Nightly]);
-        assert!(Profile::Quick.runs(&quick) && !Profile::Quick.runs(&nightly));
-        assert!(Profile::Nightly.runs(&quick) && Profile::Nightly.runs(&nightly));
+        let quick = scenario("pods/x", vec![Profile::Quick, Profile::Nightly]);
+        let nightly = scenario("resource/cpu", vec![Profile::Nightly]);
+        assert!(quick.runs_in(Profile::Quick) && !nightly.runs_in(Profile::Quick));
+        assert!(quick.runs_in(Profile::Nightly) && nightly.runs_in(Profile::Nightly));
     }
 
     #[test]
     fn names_another_metric_that_could_have_made_a_step() {
-        let s = scenario("pods/x", vec![ProfileName::Quick]);
+        let s = scenario("pods/x", vec![Profile::Quick]);
         let alone = [
             observation(0.0, 3, &[("pods/x", 9), ("resource/cpu", 1)]),
             observation(2.0, 5, &[("pods/x", 9), ("resource/cpu", 1)]),
@@ -686,20 +494,5 @@ mod tests {
         assert!(other_drivers(&s, &alone).is_empty());
         let shared = [observation(0.0, 3, &[("pods/x", 9), ("resource/cpu", 6)]), observation(2.0, 5, &[])];
         assert_eq!(other_drivers(&s, &shared), ["resource/cpu proposed 6 at 2 s"]);
-    }
-
-    #[test]
-    fn a_pod_shutting_down_is_not_at_rest() {
-        use k8s_openapi::api::core::v1::PodStatus;
-        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-        let pod = |phase: &str, deleting: bool| {
-            let mut p =
-                Pod { status: Some(PodStatus { phase: Some(phase.into()), ..PodStatus::default() }), ..Pod::default() };
-            p.metadata.deletion_timestamp = deleting.then(|| Time(Timestamp::now()));
-            p
-        };
-        let pods = [pod("Running", false), pod("Running", true), pod("Failed", false), pod("Running", false)];
-        assert_eq!(running_and_terminating(&pods), (2, 1));
-        assert_eq!(running_and_terminating(&pods[..1]), (1, 0));
     }
 }

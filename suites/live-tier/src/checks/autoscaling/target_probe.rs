@@ -16,14 +16,14 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cli::chain;
-use crate::fixtures::{Load, Probe, ProbeLoad, Scenario};
-use crate::live::autoscaling::Sampler;
-use crate::live::context::LiveContext;
-use crate::live::edge;
-use crate::live::hpa_reading;
-use crate::live::load::Generator;
-use crate::outcome::Recorder;
+use super::sampler::Sampler;
+use crate::context::LiveContext;
+use crate::judges::hpa_reading;
+use crate::traffic::https as edge;
+use crate::traffic::load::Generator;
+use cbam_error_chain::render as chain;
+use cbam_model::fixtures::{Load, Probe, ProbeLoad, Scenario};
+use cbam_model::outcome::Recorder;
 
 /// What one phase established.
 #[derive(Debug, PartialEq)]
