@@ -9,33 +9,44 @@ use serde::Deserialize;
 /// The file, as the harness was built with it.
 const FILE: &str = include_str!("../../../fixtures/timeouts.yaml");
 
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Timeouts {
-    #[serde(with = "seconds")]
-    pub node_start: Duration,
-    #[serde(with = "seconds")]
-    pub node_component: Duration,
-    #[serde(with = "seconds")]
-    pub crash_window: Duration,
-    #[serde(with = "seconds")]
-    pub nodes_ready: Duration,
-    #[serde(with = "seconds")]
-    pub addons_ready: Duration,
-    #[serde(with = "seconds")]
-    pub rollout: Duration,
-    #[serde(with = "seconds")]
-    pub namespace_cleanup: Duration,
-    #[serde(with = "seconds")]
-    pub drain: Duration,
-    #[serde(with = "seconds")]
-    pub request: Duration,
-    #[serde(with = "seconds")]
-    pub metrics_pipeline: Duration,
-    #[serde(with = "seconds")]
-    pub routing_settle: Duration,
-    #[serde(with = "seconds")]
-    pub node_loss: Duration,
+/// The struct, the names `--timeout` accepts (in the file's order) and the
+/// lookup by name, from one list: a bound is named once.
+macro_rules! timeouts {
+    ($($name:ident),* $(,)?) => {
+        #[derive(Debug, Clone, Copy, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Timeouts {
+            $(#[serde(with = "seconds")] pub $name: Duration,)*
+        }
+
+        /// The names `--timeout` accepts, in the file's order.
+        pub const NAMES: &[&str] = &[$(stringify!($name)),*];
+
+        impl Timeouts {
+            /// The bound called `name`.
+            fn field(&mut self, name: &str) -> Option<&mut Duration> {
+                match name {
+                    $(stringify!($name) => Some(&mut self.$name),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+timeouts! {
+    node_start,
+    node_component,
+    crash_window,
+    nodes_ready,
+    addons_ready,
+    rollout,
+    namespace_cleanup,
+    drain,
+    request,
+    metrics_pipeline,
+    routing_settle,
+    node_loss,
 }
 
 mod seconds {
@@ -56,22 +67,6 @@ pub enum TimeoutError {
     Unknown { name: String, known: String },
 }
 
-/// The names `--timeout` accepts, in the file's order.
-pub const NAMES: [&str; 12] = [
-    "node_start",
-    "node_component",
-    "crash_window",
-    "nodes_ready",
-    "addons_ready",
-    "rollout",
-    "namespace_cleanup",
-    "drain",
-    "request",
-    "metrics_pipeline",
-    "routing_settle",
-    "node_loss",
-];
-
 impl Default for Timeouts {
     fn default() -> Self {
         // The file is part of the build, and the unit test below parses it.
@@ -80,25 +75,6 @@ impl Default for Timeouts {
 }
 
 impl Timeouts {
-    /// The bound called `name`.
-    fn field(&mut self, name: &str) -> Option<&mut Duration> {
-        Some(match name {
-            "node_start" => &mut self.node_start,
-            "node_component" => &mut self.node_component,
-            "crash_window" => &mut self.crash_window,
-            "nodes_ready" => &mut self.nodes_ready,
-            "addons_ready" => &mut self.addons_ready,
-            "rollout" => &mut self.rollout,
-            "namespace_cleanup" => &mut self.namespace_cleanup,
-            "drain" => &mut self.drain,
-            "request" => &mut self.request,
-            "metrics_pipeline" => &mut self.metrics_pipeline,
-            "routing_settle" => &mut self.routing_settle,
-            "node_loss" => &mut self.node_loss,
-            _ => return None,
-        })
-    }
-
     /// Applies one `NAME=SECONDS` override.
     pub fn set(&mut self, text: &str) -> Result<(), TimeoutError> {
         let (name, seconds) = text.split_once('=').ok_or_else(|| TimeoutError::Syntax(text.to_owned()))?;
