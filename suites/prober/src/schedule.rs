@@ -95,7 +95,7 @@ mod tests {
         records
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn sends_on_schedule_even_while_earlier_requests_hang() {
         let (_stop_tx, stop) = watch::channel(false);
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -116,7 +116,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn stops_when_told() {
         let (stop_tx, stop) = watch::channel(false);
         let (tx, mut rx) = mpsc::unbounded_channel();

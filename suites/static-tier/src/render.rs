@@ -18,12 +18,27 @@ pub enum RenderError {
     Failed { program: String, overlay: PathBuf, status: std::process::ExitStatus, stderr: String },
     #[error("render {overlay}: output is not UTF-8")]
     NotUtf8 { overlay: PathBuf },
+    #[error("write the wrapper kustomization as YAML")]
+    WrapperYaml {
+        #[source]
+        source: serde_norway::Error,
+    },
     #[error("write a wrapper kustomization for {overlay}'s build metadata")]
     Wrapper {
         overlay: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The wrapper kustomization, as kustomize reads it.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Wrapper {
+    api_version: &'static str,
+    kind: &'static str,
+    resources: Vec<String>,
+    build_metadata: [&'static str; 1],
 }
 
 /// A build with kustomize's origin annotations: the output, and the wrapper
@@ -93,19 +108,40 @@ impl Kustomize {
     /// Builds `overlay` through a wrapper kustomization in a temporary
     /// directory that asks for origin annotations: the user's tree is never
     /// written, and the objects are the overlay's own (the wrapper adds no
-    /// transformer). kustomize accepts only a relative path to the overlay.
+    /// transformer).
     pub fn build_annotated(&self, overlay: &Path) -> Result<Annotated, RenderError> {
-        let wrapper_error = |source| RenderError::Wrapper { overlay: overlay.to_owned(), source };
+        self.build_annotated_many(&[overlay])
+    }
+
+    /// Builds every one of `overlays` in one kustomize process, through one
+    /// wrapper kustomization listing them all (their objects side by side,
+    /// each as its own build would give it; a caller tells them apart).
+    pub fn build_annotated_many(&self, overlays: &[&Path]) -> Result<Annotated, RenderError> {
+        let first = overlays.first().copied().unwrap_or(Path::new("."));
+        let wrapper_error = |source| RenderError::Wrapper { overlay: first.to_owned(), source };
         let wrapper = tempfile::tempdir().map_err(wrapper_error)?;
         let from = wrapper.path().canonicalize().map_err(wrapper_error)?;
-        let to = overlay.canonicalize().map_err(wrapper_error)?;
+        // kustomize accepts only a relative path to a resource directory.
         let up = "../".repeat(from.components().count().saturating_sub(1));
-        let down = to.strip_prefix("/").unwrap_or(&to).display().to_string();
-        let kustomization = format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {up}{down}\nbuildMetadata: [originAnnotations]\n"
-        );
-        std::fs::write(wrapper.path().join("kustomization.yaml"), kustomization).map_err(wrapper_error)?;
-        let yaml = self.run(wrapper.path(), overlay)?;
+        let mut resources = Vec::new();
+        for overlay in overlays {
+            let to = overlay
+                .canonicalize()
+                .map_err(|source| RenderError::Wrapper { overlay: overlay.to_path_buf(), source })?;
+            let down = to.strip_prefix("/").unwrap_or(&to).display().to_string();
+            resources.push(format!("{up}{down}"));
+        }
+        // Written as data: a path is a string whatever it looks like.
+        let kustomization = Wrapper {
+            api_version: "kustomize.config.k8s.io/v1beta1",
+            kind: "Kustomization",
+            resources,
+            build_metadata: ["originAnnotations"],
+        };
+        let text = serde_norway::to_string(&kustomization).map_err(|source| RenderError::WrapperYaml { source })?;
+        std::fs::write(wrapper.path().join("kustomization.yaml"), text).map_err(wrapper_error)?;
+        let described = if overlays.len() == 1 { first.to_owned() } else { first.parent().unwrap_or(first).to_owned() };
+        let yaml = self.run(wrapper.path(), &described)?;
         Ok(Annotated { yaml, wrapper })
     }
 

@@ -80,6 +80,105 @@ fn render(kustomize: &Kustomize, infra: &Path, root: &Path, env: Env) -> Result<
     Ok(Rendered { objects, yaml, time: started.elapsed(), origins })
 }
 
+/// Every environment's overlay rendered. In one kustomize process when
+/// each overlay sets a namespace of its own: its objects are told apart by
+/// the namespace its own transformer gave them, and a document that is not
+/// told apart exactly (or a failed build) falls back to one process per
+/// overlay, which also names the overlay that failed.
+fn render_all(
+    kustomize: &Kustomize,
+    infra: &Path,
+    root: &Path,
+    envs: &[Env],
+) -> Vec<(Env, Result<Rendered, InputError>)> {
+    if let Some(rendered) = render_together(kustomize, infra, root, envs) {
+        return rendered.into_iter().map(|(env, r)| (env, Ok(r))).collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            envs.iter().map(|&env| (env, scope.spawn(move || render(kustomize, infra, root, env)))).collect();
+        handles
+            .into_iter()
+            .map(|(env, handle)| (env, handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))))
+            .collect()
+    })
+}
+
+/// The `namespace:` an overlay's kustomization sets, if it sets one.
+fn overlay_namespace(dir: &Path) -> Option<String> {
+    let text = ["kustomization.yaml", "kustomization.yml", "Kustomization"]
+        .iter()
+        .find_map(|name| std::fs::read_to_string(dir.join(name)).ok())?;
+    let value: serde_json::Value = serde_norway::from_str(&text).ok()?;
+    value.get("namespace")?.as_str().map(str::to_owned)
+}
+
+/// The documents of a kustomize build, as text (it writes `---` between them).
+fn document_texts(yaml: &str) -> Vec<String> {
+    let mut documents = vec![String::new()];
+    for line in yaml.lines() {
+        if line == "---" {
+            documents.push(String::new());
+        } else if let Some(current) = documents.last_mut() {
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    documents.retain(|d| !d.trim().is_empty());
+    documents
+}
+
+/// Which namespace a rendered object belongs to: its own, or for a
+/// Namespace object its name.
+fn namespace_of(value: &serde_json::Value) -> Option<&str> {
+    if value.get("kind").and_then(serde_json::Value::as_str) == Some("Namespace") {
+        value.pointer("/metadata/name")?.as_str()
+    } else {
+        value.pointer("/metadata/namespace")?.as_str()
+    }
+}
+
+/// One overlay's share of a build together: its documents, parsed and as text.
+type Part = (Vec<(usize, serde_json::Value)>, Vec<String>);
+
+fn render_together(kustomize: &Kustomize, infra: &Path, root: &Path, envs: &[Env]) -> Option<Vec<(Env, Rendered)>> {
+    if envs.len() < 2 {
+        return None;
+    }
+    let started = Instant::now();
+    let overlays: Vec<PathBuf> = envs.iter().map(|&env| overlay_dir(infra, env)).collect();
+    let mut owner = std::collections::BTreeMap::new();
+    for (k, dir) in overlays.iter().enumerate() {
+        if owner.insert(overlay_namespace(dir)?, k).is_some() {
+            return None;
+        }
+    }
+    let dirs: Vec<&Path> = overlays.iter().map(PathBuf::as_path).collect();
+    let annotated = kustomize.build_annotated_many(&dirs).ok()?;
+    let values = cbam_model::manifest::values("the overlays together", &annotated.yaml).ok()?;
+    let texts = document_texts(&annotated.yaml);
+    if texts.len() != values.len() {
+        return None;
+    }
+    let mut parts: Vec<Part> = vec![(Vec::new(), Vec::new()); envs.len()];
+    for ((_, value), text) in values.into_iter().zip(texts) {
+        let k = *owner.get(namespace_of(&value)?)?;
+        let (values, texts) = &mut parts[k];
+        values.push((values.len(), value));
+        texts.push(text);
+    }
+    let time = started.elapsed();
+    let mut rendered = Vec::new();
+    for ((&env, dir), (mut values, texts)) in envs.iter().zip(&overlays).zip(parts) {
+        let origin = format!("overlay {env} ({})", dir.display());
+        let origins = source_map::take_origins(&mut values, annotated.wrapper.path(), root);
+        let yaml = source_map::strip_origins(&texts.join("---\n"));
+        let objects = cbam_model::manifest::decode_all(&origin, values).ok()?;
+        rendered.push((env, Rendered { objects, yaml, time, origins }));
+    }
+    Some(rendered)
+}
+
 /// Renders `infra`'s overlay for each of `envs` (a baseline release).
 pub fn render_baseline(kustomize: &Kustomize, infra: &Path, envs: &[Env]) -> Result<Baseline, InputError> {
     require_dir("baseline infra tree", infra)?;
@@ -126,10 +225,7 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
     let root = root.as_path();
     let version = std::thread::scope(|scope| {
         let version = scope.spawn(|| options.kustomize.version());
-        let renders: Vec<_> = rendered_envs
-            .iter()
-            .map(|&env| (env, scope.spawn(move || render(&options.kustomize, &options.infra, root, env))))
-            .collect();
+        let renders = scope.spawn(|| render_all(&options.kustomize, &options.infra, root, &rendered_envs));
         let expectations = Expectations::load(&options.fixtures, &options.envs)?;
         let summary = read(&options.infra.join(SUMMARY_FILE))?;
         let mut governance = Vec::new();
@@ -139,8 +235,7 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
         }
         let mut asked = Vec::new();
         let mut peers: Vec<(Env, Peer)> = Vec::new();
-        for (env, handle) in renders {
-            let result = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        for (env, result) in renders.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)) {
             if options.envs.contains(&env) {
                 let rendered = result?;
                 peers.push((env, Ok(rendered.objects.clone())));
@@ -192,4 +287,56 @@ pub fn run(options: &StaticOptions) -> Result<StaticRun, InputError> {
     })?;
     let (results, kustomize, governance, expectations) = version;
     Ok(StaticRun { results, governance, expectations, kustomize, elapsed: started.elapsed() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(dir: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(dir)
+    }
+
+    fn envs() -> Vec<Env> {
+        Env::discover(&repo("fixtures")).expect("fixture environments")
+    }
+
+    #[test]
+    fn together_each_overlay_gets_what_its_own_build_gives() {
+        let (infra, kustomize) = (repo("infra"), Kustomize::locate(None).expect("kustomize on PATH"));
+        let root = infra.canonicalize().expect("infra");
+        let together = render_together(&kustomize, &infra, &root, &envs()).expect("the overlays set their namespaces");
+        assert_eq!(together.len(), envs().len());
+        for (env, r) in together {
+            let alone = render(&kustomize, &infra, &root, env).expect("renders alone");
+            assert_eq!(r.yaml, alone.yaml, "{env}: the same documents, in the same order");
+            assert_eq!(r.origins, alone.origins, "{env}: the same origins");
+            assert_eq!(format!("{:?}", r.objects), format!("{:?}", alone.objects), "{env}: the same objects");
+        }
+    }
+
+    #[test]
+    fn overlays_sharing_a_namespace_are_rendered_apart() {
+        let copy = tempfile::tempdir().expect("temp dir");
+        let infra = copy.path().join("infra");
+        let status = std::process::Command::new("cp").arg("-r").arg(repo("infra")).arg(&infra).status();
+        assert!(status.is_ok_and(|s| s.success()), "copy infra");
+        let (staging, dev) = (infra.join("kustomize/overlays/staging"), infra.join("kustomize/overlays/dev"));
+        let namespace = overlay_namespace(&staging).expect("staging sets a namespace");
+        let path = dev.join("kustomization.yaml");
+        let text = std::fs::read_to_string(&path).expect("dev kustomization");
+        let theirs = overlay_namespace(&dev).expect("dev sets a namespace");
+        std::fs::write(&path, text.replace(&format!("namespace: {theirs}"), &format!("namespace: {namespace}")))
+            .expect("write");
+        let (kustomize, root) = (Kustomize::locate(None).expect("kustomize"), infra.canonicalize().expect("infra"));
+        assert!(render_together(&kustomize, &infra, &root, &envs()).is_none(), "not told apart: rendered apart");
+        let apart = render_all(&kustomize, &infra, &root, &envs());
+        assert!(apart.iter().all(|(_, r)| r.is_ok()), "each overlay still renders on its own");
+    }
+
+    #[test]
+    fn documents_are_split_at_kustomizes_separator_only() {
+        let yaml = "a: 1\ntext: |\n  ---\n  b\n---\nc: 2\n";
+        assert_eq!(document_texts(yaml), vec!["a: 1\ntext: |\n  ---\n  b\n".to_owned(), "c: 2\n".to_owned()]);
+    }
 }
