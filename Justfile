@@ -47,9 +47,11 @@ conformance ENV *FLAGS:
     esac
     # The dev profile: its dependencies are the ones `just test` compiled, so
     # CI builds no second (release) copy; the static tier stays well under
-    # a second (kustomize dominates; `just bench static` measures release).
-    cargo build --quiet --bin conformance
-    exec "$CARGO_TARGET_DIR/debug/conformance" {{ ENV }} {{ FLAGS }}
+    # a second (kustomize dominates; `just bench static` measures both).
+    # Built only when a source changed (ci/fresh-binary.sh says how it knows).
+    bin="$CARGO_TARGET_DIR/debug/conformance"
+    bash ci/fresh-binary.sh "$bin" || cargo build --quiet --bin conformance
+    exec "$bin" {{ ENV }} {{ FLAGS }}
 
 # Unit tests, the static tier on every environment, every mutation test,
 # the double's contract and the workflow checks (no cluster needed).
