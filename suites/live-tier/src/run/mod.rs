@@ -5,10 +5,10 @@
 
 use std::time::Instant;
 
-use cbam_cluster::docker::{self};
+use cbam_cluster::docker;
 use cbam_cluster::existing::{ExistingCluster, ExistingOptions};
 use cbam_cluster::kind::{KindCluster, KindOptions};
-use cbam_cluster::kit::{self};
+use cbam_cluster::kit;
 use cbam_cluster::provider::{KitCluster, KitOptions, registry_beside, reuse_name};
 use cbam_cluster::timeouts::Timeouts;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};

@@ -20,7 +20,7 @@ use cbam_model::outcome::Recorder;
 use crate::actions::hpa_rest::{at_rest, longest_run, rest_bound};
 use crate::app_pods::{app_pods, is_ready};
 use crate::context::LiveContext;
-use crate::judges::hpa_reading::{self};
+use crate::judges::hpa_reading;
 use crate::judges::scale_down::{self, DownClaim};
 use crate::judges::scaling_timeline::{self, Claim, Sample, Verdict};
 use crate::plots::timeline_plot;
