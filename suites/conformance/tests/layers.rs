@@ -279,17 +279,22 @@ fn the_loop_finder_finds_a_loop() {
     assert_eq!(loops(&edges), vec![vec!["crate::live".to_owned(), "crate::live::run".to_owned()]]);
 }
 
+/// The lines of `code` that name a `Result` whose error is a `String`.
+fn string_errors(code: &str) -> Vec<(usize, String)> {
+    let squeezed = |line: &str| line.split_whitespace().collect::<String>();
+    code.lines()
+        .enumerate()
+        .filter(|(_, line)| squeezed(line).contains("Result<") && squeezed(line).contains(",String>"))
+        .map(|(n, line)| (n + 1, line.trim().to_owned()))
+        .collect()
+}
+
 #[test]
 fn errors_stay_typed() {
     let mut found = Vec::new();
     for (name, dir, _) in crates() {
         for (module, code) in modules(&dir.join("src")) {
-            for (n, line) in code.lines().enumerate() {
-                let squeezed: String = line.split_whitespace().collect();
-                if squeezed.contains(",String>") && squeezed.contains("Result<") {
-                    found.push(format!("{name} {module}:{}: {}", n + 1, line.trim()));
-                }
-            }
+            found.extend(string_errors(&code).into_iter().map(|(n, line)| format!("{name} {module}:{n}: {line}")));
         }
     }
     assert!(
@@ -297,6 +302,12 @@ fn errors_stay_typed() {
         "a Result with a String error (make it an error enum; strings only at the edge):\n{}",
         found.join("\n")
     );
+}
+
+#[test]
+fn a_string_error_is_found_and_a_string_value_is_not() {
+    let code = "fn a() -> Result<Vec<String>, AError> {}\nfn b(x: u8) -> Result<(), String> {}\n";
+    assert_eq!(string_errors(code), vec![(2, "fn b(x: u8) -> Result<(), String> {}".to_owned())]);
 }
 
 /// The live tier's roles, bottom first (its lib.rs says why): a module
@@ -316,14 +327,13 @@ fn live_role(module: &str) -> Option<usize> {
     LIVE_ROLES.iter().position(|r| r.contains(&top))
 }
 
-#[test]
-fn the_live_tier_imports_downward_by_role_and_no_check_imports_another() {
-    let edges = imports(&suites().join("live-tier/src"));
+/// What breaks the live tier's order in `edges`: an import of a role above
+/// the importer's, a module with no role, a check importing another.
+fn role_violations(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
     let mut wrong = Vec::new();
-    for (module, targets) in &edges {
-        if module == "crate" {
-            continue;
-        }
+    // crate::checks::NAME: a check is its module and those below it.
+    let check = |m: &str| m.strip_prefix("crate::checks::").and_then(|rest| rest.split("::").next()).map(str::to_owned);
+    for (module, targets) in edges.iter().filter(|(m, _)| m.as_str() != "crate") {
         let Some(own) = live_role(module) else {
             wrong.push(format!("{module} has no role in LIVE_ROLES (tests/layers.rs)"));
             continue;
@@ -332,13 +342,37 @@ fn the_live_tier_imports_downward_by_role_and_no_check_imports_another() {
             if live_role(target).is_none_or(|r| r > own) {
                 wrong.push(format!("{module} imports {target}, a role above it"));
             }
-            // crate::checks::NAME: a check is its module and those below it.
-            let check = |m: &str| m.split("::").nth(2).map(str::to_owned);
-            let (from, to) = (check(module), check(target));
-            if module.starts_with("crate::checks::") && target.starts_with("crate::checks::") && from != to {
+            if let (Some(from), Some(to)) = (check(module), check(target))
+                && from != to
+            {
                 wrong.push(format!("{module} imports {target}: a check never imports another"));
             }
         }
     }
+    wrong
+}
+
+#[test]
+fn the_live_tier_imports_downward_by_role_and_no_check_imports_another() {
+    let wrong = role_violations(&imports(&suites().join("live-tier/src")));
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_role_judge_finds_an_upward_import_and_a_check_importing_another() {
+    let edge = |from: &str, to: &[&str]| (from.to_owned(), to.iter().map(|t| (*t).to_owned()).collect());
+    let edges: BTreeMap<String, BTreeSet<String>> = [
+        edge("crate::judges::rate_bucket", &["crate::checks"]),
+        edge("crate::checks::drain", &["crate::checks::edge", "crate::traffic::https"]),
+        edge("crate::checks::autoscaling::sampler", &["crate::checks::autoscaling", "crate::context"]),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        role_violations(&edges),
+        vec![
+            "crate::checks::drain imports crate::checks::edge: a check never imports another".to_owned(),
+            "crate::judges::rate_bucket imports crate::checks, a role above it".to_owned(),
+        ]
+    );
 }

@@ -167,3 +167,60 @@ fn the_kit_coredns_has_every_plugin_its_corefile_uses() {
         .collect();
     assert!(missing.is_empty(), "ci/kit/main/coredns.go does not compile the Corefile's plugins {missing:?}");
 }
+
+/// `ci/fresh-binary.sh BIN` in a made-up checkout: its exit code.
+fn fresh(checkout: &Path, bin: &Path) -> i32 {
+    let status = Command::new("bash")
+        .arg(root().join("ci/fresh-binary.sh"))
+        .arg(bin)
+        .env("CBAM_CHECKOUT", checkout)
+        .status()
+        .expect("run ci/fresh-binary.sh");
+    status.code().unwrap_or(-1)
+}
+
+/// Sets a file's time, as `touch -d` does.
+fn touch(path: &Path, when: &str) {
+    let status = Command::new("touch").arg("-d").arg(when).arg(path).status().expect("touch");
+    assert!(status.success(), "touch {}", path.display());
+}
+
+#[test]
+fn the_front_door_runs_its_binary_unbuilt_only_when_nothing_it_was_built_from_changed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let checkout = dir.path().join("my checkout");
+    let src = checkout.join("suites/x/src");
+    std::fs::create_dir_all(&src).expect("dirs");
+    for file in ["Cargo.lock", "Cargo.toml", "suites/x/Cargo.toml", "suites/x/src/main.rs", "suites/x/src/a b.rs"] {
+        std::fs::write(checkout.join(file), "").expect("write");
+        touch(&checkout.join(file), "2026-01-01 00:00:00");
+    }
+    let bin = dir.path().join("conformance");
+    std::fs::write(&bin, "").expect("binary");
+    let permissions = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&bin, permissions).expect("chmod");
+    let deps = |extra: &str| {
+        let main = src.join("main.rs").display().to_string().replace(' ', "\\ ");
+        let spaced = src.join("a b.rs").display().to_string().replace(' ', "\\ ");
+        std::fs::write(bin.with_extension("d"), format!("{}: {main} {spaced}{extra}\n", bin.display()))
+            .expect("dep-info");
+        touch(&bin, "2026-01-02 00:00:00");
+    };
+    deps("");
+    assert_eq!(fresh(&checkout, &bin), 0, "built after every source: fresh");
+    touch(&src.join("a b.rs"), "2026-01-03 00:00:00");
+    assert_eq!(fresh(&checkout, &bin), 1, "a source newer than the binary");
+    touch(&src.join("a b.rs"), "2026-01-01 00:00:00");
+    touch(&checkout.join("Cargo.lock"), "2026-01-03 00:00:00");
+    assert_eq!(fresh(&checkout, &bin), 1, "the lock file newer than the binary");
+    touch(&checkout.join("Cargo.lock"), "2026-01-01 00:00:00");
+    deps(&format!(" {}", src.join("gone.rs").display()));
+    assert_eq!(fresh(&checkout, &bin), 1, "a source that is gone");
+    let other = dir.path().join("other.rs");
+    std::fs::write(&other, "").expect("write");
+    touch(&other, "2026-01-01 00:00:00");
+    deps(&format!(" {}", other.display()));
+    assert_eq!(fresh(&checkout, &bin), 1, "built from another checkout");
+    std::fs::remove_file(bin.with_extension("d")).expect("rm dep-info");
+    assert_eq!(fresh(&checkout, &bin), 1, "no dep-info");
+}

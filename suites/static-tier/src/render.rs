@@ -140,8 +140,7 @@ impl Kustomize {
         };
         let text = serde_norway::to_string(&kustomization).map_err(|source| RenderError::WrapperYaml { source })?;
         std::fs::write(wrapper.path().join("kustomization.yaml"), text).map_err(wrapper_error)?;
-        let described = if overlays.len() == 1 { first.to_owned() } else { first.parent().unwrap_or(first).to_owned() };
-        let yaml = self.run(wrapper.path(), &described)?;
+        let yaml = self.run(wrapper.path(), first)?;
         Ok(Annotated { yaml, wrapper })
     }
 

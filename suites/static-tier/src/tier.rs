@@ -73,11 +73,25 @@ fn render(kustomize: &Kustomize, infra: &Path, root: &Path, env: Env) -> Result<
     let annotated = kustomize.build_annotated(&overlay)?;
     let origin = format!("overlay {env} ({})", overlay.display());
     // One parse: the origins are taken out, then the objects decoded.
-    let mut values = cbam_model::manifest::values(&origin, &annotated.yaml)?;
-    let origins = source_map::take_origins(&mut values, annotated.wrapper.path(), root);
-    let yaml = source_map::strip_origins(&annotated.yaml);
-    let objects = cbam_model::manifest::decode_all(&origin, values)?;
-    Ok(Rendered { objects, yaml, time: started.elapsed(), origins })
+    let values = cbam_model::manifest::values(&origin, &annotated.yaml)?;
+    Ok(rendered(&origin, values, &annotated.yaml, annotated.wrapper.path(), root, started.elapsed())?)
+}
+
+/// One overlay's documents (parsed, and their text) as the tier keeps them:
+/// each object's origin file taken out of its annotations, the text without
+/// them, the objects decoded.
+fn rendered(
+    origin: &str,
+    mut values: Vec<(usize, serde_json::Value)>,
+    text: &str,
+    wrapper: &Path,
+    root: &Path,
+    time: Duration,
+) -> Result<Rendered, ManifestError> {
+    let origins = source_map::take_origins(&mut values, wrapper, root);
+    let yaml = source_map::strip_origins(text);
+    let objects = cbam_model::manifest::decode_all(origin, values)?;
+    Ok(Rendered { objects, yaml, time, origins })
 }
 
 /// Every environment's overlay rendered. In one kustomize process when
@@ -168,15 +182,13 @@ fn render_together(kustomize: &Kustomize, infra: &Path, root: &Path, envs: &[Env
         texts.push(text);
     }
     let time = started.elapsed();
-    let mut rendered = Vec::new();
-    for ((&env, dir), (mut values, texts)) in envs.iter().zip(&overlays).zip(parts) {
+    let mut together = Vec::new();
+    for ((&env, dir), (values, texts)) in envs.iter().zip(&overlays).zip(parts) {
         let origin = format!("overlay {env} ({})", dir.display());
-        let origins = source_map::take_origins(&mut values, annotated.wrapper.path(), root);
-        let yaml = source_map::strip_origins(&texts.join("---\n"));
-        let objects = cbam_model::manifest::decode_all(&origin, values).ok()?;
-        rendered.push((env, Rendered { objects, yaml, time, origins }));
+        let text = texts.join("---\n");
+        together.push((env, rendered(&origin, values, &text, annotated.wrapper.path(), root, time).ok()?));
     }
-    Some(rendered)
+    Some(together)
 }
 
 /// Renders `infra`'s overlay for each of `envs` (a baseline release).
