@@ -5,8 +5,10 @@
 //! - the first scale-up comes in the sync that first reports the metric
 //!   above its target (scale-up stabilization window 0);
 //! - the replicas take exactly the predicted path (3 -> 5 -> 8 -> 12 -> 15),
-//!   each step within one tolerance of its absolute time after the first
-//!   scale-up; never more than the policies allow from a period before;
+//!   each step at most one tolerance later than its predicted distance from
+//!   the step before (the controller counts a policy's period from its last
+//!   scale event, so a sync missed at one step moves every later one);
+//!   never more than the policies allow from a period before;
 //! - where the HPA left the path because the load asked for less than the
 //!   policies allow (a legal deviation), the claim is not verified.
 //!
@@ -50,7 +52,8 @@ pub(crate) struct Claim {
     pub(crate) tolerance: f64,
     /// Load start to the first scale-up: the metrics pipeline's latency.
     pub(crate) latency_budget: f64,
-    /// A step may be seen this long after its predicted absolute time.
+    /// A step may be seen this long after its predicted distance from the
+    /// step before it.
     pub(crate) late_tolerance: f64,
     pub(crate) ready_budget: f64,
     /// Sampling period: a step is seen up to this late.
@@ -65,6 +68,8 @@ pub(crate) struct StepRow {
     pub(crate) predicted_at: Option<u32>,
     /// Observed seconds after the first scale-up.
     pub(crate) observed_at: Option<f64>,
+    /// Seconds later than predicted after the step before (what is judged).
+    pub(crate) late: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -240,20 +245,26 @@ pub(crate) fn judge(claim: &Claim, samples: &[Sample], now: f64) -> Verdict {
             Verdict::Pending
         };
     };
-    // Each predicted step by its absolute time after the first scale-up.
+    // Each predicted step by its distance from the step before, as observed:
+    // the policies' period runs from the controller's last scale event.
     let mut reached_at = first;
+    let mut previous_step = Step { at: 0, replicas: claim.min };
     for (k, step) in claim.steps().enumerate() {
-        let deadline = first + f64::from(step.at) + claim.late_tolerance;
+        let gap = f64::from(step.at) - f64::from(previous_step.at);
+        let deadline = reached_at + gap + claim.late_tolerance;
         match first_at_least(samples, step.replicas) {
             Some(at) => reached_at = at,
             None if now > deadline => {
                 return Verdict::Failed(format!(
-                    "predicted step {k} ({} replicas, {} s after the first scale-up at {first:.0} s) not reached by {deadline:.0} s after load start: desired {last_desired}",
-                    step.replicas, step.at
+                    "predicted step {k} ({} replicas, {gap:.0} s after the step to {} seen at {reached_at:.0} s) not reached by {deadline:.0} s after load start: desired {last_desired}, observed {}",
+                    step.replicas,
+                    previous_step.replicas,
+                    observed_path(claim, samples).join(" -> ")
                 ));
             }
             None => return Verdict::Pending,
         }
+        previous_step = step;
     }
     match samples.iter().find(|s| s.at >= reached_at && s.ready >= claim.reach) {
         Some(s) => Verdict::Reached { latency: first, ready_at: s.at },
@@ -270,34 +281,47 @@ pub(crate) fn judge(claim: &Claim, samples: &[Sample], now: f64) -> Verdict {
 /// Predicted and observed steps side by side (seconds after the first scale-up).
 pub(crate) fn table(claim: &Claim, samples: &[Sample]) -> Vec<StepRow> {
     let first = samples.iter().find(|s| s.desired > claim.min).map(|s| s.at);
-    let mut rows: Vec<StepRow> =
-        claim.steps().map(|s| StepRow { replicas: s.replicas, predicted_at: Some(s.at), observed_at: None }).collect();
+    let mut rows: Vec<StepRow> = claim
+        .steps()
+        .map(|s| StepRow { replicas: s.replicas, predicted_at: Some(s.at), observed_at: None, late: None })
+        .collect();
     let mut previous = claim.min;
     for s in samples {
         if s.desired != previous {
             let observed = first.map(|f| s.at - f);
             match rows.iter_mut().find(|r| r.replicas == s.desired && r.observed_at.is_none()) {
                 Some(row) => row.observed_at = observed,
-                None => rows.push(StepRow { replicas: s.desired, predicted_at: None, observed_at: observed }),
+                None => {
+                    rows.push(StepRow { replicas: s.desired, predicted_at: None, observed_at: observed, late: None })
+                }
             }
             previous = s.desired;
+        }
+    }
+    // Lateness against the step before, both as predicted and as observed.
+    let mut before: Option<(u32, f64)> = None;
+    for row in &mut rows {
+        if let (Some(p), Some(o)) = (row.predicted_at, row.observed_at) {
+            row.late = Some(before.map_or(o - f64::from(p), |(bp, bo)| (o - bo) - f64::from(p - bp)));
+            before = Some((p, o));
         }
     }
     rows
 }
 
 pub(crate) fn markdown(rows: &[StepRow]) -> String {
-    let mut md = String::from("| replicas | predicted (s) | observed (s) | delta (s) |\n|---|---|---|---|\n");
+    let mut md = String::from(
+        "| replicas | predicted (s) | observed (s) | late after the step before (s) |\n|---|---|---|---|\n",
+    );
     for r in rows {
         // Rounded first: -0.4 s shows as 0, not -0.
         let shown = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{:.0}", v.round() + 0.0));
-        let delta = r.predicted_at.zip(r.observed_at).map(|(p, o)| o - f64::from(p));
         md.push_str(&format!(
             "| {} | {} | {} | {} |\n",
             r.replicas,
             shown(r.predicted_at.map(f64::from)),
             shown(r.observed_at),
-            shown(delta)
+            shown(r.late)
         ));
     }
     md
@@ -384,8 +408,9 @@ mod tests {
             rows.iter().map(|r| r.observed_at).collect::<Vec<_>>(),
             [Some(0.0), Some(62.0), Some(122.0), Some(182.0)]
         );
-        assert!(markdown(&rows).contains("| 15 | 180 | 182 | 2 |"));
-        let early = [StepRow { replicas: 8, predicted_at: Some(60), observed_at: Some(59.6) }];
+        let md = markdown(&rows);
+        assert!(md.contains("| 8 | 60 | 62 | 2 |") && md.contains("| 15 | 180 | 182 | 0 |"), "{md}");
+        let early = [StepRow { replicas: 8, predicted_at: Some(60), observed_at: Some(59.6), late: Some(-0.4) }];
         assert!(markdown(&early).contains("| 8 | 60 | 60 | 0 |"), "{}", markdown(&early));
     }
 
@@ -402,13 +427,21 @@ mod tests {
     }
 
     #[test]
-    fn steps_are_judged_against_absolute_times_not_the_previous_step() {
-        // A 75 s period: each step on time after the one before, 15 s late
-        // per step: the third is 30 s late of its absolute time.
-        let s = samples(178, &[(36, 5, 5), (112, 8, 8), (188, 12, 12)]);
-        let why = failure(judge(&documented(), &s, 178.0));
+    fn each_step_is_judged_from_the_step_before() {
+        // Each step one sync (15 s) after its period from the step before, as
+        // the controller does when its syncs drift: 30 s late of the absolute
+        // time by the third step, and on time by the policies.
+        let s = samples(280, &[(36, 5, 5), (112, 8, 8), (188, 12, 12), (264, 15, 15)]);
+        assert!(matches!(judge(&documented(), &s, 280.0), Verdict::Reached { .. }));
+        let rows = table(&documented(), &s);
+        assert_eq!(rows.iter().map(|r| r.late).collect::<Vec<_>>(), [Some(0.0), Some(16.0), Some(16.0), Some(16.0)]);
+        assert!(markdown(&rows).contains("| 12 | 120 | 152 | 16 |"), "{}", markdown(&rows));
+        // One step 21 s late after the one before fails, whatever came before.
+        let s = samples(176, &[(36, 5, 5), (96, 8, 8)]);
+        let why = failure(judge(&documented(), &s, 177.0));
         assert!(
-            why.contains("step 2 (12 replicas, 120 s after the first scale-up at 36 s) not reached by 176 s"),
+            why.contains("step 2 (12 replicas, 60 s after the step to 8 seen at 96 s) not reached by 176 s")
+                && why.contains("desired 8, observed 3 -> 5 @36s -> 8 @96s"),
             "{why}"
         );
     }

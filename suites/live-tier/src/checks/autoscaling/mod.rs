@@ -388,7 +388,7 @@ pub(crate) async fn autoscaling(cx: &LiveContext<'_>, r: &mut Recorder) {
             }
         };
         let expected = format!(
-            "exactly {} ({}s after the first scale-up, each at most {:.0} s late), the first in the HPA sync that first reports the demand and within {:.0} s of load start, {} Ready",
+            "exactly {} ({}s after the first scale-up, each at most {:.0} s later than that after the step before), the first in the HPA sync that first reports the demand and within {:.0} s of load start, {} Ready",
             claim.path(),
             claim.steps().map(|s| s.at.to_string()).collect::<Vec<_>>().join("/"),
             claim.late_tolerance,
