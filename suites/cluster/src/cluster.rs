@@ -14,7 +14,7 @@ use kube::Client;
 use crate::docker::{self, DockerError};
 use crate::existing::ExistingCluster;
 use crate::kind::KindCluster;
-use crate::provider::KitCluster;
+use crate::provider::{ClusterError, KitCluster, ServedImage};
 use crate::readiness::{self, GateError};
 use crate::timeouts::Timeouts;
 
@@ -44,6 +44,14 @@ pub trait Cluster: Send + Sync {
     /// The nodes the harness may stop and start (node loss), as (node name,
     /// container); Err: why it may not.
     fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, NotStoppable>;
+    /// The worker nodes the harness may replace (an upgrade), by name; Err:
+    /// why it may not.
+    fn workers(&self) -> Result<Vec<String>, NotReplaceable>;
+    /// A new worker joined (the app image served to it before it takes
+    /// pods); its node name.
+    fn add_worker<'a>(&'a self, image: ServedImage<'a>) -> Pending<'a, Result<String, ReplaceError>>;
+    /// A drained worker removed: its machine (container), then its Node.
+    fn remove_worker<'a>(&'a self, name: &'a str) -> Pending<'a, Result<(), ReplaceError>>;
     /// Each node's own logs (kubelet, container runtime, the pods') under
     /// DIR, for a failed run's evidence; None: the provider has none to give.
     fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>>;
@@ -58,6 +66,27 @@ pub enum NotStoppable {
     KindAddresses,
     #[error("stop the nodes of an existing cluster: they are not the harness's to stop")]
     NotOwned,
+}
+
+/// Why the harness may not replace a cluster's nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotReplaceable {
+    #[error(
+        "replace kind's nodes: kind cannot add a node to a running cluster, and the in-place upgrade (drain, restart, uncordon) is not done by the harness yet"
+    )]
+    Kind,
+    #[error("replace the nodes of an existing cluster: they are not the harness's to replace")]
+    NotOwned,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplaceError {
+    #[error(transparent)]
+    Not(#[from] NotReplaceable),
+    #[error("add a worker")]
+    Add(#[source] ClusterError),
+    #[error("remove worker {0}")]
+    Remove(String, #[source] ClusterError),
 }
 
 /// Bound on copying every node's logs: seconds for three nodes; longer is a
@@ -104,7 +133,22 @@ impl Cluster for KitCluster {
         Some(Box::pin(KitCluster::serve_image(self, archive, registry, timeout)))
     }
     fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, NotStoppable> {
-        Ok(self.nodes.iter().map(|n| (n.name.clone(), n.container.clone())).collect())
+        Ok(self.nodes().into_iter().map(|n| (n.name, n.container)).collect())
+    }
+    fn workers(&self) -> Result<Vec<String>, NotReplaceable> {
+        Ok(self.nodes().into_iter().skip(1).map(|n| n.name).collect())
+    }
+    fn add_worker<'a>(&'a self, image: ServedImage<'a>) -> Pending<'a, Result<String, ReplaceError>> {
+        Box::pin(async move {
+            self.workers()?;
+            KitCluster::add_worker(self, &image).await.map(|n| n.name).map_err(ReplaceError::Add)
+        })
+    }
+    fn remove_worker<'a>(&'a self, name: &'a str) -> Pending<'a, Result<(), ReplaceError>> {
+        Box::pin(async move {
+            self.workers()?;
+            KitCluster::remove_worker(self, name).await.map_err(|e| ReplaceError::Remove(name.to_owned(), e))
+        })
     }
     fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>> {
         // Each node's supervisor logs every component to /var/log/cbam
@@ -112,7 +156,7 @@ impl Cluster for KitCluster {
         Some(Box::pin(async move {
             std::fs::create_dir_all(dir).map_err(|e| NodeLogsError::Directory(dir.display().to_string(), e))?;
             let copies = async {
-                for node in &self.nodes {
+                for node in self.nodes() {
                     let from = format!("{}:/var/log/cbam/.", node.container);
                     let to = dir.join(&node.name);
                     let to = to.to_string_lossy();
@@ -162,6 +206,15 @@ impl Cluster for KindCluster {
     fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, NotStoppable> {
         Err(NotStoppable::KindAddresses)
     }
+    fn workers(&self) -> Result<Vec<String>, NotReplaceable> {
+        Err(NotReplaceable::Kind)
+    }
+    fn add_worker<'a>(&'a self, _image: ServedImage<'a>) -> Pending<'a, Result<String, ReplaceError>> {
+        Box::pin(async { Err(NotReplaceable::Kind.into()) })
+    }
+    fn remove_worker<'a>(&'a self, _name: &'a str) -> Pending<'a, Result<(), ReplaceError>> {
+        Box::pin(async { Err(NotReplaceable::Kind.into()) })
+    }
     fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>> {
         Some(Box::pin(async move { self.export_logs(dir, NODE_LOGS_TIMEOUT).await.map_err(NodeLogsError::Kind) }))
     }
@@ -198,6 +251,15 @@ impl Cluster for ExistingCluster {
     }
     fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, NotStoppable> {
         Err(NotStoppable::NotOwned)
+    }
+    fn workers(&self) -> Result<Vec<String>, NotReplaceable> {
+        Err(NotReplaceable::NotOwned)
+    }
+    fn add_worker<'a>(&'a self, _image: ServedImage<'a>) -> Pending<'a, Result<String, ReplaceError>> {
+        Box::pin(async { Err(NotReplaceable::NotOwned.into()) })
+    }
+    fn remove_worker<'a>(&'a self, _name: &'a str) -> Pending<'a, Result<(), ReplaceError>> {
+        Box::pin(async { Err(NotReplaceable::NotOwned.into()) })
     }
     fn node_logs<'a>(&'a self, _dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>> {
         None

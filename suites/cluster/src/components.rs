@@ -105,12 +105,13 @@ pub fn parse(output: &str) -> Result<(u64, Vec<Component>), StateError> {
 /// Every node's components, and the clock of the last node read (the nodes
 /// share the host's).
 async fn read(cluster: &KitCluster) -> Result<(u64, Vec<Component>), StateError> {
-    if cluster.nodes.is_empty() {
+    let nodes = cluster.nodes();
+    if nodes.is_empty() {
         return Err(StateError::NoNodes);
     }
     let script = format!("date +%s; cd {DIR} && grep -r . . || true");
     let (mut now, mut all) = (0, Vec::new());
-    for node in &cluster.nodes {
+    for node in &nodes {
         let output =
             docker::docker(&["exec", &node.container, "sh", "-c", &script]).await.map_err(StateError::Docker)?;
         let (clock, components) = parse(&output)?;
@@ -138,7 +139,8 @@ pub fn steady(nodes: &[&str], now: u64, components: &[Component], window: Durati
 pub async fn poll_steady(cluster: &KitCluster, window: Duration) -> Poll<()> {
     match read(cluster).await {
         Ok((now, components)) => {
-            let nodes: Vec<&str> = cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+            let nodes = cluster.nodes();
+            let nodes: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
             steady(&nodes, now, &components, window)
         }
         Err(e) => Poll::failed(cbam_error_chain::render(&e), &e),

@@ -101,6 +101,12 @@ pub enum ClusterError {
     Token,
     #[error("start an agent: the task failed: {0}")]
     Join(String),
+    #[error("remove the taint {JOINING_TAINT} from node {0}")]
+    Untaint(String, #[source] kube::Error),
+    #[error("{0} is not a worker of this cluster (the server is not replaced)")]
+    NotAWorker(String),
+    #[error("delete the Node object {0}")]
+    DeleteNode(String, #[source] kube::Error),
     #[error("remove node {node}")]
     Remove {
         node: String,
@@ -129,6 +135,31 @@ pub struct KitOptions {
     pub component_args: Vec<(String, String)>,
 }
 
+/// An image archive to serve to a node, with the registry that serves it.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedImage<'a> {
+    pub archive: &'a Path,
+    /// The `oci-registry` binary (`registry_beside`).
+    pub registry: &'a Path,
+    pub timeout: Duration,
+}
+
+/// Removes [`JOINING_TAINT`] from a node (a JSON patch of its taints, as
+/// data: the other taints kept).
+async fn untaint(client: &Client, node: &str) -> Result<(), kube::Error> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    let current = api.get(node).await?;
+    let taints: Vec<_> = current
+        .spec
+        .and_then(|s| s.taints)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| t.key != JOINING_TAINT)
+        .collect();
+    let patch = serde_json::json!({"spec": {"taints": taints}});
+    api.patch(node, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.map(drop)
+}
+
 /// The registry binary that serves an image archive to the nodes: `just
 /// image` writes it beside the archive.
 pub fn registry_beside(archive: &Path) -> PathBuf {
@@ -151,18 +182,31 @@ pub fn reuse_name(image: &str, agents: usize) -> String {
 }
 
 #[derive(Debug)]
-pub struct Node {
-    /// Kubernetes node name (the container's hostname).
-    pub name: String,
-    /// Docker container name.
-    pub container: String,
+struct Node {
+    id: NodeId,
     /// None for a node the run attached to.
     handle: Option<ContainerAsync<GenericImage>>,
 }
 
+/// A node as the cluster and Docker name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeId {
+    /// Kubernetes node name (the container's hostname).
+    pub name: String,
+    /// Docker container name.
+    pub container: String,
+}
+
+/// The taint a node joining a running cluster carries until the app image
+/// is served to it: no pod lands on a node that cannot pull it yet.
+pub const JOINING_TAINT: &str = "cbam.io/joining";
+
 pub struct KitCluster {
     pub name: String,
-    pub nodes: Vec<Node>,
+    /// The server first; workers join and leave during a run (an upgrade).
+    nodes: std::sync::Mutex<Vec<Node>>,
+    /// How it was started: a node joining later starts the same way.
+    options: KitOptions,
     /// The node image's supervisor records component states (the kit's
     /// node; an upstream k3s image does not).
     pub supervised: bool,
@@ -180,7 +224,7 @@ impl std::fmt::Debug for KitCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KitCluster")
             .field("name", &self.name)
-            .field("nodes", &self.nodes)
+            .field("nodes", &self.nodes())
             .field("api_port", &self.api_port)
             .field("http_port", &self.http_port)
             .field("https_port", &self.https_port)
@@ -283,16 +327,76 @@ impl KitCluster {
                 None => ClusterError::Start { node: node.to_owned(), source },
             }
         })?;
-        Ok(Node { name: node.to_owned(), container, handle: Some(handle) })
+        Ok(Node { id: NodeId { name: node.to_owned(), container }, handle: Some(handle) })
+    }
+
+    /// The nodes now, the server first.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        self.nodes.lock().map(|nodes| nodes.iter().map(|n| n.id.clone()).collect()).unwrap_or_default()
+    }
+
+    fn server(&self) -> Result<NodeId, ClusterError> {
+        self.nodes().into_iter().next().ok_or_else(|| ClusterError::Join("no server".into()))
     }
 
     /// Starts one more agent that joins this cluster's server with `token`,
     /// as `up` starts each (the server's full token joins; a token naming
-    /// another CA must be refused, which the node's FATAL line says).
-    pub async fn join_agent(&self, opts: &KitOptions, node: &str, token: &str) -> Result<Node, ClusterError> {
-        let server = &self.nodes.first().ok_or_else(|| ClusterError::Join("no server".into()))?.container;
-        let env = [("K3S_TOKEN", token.to_owned()), ("K3S_URL", k3s::server_url(server))];
-        Self::start_node(opts, node, Role::Agent, server, &env).await
+    /// another CA must be refused, which the node's FATAL line says). It is
+    /// not one of the cluster's nodes (a test of joining).
+    pub async fn join_agent(&self, node: &str, token: &str) -> Result<NodeId, ClusterError> {
+        let server = self.server()?.container;
+        let env = [("K3S_TOKEN", token.to_owned()), ("K3S_URL", k3s::server_url(&server))];
+        let mut joined = Self::start_node(&self.options, node, Role::Agent, &server, &env).await?;
+        let id = joined.id.clone();
+        // Removed with the cluster (by its label), not when this returns.
+        if let Some(handle) = joined.handle.take() {
+            std::mem::forget(handle);
+        }
+        Ok(id)
+    }
+
+    /// Adds a worker as a surge node of an upgrade does: it joins tainted
+    /// [`JOINING_TAINT`], the app image archive is served to it, then the
+    /// taint goes. Named after the highest agent number so far, plus one.
+    pub async fn add_worker(&self, image: &ServedImage<'_>) -> Result<NodeId, ClusterError> {
+        let server = self.server()?.container;
+        let next =
+            self.nodes().iter().filter_map(|n| n.name.strip_prefix("agent")?.parse::<usize>().ok()).max().unwrap_or(0)
+                + 1;
+        let name = format!("agent{next}");
+        let env = [("K3S_TOKEN", Self::join_token(&server).await?), ("K3S_URL", k3s::server_url(&server))];
+        let mut opts = self.options.clone();
+        opts.component_args.push(("kubelet".into(), format!("--register-with-taints={JOINING_TAINT}=true:NoSchedule")));
+        let node = Self::start_node(&opts, &name, Role::Agent, &server, &env).await?;
+        let id = node.id.clone();
+        self.nodes.lock().map_err(|_| ClusterError::Join("the node list is poisoned".into()))?.push(node);
+        docker::serve_image(&id.container, image.archive, image.registry, image.timeout.as_secs().max(1)).await?;
+        untaint(&self.client, &id.name).await.map_err(|e| ClusterError::Untaint(id.name.clone(), e))?;
+        Ok(id)
+    }
+
+    /// Removes worker `name` as a node pool does once it is drained: its
+    /// container deleted, then its Node object. Never the server.
+    pub async fn remove_worker(&self, name: &str) -> Result<(), ClusterError> {
+        let node = {
+            let mut nodes = self.nodes.lock().map_err(|_| ClusterError::Join("the node list is poisoned".into()))?;
+            match nodes.iter().position(|n| n.id.name == name) {
+                Some(0) | None => return Err(ClusterError::NotAWorker(name.to_owned())),
+                Some(k) => nodes.remove(k),
+            }
+        };
+        match node.handle {
+            Some(handle) => {
+                handle.rm().await.map_err(|source| ClusterError::Remove { node: name.to_owned(), source })?;
+            }
+            None => drop(docker::docker(&["rm", "-f", "-v", &node.id.container]).await?),
+        }
+        let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(self.client.clone());
+        match api.delete(name, &kube::api::DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(ClusterError::DeleteNode(name.to_owned(), e)),
+        }
     }
 
     /// The server's full join token (a secret: never shown).
@@ -304,8 +408,15 @@ impl KitCluster {
     /// The running cluster `opts.name` with all its nodes, if there is one.
     async fn attach(opts: &KitOptions) -> Result<Option<KitCluster>, ClusterError> {
         let filter = format!("label={LABEL}={}", opts.name);
-        let running = docker::docker(&["ps", "-q", "--filter", &filter, "--filter", "status=running"]).await?;
-        if running.lines().count() != opts.agents + 1 {
+        let running =
+            docker::docker(&["ps", "--filter", &filter, "--filter", "status=running", "--format", "{{.Names}}"])
+                .await?;
+        // The nodes as they run now: an upgrade replaces agents with new ones.
+        let prefix = format!("{}-", opts.name);
+        let mut agents: Vec<&str> =
+            running.lines().filter_map(|c| c.strip_prefix(&prefix)).filter(|n| *n != "server").collect();
+        agents.sort_unstable();
+        if running.lines().count() != opts.agents + 1 || agents.len() != opts.agents {
             return Ok(None);
         }
         let server = format!("{}-server", opts.name);
@@ -319,12 +430,12 @@ impl KitCluster {
             }
         };
         let (api_port, http_port, https_port) = (port(k3s::API_PORT).await?, port(80).await?, port(443).await?);
-        let mut nodes = vec![Node { name: "server".into(), container: server.clone(), handle: None }];
-        nodes.extend((1..=opts.agents).map(|i| Node {
-            name: format!("agent{i}"),
-            container: format!("{}-agent{i}", opts.name),
+        let id = |name: &str| Node {
+            id: NodeId { container: format!("{prefix}{name}"), name: name.to_owned() },
             handle: None,
-        }));
+        };
+        let mut nodes = vec![id("server")];
+        nodes.extend(agents.into_iter().map(id));
         Ok(Some(Self::connected(opts, nodes, (api_port, http_port, https_port), true).await?))
     }
 
@@ -336,11 +447,12 @@ impl KitCluster {
         (api_port, http_port, https_port): (u16, u16, u16),
         kept: bool,
     ) -> Result<KitCluster, ClusterError> {
-        let (kubeconfig_yaml, client) = Self::connect(&nodes[0].container, api_port).await?;
+        let (kubeconfig_yaml, client) = Self::connect(&nodes[0].id.container, api_port).await?;
         let supervised = docker::image_label(&opts.image, SUPERVISOR_LABEL).await?.is_some();
         Ok(KitCluster {
             name: opts.name.clone(),
-            nodes,
+            nodes: std::sync::Mutex::new(nodes),
+            options: opts.clone(),
             supervised,
             client,
             kubeconfig_yaml,
@@ -427,13 +539,13 @@ impl KitCluster {
         while let Some(result) = agents.join_next().await {
             joined.push(result.map_err(|e| ClusterError::Join(e.to_string()))??);
         }
-        joined.sort_by(|a, b| a.name.cmp(&b.name));
+        joined.sort_by(|a, b| a.id.name.cmp(&b.id.name));
         nodes.extend(joined);
         let server = &nodes[0];
         let port = |p: u16| async move {
             let handle = server.handle.as_ref().ok_or_else(|| ClusterError::Join("no server handle".into()))?;
             handle.get_host_port_ipv4(p.tcp()).await.map_err(|source| ClusterError::Port {
-                node: server.name.clone(),
+                node: server.id.name.clone(),
                 port: p,
                 source,
             })
@@ -449,7 +561,7 @@ impl KitCluster {
     /// on the node's loopback (`registry`: the `oci-registry` binary), each
     /// answering within `timeout`: pods pull it as they would in production.
     pub async fn serve_image(&self, archive: &Path, registry: &Path, timeout: Duration) -> Result<(), DockerError> {
-        for node in &self.nodes {
+        for node in self.nodes() {
             docker::serve_image(&node.container, archive, registry, timeout.as_secs().max(1)).await?;
         }
         Ok(())
@@ -462,12 +574,13 @@ impl KitCluster {
 
     /// Removes the nodes in reverse creation order, then the volumes and the
     /// network; a cluster kept for reuse stays up.
-    pub async fn down(mut self) -> Result<(), ClusterError> {
+    pub async fn down(self) -> Result<(), ClusterError> {
         if self.kept() {
             return Ok(());
         }
-        while let Some(node) = self.nodes.pop() {
-            let name = node.name.clone();
+        let mut nodes = self.nodes.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some(node) = nodes.pop() {
+            let name = node.id.name.clone();
             if let Some(handle) = node.handle {
                 handle.rm().await.map_err(|source| ClusterError::Remove { node: name, source })?;
             }

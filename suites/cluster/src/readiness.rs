@@ -188,7 +188,7 @@ pub async fn gate(cluster: &KitCluster, t: &Timeouts) -> Result<(), GateError> {
     let client = &cluster.client;
     let window = t.crash_window;
     let waits = async {
-        platform_ready(client, cluster.nodes.len(), cluster.http_port, t).await?;
+        platform_ready(client, cluster.nodes().len(), cluster.http_port, t).await?;
         // Last, as nothing above needs every component (kube-proxy, say):
         // each is running, and one that restarted has run a whole window.
         if cluster.supervised {

@@ -91,7 +91,7 @@ async fn kit_cluster_smoke() {
     let exposed = loopback_only(&cluster, &listening_before).await;
     let result = async {
         exercise(&cluster, &t).await?;
-        impostor_refused(&cluster, &opts).await?;
+        impostor_refused(&cluster).await?;
         join_objects_accepted(&cluster).await?;
         refusals_end_waits(&cluster).await
     }
@@ -137,7 +137,7 @@ async fn loopback_only(cluster: &KitCluster, before: &BTreeSet<SocketAddr>) -> R
 /// it).
 async fn conntrack_syn_sent(cluster: &KitCluster) -> Result<(), Failed> {
     let path = format!("/proc/sys/{}", SYN_SENT_SYSCTL.replace('.', "/"));
-    for node in &cluster.nodes {
+    for node in cluster.nodes() {
         let found = docker::docker(&["exec", &node.container, "cat", &path]).await?;
         if found.trim() != SYN_SENT_SECONDS.to_string() {
             return Err(format!(
@@ -339,9 +339,9 @@ async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), Failed> {
 /// a wrong token) stops before it sends the bootstrap secret, and joins
 /// nothing: started as the provider starts every agent, its own FATAL line
 /// is what `start` reports, within the node's startup bound.
-async fn impostor_refused(cluster: &KitCluster, opts: &KitOptions) -> Result<(), Failed> {
+async fn impostor_refused(cluster: &KitCluster) -> Result<(), Failed> {
     let wrong = format!("K10{}::server:not-the-password", "0".repeat(64));
-    match cluster.join_agent(opts, "impostor", &wrong).await {
+    match cluster.join_agent("impostor", &wrong).await {
         Err(ClusterError::NodeFailed { said, .. })
             if said.contains("is not the token's") && said.contains("not joining") => {}
         Err(e) => {
@@ -379,7 +379,7 @@ fn join_passwords() -> Vec<String> {
 /// programs (cbam-join token, cbam-join objects) on the server, are all
 /// accepted by its API server (server-side dry run: nothing is created).
 async fn join_objects_accepted(cluster: &KitCluster) -> Result<(), Failed> {
-    let server = &cluster.nodes[0].container;
+    let server = &cluster.nodes()[0].container;
     // Copied beside the node's data: /tmp is a tmpfs, which `docker cp`
     // writes beneath, unseen.
     let dir = tempfile::tempdir()?;
@@ -414,7 +414,7 @@ async fn refusals_end_waits(cluster: &KitCluster) -> Result<(), Failed> {
     let refused = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "bootstrap-token-513048", "namespace": "kube-system"},
         "type": "bootstrap.kubernetes.io/token", "stringData": {"token-id": 513048}});
-    let server = &cluster.nodes[0].container;
+    let server = &cluster.nodes()[0].container;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("refused.json");
     std::fs::write(&file, serde_json::to_vec(&refused)?)?;

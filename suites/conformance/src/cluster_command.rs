@@ -160,7 +160,7 @@ async fn up(name: &str, agents: usize, node_image: Option<&str>, t: &Timeouts) -
     eprintln!(
         "cluster: {name} up in {:.0} s ({} nodes): API https://127.0.0.1:{}, HTTP 127.0.0.1:{}, HTTPS 127.0.0.1:{}",
         since.elapsed().as_secs_f64(),
-        cluster.nodes.len(),
+        cluster.nodes().len(),
         cluster.api_port,
         cluster.http_port,
         cluster.https_port

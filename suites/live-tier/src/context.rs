@@ -50,6 +50,11 @@ pub(crate) struct LiveContext<'a> {
     /// The nodes the harness may stop and start, as (node name, container);
     /// Err: why not (an existing cluster's are not the harness's; kind's not yet).
     pub(crate) nodes: Result<Vec<(String, String)>, cbam_cluster::cluster::NotStoppable>,
+    /// The cluster's provider: the workers it may replace (an upgrade).
+    pub(crate) cluster: &'a dyn cbam_cluster::cluster::Cluster,
+    /// The application image archive (`--app-image`), served to a node
+    /// that joins during the run.
+    pub(crate) app_image: &'a Path,
     /// The baseline release's overlay for this environment, fitted like the
     /// candidate's (`--baseline`).
     pub(crate) baseline: Option<Vec<cbam_model::manifest::Object>>,

@@ -477,6 +477,8 @@ pub struct DisruptionLoad {
     pub settle_seconds: u64,
     /// Pipeline runs to the Service, each waited for until it is over.
     pub runs: DisruptionRuns,
+    /// The length of the run held by each pod the harness stops.
+    pub held_run_seconds: f64,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]
@@ -492,6 +494,25 @@ pub struct DisruptionBudgets {
     pub rollout: Budget,
     pub drain: Budget,
     pub node_loss: NodeLossBudget,
+    pub upgrade: UpgradeBudget,
+}
+
+/// What replacing every worker node may cost: the requests as a drain's,
+/// and seconds per node replaced (join, drain, removal).
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeBudget {
+    pub failed: usize,
+    pub p99_ms: f64,
+    pub runs_cut: usize,
+    pub per_node_seconds: u64,
+}
+
+impl UpgradeBudget {
+    /// The requests' share, judged as every other disruption's.
+    pub fn requests(&self) -> Budget {
+        Budget { failed: self.failed, p99_ms: self.p99_ms, runs_cut: self.runs_cut }
+    }
 }
 
 /// What losing a node may cost: how long after the kill requests may still

@@ -159,6 +159,8 @@ impl std::fmt::Display for Usage {
 }
 
 /// The response header through which the application names its pod.
+/// A pipeline run started so that it is answered when it is over.
+pub const RUN_PATH: &str = "/api/v1/pipeline/runs?wait=true";
 pub const SERVED_BY: &str = "x-served-by";
 /// The response header a pod that has begun shutting down adds (`true`).
 pub const POD_DRAINING: &str = "x-pod-draining";

@@ -66,7 +66,7 @@ struct Runs {
     /// How long each run lasts.
     #[arg(long, default_value_t = 5.0)]
     run_seconds: f64,
-    #[arg(long, default_value = "/api/v1/pipeline/runs?wait=true")]
+    #[arg(long, default_value = cbam_prober::RUN_PATH)]
     run_path: String,
 }
 

@@ -1,6 +1,8 @@
-//! What the harness does to the cluster for a check: drain a node, run a
-//! tool container beside the app, wait for the deployment at rest.
+//! What the harness does to the cluster for a check: drain a node, replace
+//! a worker, run a tool container beside the app, wait for the deployment at
+//! rest.
 
 pub(crate) mod hpa_rest;
 pub(crate) mod node_drain;
+pub(crate) mod node_pool;
 pub(crate) mod tool_container;

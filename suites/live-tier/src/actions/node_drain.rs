@@ -11,7 +11,7 @@ use cbam_error_chain::render as chain;
 use kube::api::Api;
 use serde_json::json;
 
-use crate::app_pods::{app_pods, is_ready};
+use crate::app_pods::{WorkloadError, app_pods, is_ready};
 use crate::context::LiveContext;
 use crate::journal::{self, JournalError, Undo};
 
@@ -64,9 +64,13 @@ pub(crate) async fn pdb_status(cx: &LiveContext<'_>) -> String {
 /// apiVersion/kind, which this API server does not treat as a policy/v1
 /// Eviction). A refusal carries the HTTP status and the causes.
 pub(crate) async fn evict(cx: &LiveContext<'_>, pod: &str) -> Result<(), EvictionError> {
+    evict_in(cx, cx.namespace(), pod).await
+}
+
+async fn evict_in(cx: &LiveContext<'_>, namespace: &str, pod: &str) -> Result<(), EvictionError> {
     let body =
-        json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": cx.namespace()}});
-    let request = http::Request::post(format!("/api/v1/namespaces/{}/pods/{pod}/eviction", cx.namespace()))
+        json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}});
+    let request = http::Request::post(format!("/api/v1/namespaces/{namespace}/pods/{pod}/eviction"))
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(serde_json::to_vec(&body).unwrap_or_default())
         .map_err(|e| EvictionError::Request(pod.to_owned(), e))?;
@@ -92,6 +96,16 @@ pub(crate) async fn evict(cx: &LiveContext<'_>, pod: &str) -> Result<(), Evictio
 /// requests"), which proves nothing about the PDB.
 pub(crate) fn refused_by_budget(code: u16, message: &str, pdb: &str) -> bool {
     code == 429 && message.contains("[DisruptionBudget]") && message.contains(&format!("disruption budget {pdb} "))
+}
+
+/// The app pods on `node` now (not shutting down), by name.
+pub(crate) async fn app_pods_on(cx: &LiveContext<'_>, node: &str) -> Result<Vec<String>, WorkloadError> {
+    Ok(app_pods(cx)
+        .await?
+        .into_iter()
+        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+        .filter_map(|p| p.metadata.name)
+        .collect())
 }
 
 /// Drains `node` as `kubectl drain` does: evicts every app pod on it,
@@ -131,6 +145,50 @@ pub(crate) async fn empty_node(cx: &LiveContext<'_>, node: &str) -> Result<(usiz
     })
     .await?;
     Ok((evicted_on_node.load(Ordering::SeqCst), refused_on_node.load(Ordering::SeqCst)))
+}
+
+/// Evicts every other pod on `node` as `kubectl drain` does once the app's
+/// are gone (the platform's addons: none has a budget), leaving DaemonSet
+/// and static pods, which go with the node. Returns how many were evicted.
+pub(crate) async fn evict_the_rest(cx: &LiveContext<'_>, node: &str) -> Result<usize, WaitError> {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::all(cx.client.clone());
+    let evicted = Arc::new(AtomicUsize::new(0));
+    until(&format!("every other pod on {node} evicted"), cx.timeouts.drain, || {
+        let (pods, evicted) = (pods.clone(), evicted.clone());
+        async move {
+            let on_node = kube::api::ListParams::default().fields(&format!("spec.nodeName={node}"));
+            let list = match pods.list(&on_node).await {
+                Ok(list) => list,
+                Err(e) => return Poll::failed(chain(&e), &e),
+            };
+            let movable: Vec<(String, String)> = list
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter(|p| {
+                    let owners = p.metadata.owner_references.as_deref().unwrap_or_default();
+                    !owners.iter().any(|o| o.kind == "DaemonSet" || o.kind == "Node")
+                })
+                .filter_map(|p| Some((p.metadata.namespace.clone()?, p.metadata.name.clone()?)))
+                .collect();
+            if movable.is_empty() {
+                return Poll::Done(());
+            }
+            for (namespace, pod) in &movable {
+                match evict_in(cx, namespace, pod).await {
+                    Ok(()) => {
+                        evicted.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // Gone meanwhile, or a budget of someone's: the next poll sees.
+                    Err(EvictionError::Refused { code: 404 | 429, .. }) => {}
+                    Err(e) => return Poll::failed(chain(&e), &e),
+                }
+            }
+            Poll::Pending(format!("{} pods left on {node}", movable.len()))
+        }
+    })
+    .await?;
+    Ok(evicted.load(Ordering::SeqCst))
 }
 
 /// Waits until no app pod is on `node` and `want` are Ready elsewhere.

@@ -7,6 +7,7 @@
 
 mod admission;
 mod autoscaling;
+mod cluster_upgrade;
 mod drain;
 mod drain_under_load;
 mod edge;
@@ -34,6 +35,7 @@ const INGRESS_TRAFFIC: &[&str] = &[
     "live-drain-under-load",
     "live-node-loss",
     "live-autoscaling",
+    "live-cluster-upgrade",
 ];
 
 /// Every live check, in run order (`catalog.rs` says what each field means).
@@ -210,6 +212,16 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         order: Order::After(&["live-autoscaling"]),
         nightly_only: true,
         run: |cx, r| Box::pin(node_loss::node_loss(cx, r)),
+    },
+    LiveCheck {
+        id: "live-cluster-upgrade",
+        about: "each worker replaced in turn under load (nightly): none failed or cut",
+        scope: Scope::Governed,
+        role: Role::NeedsRollout,
+        // After the other disruptions: its new nodes change where pods run.
+        order: Order::After(&["live-autoscaling", "live-node-loss"]),
+        nightly_only: true,
+        run: |cx, r| Box::pin(cluster_upgrade::cluster_upgrade(cx, r)),
     },
     LiveCheck {
         id: "live-rate-limit",

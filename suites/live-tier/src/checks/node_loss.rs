@@ -14,10 +14,11 @@ use cbam_cluster::wait::{Poll, WaitError, until};
 use cbam_prober::runs::{RunOutcome, RunTally};
 use cbam_prober::summary::Summary;
 use cbam_prober::{Kind, Record};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 
 use crate::actions::hpa_rest;
+use crate::actions::node_pool::node_ready;
 use crate::app_pods::{WorkloadError, app_pods, is_ready};
 use crate::context::LiveContext;
 use crate::judges::disruption::Evidence;
@@ -28,13 +29,6 @@ use cbam_model::outcome::Recorder;
 
 fn node_of(pod: &Pod) -> Option<&str> {
     pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
-}
-
-async fn node_ready(cx: &LiveContext<'_>, node: &str) -> Option<bool> {
-    let nodes: Api<Node> = Api::all(cx.client.clone());
-    let n = nodes.get(node).await.ok()?;
-    let conditions = n.status.and_then(|s| s.conditions).unwrap_or_default();
-    Some(conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// The agent to kill: one hosting a Ready app pod and not the prober pod

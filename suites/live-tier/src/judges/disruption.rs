@@ -15,6 +15,8 @@ pub(crate) struct Evidence {
     pub(crate) service: Vec<Record>,
     /// Pipeline runs to the Service, each answered when it was over.
     pub(crate) runs: Vec<Record>,
+    /// Runs of the documented held length sent to pods about to be stopped.
+    pub(crate) held: Vec<Record>,
     pub(crate) ready: Vec<(f64, usize)>,
     pub(crate) phases: Vec<(f64, String)>,
     /// What the in-cluster prober said besides its records.
@@ -52,6 +54,33 @@ pub(crate) fn judge(r: &mut Recorder, object: &str, what: &str, ev: &Evidence, b
         runs.to_string(),
         runs.completed > 0 && runs.cut <= budget.runs_cut,
     );
+    if !ev.held.is_empty() {
+        let unfinished: Vec<String> = ev
+            .held
+            .iter()
+            .filter(|run| run.status != Some(200))
+            .map(|run| {
+                let pod = run.pod.as_deref().unwrap_or("?");
+                match (run.status, &run.error) {
+                    (Some(status), _) => format!("{pod}: HTTP {status} after {:.1} s", run.latency_ms / 1000.0),
+                    (None, Some(e)) => format!("{pod}: {e} after {:.1} s", run.latency_ms / 1000.0),
+                    (None, None) => format!("{pod}: no answer"),
+                }
+            })
+            .collect();
+        let finished = ev.held.len() - unfinished.len();
+        r.record(
+            object,
+            &format!("runs held by the pods stopped in the {what}, started just before their stop"),
+            "each completed (200) within the shutdown timeout and the grace period",
+            if unfinished.is_empty() {
+                format!("{finished} of {} completed", ev.held.len())
+            } else {
+                format!("{finished} of {} completed; {}", ev.held.len(), unfinished.join("; "))
+            },
+            unfinished.is_empty(),
+        );
+    }
     let low = ev.ready.iter().map(|(_, n)| *n).min();
     r.record(
         object,
@@ -60,4 +89,56 @@ pub(crate) fn judge(r: &mut Recorder, object: &str, what: &str, ev: &Evidence, b
         low.map_or_else(|| "no sample".to_owned(), |n| format!("lowest {n}")),
         low.is_some_and(|n| n >= min_ready),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cbam_model::environment::Env;
+    use cbam_model::outcome::Status;
+    use cbam_prober::{Kind, Stream};
+
+    fn held(pod: &str, status: Option<u16>, error: Option<&str>) -> Record {
+        Record {
+            seq: 0,
+            scheduled_ms: 0.0,
+            sent_ms: 0.0,
+            latency_ms: 12_000.0,
+            kind: status.map_or(Kind::Reset, Kind::of_status),
+            status,
+            pod: Some(pod.to_owned()),
+            error: error.map(str::to_owned),
+            stream: Stream::Run,
+            draining: true,
+            local_port: None,
+        }
+    }
+
+    fn held_fact(ev: &Evidence) -> (Status, String) {
+        let mut r = Recorder::new(Env::new("production").expect("a name"), "live-drain-under-load");
+        judge(&mut r, "Deployment x/y", "drain", ev, Budget { failed: 0, p99_ms: 1800.0, runs_cut: 0 }, 2);
+        let fact = r.outcomes.iter().find(|o| o.subject.starts_with("runs held")).expect("a held-run fact");
+        (fact.status, fact.found.clone())
+    }
+
+    #[test]
+    fn a_held_run_must_complete() {
+        let ev = Evidence { held: vec![held("a", Some(200), None), held("b", Some(200), None)], ..Evidence::default() };
+        assert_eq!(held_fact(&ev), (Status::Pass, "2 of 2 completed".to_owned()));
+        // Killed by a short grace period: the proxy says the backend went away.
+        let ev = Evidence {
+            held: vec![held("a", Some(200), None), held("b", None, Some("connection closed"))],
+            ..Evidence::default()
+        };
+        let (status, found) = held_fact(&ev);
+        assert_eq!(status, Status::Fail);
+        assert!(found.contains("1 of 2 completed; b: connection closed after 12.0 s"), "{found}");
+        // A refusal is not a completion either (the run was sent before the stop).
+        let ev = Evidence { held: vec![held("c", Some(503), None)], ..Evidence::default() };
+        assert_eq!(held_fact(&ev).0, Status::Fail);
+        // No held runs (a rollout): no such fact.
+        let mut r = Recorder::new(Env::new("production").expect("a name"), "live-rollout-under-load");
+        judge(&mut r, "o", "rollout", &Evidence::default(), Budget { failed: 0, p99_ms: 1.0, runs_cut: 0 }, 0);
+        assert!(!r.outcomes.iter().any(|o| o.subject.starts_with("runs held")));
+    }
 }

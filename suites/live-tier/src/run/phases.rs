@@ -152,6 +152,8 @@ pub(crate) async fn environment(
         }),
         candidate: &objects,
         nodes: cluster.cluster.stoppable_nodes(),
+        cluster: cluster.cluster,
+        app_image: &opts.app_image,
     };
     cx.ingress_log.routing(Instant::now(), edge::routing_version(&cx).await);
     let mut rolled = true;

@@ -43,6 +43,19 @@ pub(crate) enum ProberPodError {
     NotStarted(String),
 }
 
+/// Where the tool pod runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Wherever the scheduler puts it.
+    Anywhere,
+    /// On the control-plane node (`cbam.io/role=server` on the kit and on
+    /// kind), which an upgrade of the workers leaves in place.
+    ControlPlane,
+}
+
+/// The node label the kit and kind give their control-plane node.
+const CONTROL_PLANE: (&str, &str) = ("cbam.io/role", "server");
+
 /// The prober running in the tool pod.
 pub(crate) struct InCluster {
     /// When its start line arrived: its records' times count from here.
@@ -59,7 +72,7 @@ impl std::fmt::Debug for InCluster {
     }
 }
 
-fn pod_spec(cx: &LiveContext<'_>) -> Pod {
+fn pod_spec(cx: &LiveContext<'_>, placement: Placement) -> Pod {
     // CPU within the production LimitRange (min 100m, max 4000m) divided by
     // the run's fit factor, as the deployment's own values are; memory has
     // no minimum there and the prober needs a few MiB whatever the factor.
@@ -87,7 +100,13 @@ fn pod_spec(cx: &LiveContext<'_>) -> Pod {
             "volumes": [{"name": "probe", "emptyDir": {"sizeLimit": "32Mi"}}]
         }
     });
-    serde_json::from_value(manifest).unwrap_or_default()
+    let mut pod: Pod = serde_json::from_value(manifest).unwrap_or_default();
+    if placement == Placement::ControlPlane
+        && let Some(spec) = pod.spec.as_mut()
+    {
+        spec.node_selector = Some([(CONTROL_PLANE.0.to_owned(), CONTROL_PLANE.1.to_owned())].into());
+    }
+    pod
 }
 
 async fn cluster_ip(cx: &LiveContext<'_>) -> Result<String, ProberPodError> {
@@ -100,9 +119,9 @@ async fn cluster_ip(cx: &LiveContext<'_>) -> Result<String, ProberPodError> {
 }
 
 /// Creates the tool pod (once per environment) and waits until it runs.
-async fn ensure_pod(cx: &LiveContext<'_>, pods: &Api<Pod>) -> Result<(), ProberPodError> {
+async fn ensure_pod(cx: &LiveContext<'_>, pods: &Api<Pod>, placement: Placement) -> Result<(), ProberPodError> {
     if pods.get_opt(POD).await.ok().flatten().is_none() {
-        pods.create(&PostParams::default(), &pod_spec(cx)).await.map_err(ProberPodError::Create)?;
+        pods.create(&PostParams::default(), &pod_spec(cx, placement)).await.map_err(ProberPodError::Create)?;
     }
     until(&format!("tool pod {POD} running"), cx.timeouts.rollout, || async {
         match pods.get(POD).await {
@@ -172,10 +191,15 @@ async fn copy_binary(cx: &LiveContext<'_>, pods: &Api<Pod>) -> Result<(), Prober
 
 /// Starts the prober against the Service at `rate` requests per second,
 /// with the documented pipeline runs beside; it stops by itself after `bound`.
-pub(crate) async fn start(cx: &LiveContext<'_>, rate: f64, bound: Duration) -> Result<InCluster, ProberPodError> {
+pub(crate) async fn start(
+    cx: &LiveContext<'_>,
+    rate: f64,
+    bound: Duration,
+    placement: Placement,
+) -> Result<InCluster, ProberPodError> {
     let pods: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
     let ip = cluster_ip(cx).await?;
-    ensure_pod(cx, &pods).await?;
+    ensure_pod(cx, &pods, placement).await?;
     copy_binary(cx, &pods).await?;
     let load = &cx.disruption.load;
     let addr = format!("{ip}:{}", cx.workload.service.port);

@@ -26,8 +26,9 @@ use crate::app_pods::{WorkloadError, selector};
 use crate::context::LiveContext;
 use crate::judges::disruption::Evidence;
 use crate::plots::disruption_plot;
+use crate::traffic::held_runs::HeldRuns;
 use crate::traffic::https::{self as edge, EdgeError};
-use crate::traffic::prober_pod::{self, InCluster, ProberPodError};
+use crate::traffic::prober_pod::{self, InCluster, Placement, ProberPodError};
 use crate::traffic::ready_sampler::ReadySampler;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,7 @@ pub(crate) struct Session {
     ingress: JoinHandle<Vec<Record>>,
     sampler: ReadySampler,
     phases: Vec<(Instant, String)>,
+    held: HeldRuns,
     settle: Duration,
     limit: Duration,
 }
@@ -82,16 +84,33 @@ fn classify(result: Result<reqwest::Response, reqwest::Error>) -> Answer {
     }
 }
 
+/// How long a session's load may go on and where its tool pod runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    /// The probers stop by themselves after this (a session never finished).
+    pub(crate) bound: Duration,
+    pub(crate) placement: Placement,
+}
+
+impl Shape {
+    /// One rollout or drain: bounded by the longest the waits allow, and
+    /// then some; the tool pod anywhere.
+    pub(crate) fn one_disruption(cx: &LiveContext<'_>) -> Self {
+        let settle = Duration::from_secs(cx.disruption.load.settle_seconds);
+        let bound = cx.timeouts.rollout + cx.timeouts.drain * 2 + settle * 2 + Duration::from_secs(30);
+        Shape { bound, placement: Placement::Anywhere }
+    }
+}
+
 impl Session {
     /// Starts the in-cluster prober, then the ingress prober and the sampler.
-    async fn start(cx: &LiveContext<'_>) -> Result<Self, LoadError> {
+    async fn start(cx: &LiveContext<'_>, shape: Shape) -> Result<Self, LoadError> {
         let load = &cx.disruption.load;
         let settle = Duration::from_secs(load.settle_seconds);
-        // Bounded by the longest disruption the waits allow, and then some.
-        let bound = cx.timeouts.rollout + cx.timeouts.drain * 2 + settle * 2 + Duration::from_secs(30);
+        let bound = shape.bound;
         let selector = selector(cx).await?;
         let t0 = Instant::now();
-        let service = prober_pod::start(cx, load.service_per_second, bound).await?;
+        let service = prober_pod::start(cx, load.service_per_second, bound, shape.placement).await?;
         let client = edge::https(cx)?;
         let url = edge::url(cx, &load.path);
         let timeout = Duration::from_millis(load.timeout_ms);
@@ -134,16 +153,28 @@ impl Session {
             ingress,
             sampler,
             phases: vec![(t0, "load".to_owned())],
+            held: HeldRuns::default(),
             settle,
             // A run sent just before the stop answers after its length.
             limit: timeout + Duration::from_secs_f64(load.runs.duration_seconds) + Duration::from_secs(5),
         })
     }
 
-    /// Starts a session, or records on `object` why the load of `what`
-    /// could not start (a half-made tool pod removed).
+    /// Starts a session for one disruption, or records on `object` why the
+    /// load of `what` could not start (a half-made tool pod removed).
     pub(crate) async fn open(cx: &LiveContext<'_>, r: &mut Recorder, object: &str, what: &str) -> Option<Self> {
-        match Self::start(cx).await {
+        Self::open_shaped(cx, r, object, what, Shape::one_disruption(cx)).await
+    }
+
+    /// As `open`, with its own bound and tool pod placement.
+    pub(crate) async fn open_shaped(
+        cx: &LiveContext<'_>,
+        r: &mut Recorder,
+        object: &str,
+        what: &str,
+        shape: Shape,
+    ) -> Option<Self> {
+        match Self::start(cx, shape).await {
             Ok(session) => Some(session),
             Err(e) => {
                 prober_pod::remove(cx).await;
@@ -155,6 +186,13 @@ impl Session {
 
     pub(crate) fn mark(&mut self, label: impl Into<String>) {
         self.phases.push((Instant::now(), label.into()));
+    }
+
+    /// One run of the documented held length started on each of `pods`,
+    /// which the caller is about to stop (each must be let finish it).
+    pub(crate) async fn hold_runs(&mut self, cx: &LiveContext<'_>, pods: &[String]) {
+        self.held.hold(cx, pods, self.t0).await;
+        self.mark(format!("{} held runs started", pods.len()));
     }
 
     /// The documented load before or after the disruption.
@@ -186,8 +224,10 @@ impl Session {
         shift(&mut ingress, self.ingress_started);
         let ready = self.sampler.stop().await.into_iter().map(|(at, n)| (ms(t0, at), n)).collect();
         let phases = self.phases.into_iter().map(|(at, label)| (ms(t0, at), label)).collect();
+        // Started before a stop, a held run is over by now unless it was cut.
+        let held = self.held.finish(self.limit + Duration::from_secs_f64(cx.disruption.load.held_run_seconds)).await;
         prober_pod::remove(cx).await;
-        Evidence { ingress, service, runs, ready, phases, said, prober_usage }
+        Evidence { ingress, service, runs, held, ready, phases, said, prober_usage }
     }
 }
 
@@ -201,6 +241,7 @@ pub(crate) fn write_evidence(report_dir: &Path, name: &str, title: &str, ev: &Ev
         "ingress": {"summary": ingress, "requests": ev.ingress},
         "service": {"summary": service, "requests": ev.service},
         "runs": {"tally": RunTally::of(&ev.runs), "requests": ev.runs},
+        "held_runs": ev.held,
         "in_cluster_prober": ev.prober_usage,
     });
     let written = write_atomic(&dir.join(format!("{name}.json")), &serde_json::to_string(&doc).unwrap_or_default())

@@ -1,0 +1,179 @@
+//! `live-cluster-upgrade` (nightly): every worker node replaced under load,
+//! as a managed node pool's blue-green upgrade does (GKE): new workers join,
+//! one per old one, and are Ready (the app image served to each first); the
+//! old workers are cordoned, then drained one after another through the
+//! Eviction API, back to back as `kubectl drain` ends (when the node holds no
+//! pod, not when the replacements are Ready), and removed, machine and Node.
+//! Back to back, the next drain meets a budget still spent by the one
+//! before: the PDB, not the pace, keeps replicas available (a surge node
+//! per drain would give each replacement the next join's 25 s, and a budget
+//! that allows everything would pass). All of it under the two-path load
+//! with pipeline runs beside. The in-cluster prober runs on the
+//! control-plane node, which an upgrade of the workers leaves in place, so
+//! every worker is replaced with the prober running throughout. Judged as a
+//! drain is (no failed request, no cut run, minAvailable Ready throughout),
+//! plus: the whole upgrade within its budget, and at the end the documented
+//! replicas Ready with none on a replaced node.
+
+use std::time::{Duration, Instant};
+
+use cbam_error_chain::render as chain;
+use cbam_model::outcome::Recorder;
+
+use crate::actions::hpa_rest;
+use crate::actions::node_drain::{app_pods_on, cordon, empty_node, evict_the_rest, replaced_elsewhere};
+use crate::actions::node_pool::{self, NodePoolError};
+use crate::app_pods::{app_pods, is_ready};
+use crate::context::LiveContext;
+use crate::judges::disruption::judge;
+use crate::traffic::prober_pod::Placement;
+use crate::traffic::under_load::{Session, Shape, write_evidence};
+
+#[derive(Debug, thiserror::Error)]
+enum UpgradeError {
+    #[error("join a new worker")]
+    Join(#[source] NodePoolError),
+    #[error("cordon {0}")]
+    Cordon(String, #[source] crate::journal::JournalError),
+    #[error("list the app pods on {0}")]
+    Pods(String, #[source] crate::app_pods::WorkloadError),
+    #[error("drain {0}")]
+    Drain(String, #[source] cbam_cluster::wait::WaitError),
+    #[error("remove {0}")]
+    Remove(String, #[source] NodePoolError),
+}
+
+/// The upgrade itself: the new pool joined, the old one cordoned, drained
+/// back to back and removed. Each step's line for the report.
+async fn upgrade(
+    cx: &LiveContext<'_>,
+    session: &mut Session,
+    old: &[String],
+    lines: &mut Vec<String>,
+) -> Result<(), UpgradeError> {
+    for _ in old {
+        let since = Instant::now();
+        session.mark("join");
+        let new = node_pool::add_worker(cx).await.map_err(UpgradeError::Join)?;
+        session.mark(format!("{new} Ready"));
+        lines.push(format!("{new} joined and Ready in {:.0} s", since.elapsed().as_secs_f64()));
+    }
+    for node in old {
+        cordon(cx, node, true).await.map_err(|e| UpgradeError::Cordon(node.clone(), e))?;
+    }
+    session.mark(format!("cordon {}", old.join(", ")));
+    for node in old {
+        let since = Instant::now();
+        // Each pod about to be evicted holds a run that needs most of its
+        // shutdown timeout.
+        let pods = app_pods_on(cx, node).await.map_err(|e| UpgradeError::Pods(node.clone(), e))?;
+        session.hold_runs(cx, &pods).await;
+        session.mark(format!("drain {node}"));
+        let (evicted, refused) = empty_node(cx, node).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
+        let others = evict_the_rest(cx, node).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
+        node_pool::remove_worker(cx, node).await.map_err(|e| UpgradeError::Remove(node.clone(), e))?;
+        session.mark(format!("remove {node}"));
+        lines.push(format!(
+            "{node} drained and removed in {:.0} s ({evicted} app pods evicted, {refused} refusals (429) retried; {others} other pods evicted)",
+            since.elapsed().as_secs_f64()
+        ));
+    }
+    let want = usize::try_from(cx.replicas_at_rest()).unwrap_or(0);
+    // The last drain's replacements: every old node is gone.
+    replaced_elsewhere(cx, old.last().map_or("", String::as_str), want)
+        .await
+        .map_err(|e| UpgradeError::Drain(old.join(", "), e))?;
+    session.mark("replacements Ready");
+    Ok(())
+}
+
+pub(crate) async fn cluster_upgrade(cx: &LiveContext<'_>, r: &mut Recorder) {
+    let object = cx.deployment_label();
+    let workers = match cx.cluster.workers() {
+        Ok(workers) => workers,
+        Err(why) => return r.skip(&object, "cluster upgrade", "workers the harness can replace", why),
+    };
+    if workers.is_empty() {
+        return r.record(&object, "cluster upgrade", "at least one worker node", "none", false);
+    }
+    // From rest, as node loss: the budgets hold at the documented replicas.
+    let min = cx.governance.hpa.min_replicas;
+    let rest = hpa_rest::at_rest(cx, hpa_rest::rest_after_scenarios(cx), false).await;
+    r.record(
+        &object,
+        "at rest before the upgrade",
+        format!("HPA at {min} replicas, {min} Ready"),
+        rest.as_ref().map_or_else(|e| chain(e), |()| "at rest".to_owned()),
+        rest.is_ok(),
+    );
+    if rest.is_err() {
+        return;
+    }
+    let budget = cx.disruption.budgets.upgrade;
+    let count = u32::try_from(workers.len()).unwrap_or(u32::MAX);
+    let per_node = Duration::from_secs(budget.per_node_seconds);
+    let settle = Duration::from_secs(cx.disruption.load.settle_seconds);
+    // The load outlasts every replacement's bound (a session is always
+    // finished; this only stops a prober nobody stops).
+    let t = &cx.timeouts;
+    let bound = (t.node_start + t.node_component + t.nodes_ready + t.drain * 2) * count + t.drain + settle * 2;
+    let shape = Shape { bound, placement: Placement::ControlPlane };
+    let Some(mut session) = Session::open_shaped(cx, r, &object, "upgrade", shape).await else { return };
+    session.settle().await;
+    let started = Instant::now();
+    let mut lines = Vec::new();
+    let failure = upgrade(cx, &mut session, &workers, &mut lines).await.err().map(|e| chain(&e));
+    let took = started.elapsed();
+    session.settle().await;
+    let ev = session.finish(cx).await;
+    r.record(
+        &object,
+        &format!(
+            "{} workers replaced (new ones joined, old ones cordoned, drained back to back, removed)",
+            workers.len()
+        ),
+        "every one replaced, the documented replicas Ready again",
+        match &failure {
+            None => lines.join("; "),
+            Some(e) => format!("{}; then failed to {e}", lines.join("; ")),
+        },
+        failure.is_none(),
+    );
+    let limit = per_node * count;
+    r.record(
+        &object,
+        "the whole upgrade's duration",
+        format!("<= {} s ({} s per node)", limit.as_secs(), budget.per_node_seconds),
+        format!("{:.0} s", took.as_secs_f64()),
+        failure.is_none() && took <= limit,
+    );
+    let min_ready = usize::try_from(cx.governance.pdb.min_available).unwrap_or(0);
+    judge(r, &object, "upgrade", &ev, budget.requests(), min_ready);
+    let want = usize::try_from(cx.replicas_at_rest()).unwrap_or(0);
+    let (found, passed) = match app_pods(cx).await {
+        Ok(pods) => {
+            let ready = pods.iter().filter(|p| is_ready(p)).count();
+            let stranded: Vec<String> = pods
+                .iter()
+                .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+                .filter(|n| workers.contains(n))
+                .collect();
+            let line = if stranded.is_empty() {
+                format!("{ready} Ready, none on a replaced node")
+            } else {
+                format!("{ready} Ready; pods on replaced nodes: {}", stranded.join(", "))
+            };
+            (line, stranded.is_empty() && ready >= want)
+        }
+        Err(e) => (chain(&e), false),
+    };
+    r.record(
+        &object,
+        "the Deployment after the upgrade",
+        format!("{want} Ready, none on a replaced node"),
+        found,
+        passed,
+    );
+    let title = format!("{}: every worker replaced under load", cx.env);
+    r.section(write_evidence(cx.report_dir, &format!("{}-upgrade", cx.env), &title, &ev));
+}
