@@ -11,9 +11,10 @@ use cbam_error_chain::render as chain;
 use kube::api::Api;
 use serde_json::json;
 
-use crate::app_pods::{WorkloadError, app_pods, is_ready};
+use crate::app_pods::{WorkloadError, app_pods, has_ended, is_ready};
 use crate::context::LiveContext;
 use crate::journal::{self, JournalError, Undo};
+use k8s_openapi::api::core::v1::Pod;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum EvictionError {
@@ -112,24 +113,33 @@ pub(crate) async fn app_pods_on(cx: &LiveContext<'_>, node: &str) -> Result<Vec<
 /// retrying while the budget refuses (429), until none is left. Returns
 /// (evicted, refusals).
 pub(crate) async fn empty_node(cx: &LiveContext<'_>, node: &str) -> Result<(usize, usize), WaitError> {
+    empty_nodes(cx, &[node.to_owned()]).await
+}
+
+/// Drains `nodes` at once, as one batch of a node pool's drain: evicts every
+/// app pod on any of them, retrying while the budget refuses (429), until
+/// none is left (pods shutting down are gone from the app's list). Returns
+/// (evicted, refusals).
+pub(crate) async fn empty_nodes(cx: &LiveContext<'_>, nodes: &[String]) -> Result<(usize, usize), WaitError> {
     let refused_on_node = Arc::new(AtomicUsize::new(0));
     let evicted_on_node = Arc::new(AtomicUsize::new(0));
-    until(&format!("every app pod on {node} evicted"), cx.timeouts.drain, || {
-        let (refused, evicted) = (refused_on_node.clone(), evicted_on_node.clone());
+    let named = nodes.join(", ");
+    until(&format!("every app pod on {named} evicted"), cx.timeouts.drain, || {
+        let (refused, evicted, named) = (refused_on_node.clone(), evicted_on_node.clone(), named.clone());
         async move {
             let pods = match app_pods(cx).await {
                 Ok(p) => p,
                 Err(e) => return Poll::failed(chain(&e), &e),
             };
-            let on_node: Vec<String> = pods
+            let on_nodes: Vec<String> = pods
                 .iter()
-                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| nodes.contains(n)))
                 .filter_map(|p| p.metadata.name.clone())
                 .collect();
-            if on_node.is_empty() {
+            if on_nodes.is_empty() {
                 return Poll::Done(());
             }
-            for pod in &on_node {
+            for pod in &on_nodes {
                 match evict(cx, pod).await {
                     Ok(()) => {
                         evicted.fetch_add(1, Ordering::SeqCst);
@@ -140,37 +150,64 @@ pub(crate) async fn empty_node(cx: &LiveContext<'_>, node: &str) -> Result<(usiz
                     Err(e) => return Poll::failed(chain(&e), &e),
                 }
             }
-            Poll::Pending(format!("{} app pods left on {node}", on_node.len()))
+            Poll::Pending(format!("{} app pods left on {named}", on_nodes.len()))
         }
     })
     .await?;
     Ok((evicted_on_node.load(Ordering::SeqCst), refused_on_node.load(Ordering::SeqCst)))
 }
 
+/// The pods on `node` a drain moves: not a DaemonSet's or a static (mirror)
+/// pod, which go with the node, and not one that has ended.
+async fn movable_on(cx: &LiveContext<'_>, node: &str) -> Result<Vec<Pod>, kube::Error> {
+    let pods: Api<Pod> = Api::all(cx.client.clone());
+    let on_node = kube::api::ListParams::default().fields(&format!("spec.nodeName={node}"));
+    Ok(pods
+        .list(&on_node)
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| {
+            let owners = p.metadata.owner_references.as_deref().unwrap_or_default();
+            !owners.iter().any(|o| o.kind == "DaemonSet" || o.kind == "Node") && !has_ended(p)
+        })
+        .collect())
+}
+
+/// Waits until every pod a drain moved off `node` is gone, shut down and
+/// deleted (as `kubectl drain` does before it reports the node drained):
+/// removing the machine earlier would kill pods still finishing their runs.
+pub(crate) async fn pods_gone(cx: &LiveContext<'_>, node: &str) -> Result<(), WaitError> {
+    until(&format!("every evicted pod on {node} gone"), cx.timeouts.drain, || async {
+        match movable_on(cx, node).await {
+            Ok(left) if left.is_empty() => Poll::Done(()),
+            Ok(left) => Poll::Pending(format!(
+                "{} on {node}: {}",
+                left.len(),
+                left.iter().filter_map(|p| p.metadata.name.as_deref()).collect::<Vec<_>>().join(", ")
+            )),
+            Err(e) => Poll::failed(chain(&e), &e),
+        }
+    })
+    .await
+}
+
 /// Evicts every other pod on `node` as `kubectl drain` does once the app's
-/// are gone (the platform's addons: none has a budget), leaving DaemonSet
-/// and static pods, which go with the node. Returns how many were evicted.
+/// are gone (the platform's addons: none has a budget). Returns how many
+/// were evicted.
 pub(crate) async fn evict_the_rest(cx: &LiveContext<'_>, node: &str) -> Result<usize, WaitError> {
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::all(cx.client.clone());
     let evicted = Arc::new(AtomicUsize::new(0));
     until(&format!("every other pod on {node} evicted"), cx.timeouts.drain, || {
-        let (pods, evicted) = (pods.clone(), evicted.clone());
+        let evicted = evicted.clone();
         async move {
-            let on_node = kube::api::ListParams::default().fields(&format!("spec.nodeName={node}"));
-            let list = match pods.list(&on_node).await {
-                Ok(list) => list,
+            let movable: Vec<(String, String)> = match movable_on(cx, node).await {
+                Ok(pods) => pods
+                    .into_iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .filter_map(|p| Some((p.metadata.namespace?, p.metadata.name?)))
+                    .collect(),
                 Err(e) => return Poll::failed(chain(&e), &e),
             };
-            let movable: Vec<(String, String)> = list
-                .items
-                .iter()
-                .filter(|p| p.metadata.deletion_timestamp.is_none())
-                .filter(|p| {
-                    let owners = p.metadata.owner_references.as_deref().unwrap_or_default();
-                    !owners.iter().any(|o| o.kind == "DaemonSet" || o.kind == "Node")
-                })
-                .filter_map(|p| Some((p.metadata.namespace.clone()?, p.metadata.name.clone()?)))
-                .collect();
             if movable.is_empty() {
                 return Poll::Done(());
             }

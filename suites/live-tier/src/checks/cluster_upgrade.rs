@@ -1,19 +1,20 @@
 //! `live-cluster-upgrade` (nightly): every worker node replaced under load,
 //! as a managed node pool's blue-green upgrade does (GKE): new workers join,
 //! one per old one, and are Ready (the app image served to each first); the
-//! old workers are cordoned, then drained one after another through the
-//! Eviction API, back to back as `kubectl drain` ends (when the node holds no
-//! pod, not when the replacements are Ready), and removed, machine and Node.
-//! Back to back, the next drain meets a budget still spent by the one
-//! before: the PDB, not the pace, keeps replicas available (a surge node
-//! per drain would give each replacement the next join's 25 s, and a budget
-//! that allows everything would pass). All of it under the two-path load
-//! with pipeline runs beside. The in-cluster prober runs on the
-//! control-plane node, which an upgrade of the workers leaves in place, so
-//! every worker is replaced with the prober running throughout. Judged as a
-//! drain is (no failed request, no cut run, minAvailable Ready throughout),
-//! plus: the whole upgrade within its budget, and at the end the documented
-//! replicas Ready with none on a replaced node.
+//! old pool is cordoned and drained as one batch through the Eviction API
+//! (every app pod evicted at once, retried while the budget refuses, then
+//! the other pods), and once every evicted pod is gone (shut down, as
+//! `kubectl drain` waits for) each old node is removed, machine and Node.
+//! One batch, so the budget is what keeps replicas available: a drain per
+//! node, each waiting for its pods to finish, gives the last replacement
+//! time to be Ready and would pass a budget that allows everything. All of
+//! it under the two-path load with pipeline runs beside, and a held run on
+//! each pod evicted. The in-cluster prober runs on the control-plane node,
+//! which an upgrade of the workers leaves in place, so every worker is
+//! replaced with the prober running throughout. Judged as a drain is (no
+//! failed request, no cut run, every held run completed, minAvailable Ready
+//! throughout), plus: the whole upgrade within its budget, and at the end
+//! the documented replicas Ready with none on a replaced node.
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,7 @@ use cbam_error_chain::render as chain;
 use cbam_model::outcome::Recorder;
 
 use crate::actions::hpa_rest;
-use crate::actions::node_drain::{app_pods_on, cordon, empty_node, evict_the_rest, replaced_elsewhere};
+use crate::actions::node_drain::{app_pods_on, cordon, empty_nodes, evict_the_rest, pods_gone, replaced_elsewhere};
 use crate::actions::node_pool::{self, NodePoolError};
 use crate::app_pods::{app_pods, is_ready};
 use crate::context::LiveContext;
@@ -44,7 +45,8 @@ enum UpgradeError {
 }
 
 /// The upgrade itself: the new pool joined, the old one cordoned, drained
-/// back to back and removed. Each step's line for the report.
+/// as one batch (every eviction at once, retried while the budget refuses),
+/// its pods gone, then removed. Each step's line for the report.
 async fn upgrade(
     cx: &LiveContext<'_>,
     session: &mut Session,
@@ -62,27 +64,38 @@ async fn upgrade(
         cordon(cx, node, true).await.map_err(|e| UpgradeError::Cordon(node.clone(), e))?;
     }
     session.mark(format!("cordon {}", old.join(", ")));
+    // Each pod about to be evicted holds a run that needs most of its
+    // shutdown timeout.
+    let mut pods = Vec::new();
     for node in old {
-        let since = Instant::now();
-        // Each pod about to be evicted holds a run that needs most of its
-        // shutdown timeout.
-        let pods = app_pods_on(cx, node).await.map_err(|e| UpgradeError::Pods(node.clone(), e))?;
-        session.hold_runs(cx, &pods).await;
-        session.mark(format!("drain {node}"));
-        let (evicted, refused) = empty_node(cx, node).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
-        let others = evict_the_rest(cx, node).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
+        pods.extend(app_pods_on(cx, node).await.map_err(|e| UpgradeError::Pods(node.clone(), e))?);
+    }
+    session.hold_runs(cx, &pods).await;
+    let since = Instant::now();
+    session.mark(format!("drain {}", old.join(", ")));
+    let named = old.join(", ");
+    let (evicted, refused) = empty_nodes(cx, old).await.map_err(|e| UpgradeError::Drain(named.clone(), e))?;
+    let mut others = 0;
+    for node in old {
+        others += evict_the_rest(cx, node).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
+    }
+    for node in old {
+        pods_gone(cx, node).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
+    }
+    session.mark("old nodes empty");
+    lines.push(format!(
+        "{named} drained in {:.0} s ({evicted} app pods evicted, {refused} refusals (429) retried; {others} other pods evicted)",
+        since.elapsed().as_secs_f64()
+    ));
+    for node in old {
         node_pool::remove_worker(cx, node).await.map_err(|e| UpgradeError::Remove(node.clone(), e))?;
         session.mark(format!("remove {node}"));
-        lines.push(format!(
-            "{node} drained and removed in {:.0} s ({evicted} app pods evicted, {refused} refusals (429) retried; {others} other pods evicted)",
-            since.elapsed().as_secs_f64()
-        ));
     }
     let want = usize::try_from(cx.replicas_at_rest()).unwrap_or(0);
-    // The last drain's replacements: every old node is gone.
+    // The replacements: every old node is gone.
     replaced_elsewhere(cx, old.last().map_or("", String::as_str), want)
         .await
-        .map_err(|e| UpgradeError::Drain(old.join(", "), e))?;
+        .map_err(|e| UpgradeError::Drain(named, e))?;
     session.mark("replacements Ready");
     Ok(())
 }
