@@ -30,6 +30,12 @@ pub(crate) async fn node_ready(cx: &LiveContext<'_>, node: &str) -> Option<bool>
     Some(conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// The node's kubelet version as it reports it.
+pub(crate) async fn kubelet_version(cx: &LiveContext<'_>, node: &str) -> Option<String> {
+    let nodes: Api<Node> = Api::all(cx.client.clone());
+    Some(nodes.get(node).await.ok()?.status?.node_info?.kubelet_version)
+}
+
 /// Joins a new worker and waits until it is Ready; its node name.
 pub(crate) async fn add_worker(cx: &LiveContext<'_>) -> Result<String, NodePoolError> {
     let registry = registry_beside(cx.app_image);

@@ -3,7 +3,7 @@
 //! PDB refuses), wait for the replacements Ready elsewhere, uncordon. No
 //! request may fail; the PDB's minAvailable stays Ready throughout.
 
-use crate::actions::node_drain::{app_pods_on, cordon, empty_node, replaced_elsewhere};
+use crate::actions::node_drain::{cordon, empty_node, replaced_elsewhere};
 use crate::app_pods::{app_pods, is_ready};
 use crate::context::LiveContext;
 use crate::judges::disruption::judge;
@@ -22,12 +22,6 @@ pub(crate) async fn drain_under_load(cx: &LiveContext<'_>, r: &mut Recorder) {
     };
     let Some(mut session) = Session::open(cx, r, &object, "drain").await else { return };
     session.settle().await;
-    // Each pod about to be evicted holds a run that needs most of its
-    // shutdown timeout (none to hold: the drain judges the rest).
-    match app_pods_on(cx, &node).await {
-        Ok(pods) => session.hold_runs(cx, &pods).await,
-        Err(e) => r.record(&object, "runs held by the pods to evict", "one per pod", chain(&e), false),
-    }
     session.mark(format!("cordon {node}"));
     let drained = match cordon(cx, &node, true).await {
         Err(e) => Err(chain(&e)),

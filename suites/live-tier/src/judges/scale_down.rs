@@ -158,7 +158,7 @@ mod tests {
                 let desired = steps.iter().rev().find(|(from, _)| *from <= at).map_or(15, |s| s.1);
                 let ratio = if at >= below { 0.2 } else { 1.0 };
                 let demand = Some(Demand { ratio, asks: 3 });
-                Sample { at: f64::from(at), desired, ready: desired, demand }
+                Sample { from: f64::from(at), at: f64::from(at), desired, ready: desired, demand }
             })
             .collect()
     }

@@ -31,6 +31,10 @@ pub(crate) struct Demand {
 /// One observation, `at` seconds after the load started.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub(crate) struct Sample {
+    /// When the read of the HPA's status began: what it shows was current
+    /// at some instant from here to `at`.
+    pub(crate) from: f64,
+    /// When that read was answered.
     pub(crate) at: f64,
     pub(crate) desired: i32,
     pub(crate) ready: i32,
@@ -56,8 +60,6 @@ pub(crate) struct Claim {
     /// step before it.
     pub(crate) late_tolerance: f64,
     pub(crate) ready_budget: f64,
-    /// Sampling period: a step is seen up to this late.
-    pub(crate) interval: f64,
 }
 
 /// One observed step next to its prediction.
@@ -147,6 +149,20 @@ pub(crate) fn desired_at(samples: &[Sample], t: f64, start: i32) -> i32 {
     samples.iter().take_while(|s| s.at <= t).last().map_or(start, |s| s.desired)
 }
 
+/// The most replicas that may have been in effect at `t`: a value first
+/// read in one sample may have come right after the read before it began
+/// (sampling under load is late and uneven: a fixed sample interval would
+/// read a late sample as a fast step).
+fn most_desired_at(samples: &[Sample], t: f64, start: i32) -> i32 {
+    let mut most = samples.first().filter(|s| s.from <= t).map_or(start, |s| s.desired);
+    for w in samples.windows(2) {
+        if w[0].from < t {
+            most = most.max(w[1].desired);
+        }
+    }
+    most
+}
+
 /// First time desired replicas were at least `n`.
 fn first_at_least(samples: &[Sample], n: i32) -> Option<f64> {
     samples.iter().find(|s| s.desired >= n).map(|s| s.at)
@@ -183,9 +199,9 @@ pub(crate) fn judge(claim: &Claim, samples: &[Sample], now: f64) -> Verdict {
             continue;
         }
         if s.desired > previous {
-            // Base: what was in effect one period before, seen from the sample
-            // after it (a step is observed up to one interval late).
-            let base = desired_at(samples, s.at - window + claim.interval, claim.min);
+            // Base: the most that may have been in effect one period before
+            // the latest instant this step may have been made.
+            let base = most_desired_at(samples, s.at - window, claim.min);
             let allowed = claim.allowed_from(base);
             if s.desired > allowed {
                 return Verdict::Failed(format!(
@@ -252,9 +268,11 @@ pub(crate) fn judge(claim: &Claim, samples: &[Sample], now: f64) -> Verdict {
     for (k, step) in claim.steps().enumerate() {
         let gap = f64::from(step.at) - f64::from(previous_step.at);
         let deadline = reached_at + gap + claim.late_tolerance;
+        // Late for certain once a read begun after the deadline shows less.
+        let read_after = samples.last().is_some_and(|s| s.from > deadline);
         match first_at_least(samples, step.replicas) {
             Some(at) => reached_at = at,
-            None if now > deadline => {
+            None if read_after => {
                 return Verdict::Failed(format!(
                     "predicted step {k} ({} replicas, {gap:.0} s after the step to {} seen at {reached_at:.0} s) not reached by {deadline:.0} s after load start: desired {last_desired}, observed {}",
                     step.replicas,
@@ -353,7 +371,6 @@ mod tests {
             latency_budget: 90.0,
             late_tolerance: 20.0,
             ready_budget: 90.0,
-            interval: 2.0,
         }
     }
 
@@ -374,7 +391,7 @@ mod tests {
                 } else {
                     Demand { ratio: 1.0, asks: 3 }
                 });
-                Sample { at: f64::from(at), desired, ready, demand }
+                Sample { from: f64::from(at), at: f64::from(at), desired, ready, demand }
             })
             .collect()
     }
@@ -437,13 +454,31 @@ mod tests {
         assert_eq!(rows.iter().map(|r| r.late).collect::<Vec<_>>(), [Some(0.0), Some(16.0), Some(16.0), Some(16.0)]);
         assert!(markdown(&rows).contains("| 12 | 120 | 152 | 16 |"), "{}", markdown(&rows));
         // One step 21 s late after the one before fails, whatever came before.
-        let s = samples(176, &[(36, 5, 5), (96, 8, 8)]);
-        let why = failure(judge(&documented(), &s, 177.0));
+        let s = samples(178, &[(36, 5, 5), (96, 8, 8)]);
+        let why = failure(judge(&documented(), &s, 178.0));
         assert!(
             why.contains("step 2 (12 replicas, 60 s after the step to 8 seen at 96 s) not reached by 176 s")
                 && why.contains("desired 8, observed 3 -> 5 @36s -> 8 @96s"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn a_late_sample_is_not_read_as_a_fast_step() {
+        // Under load the sampler fell behind: the read that still showed 5
+        // began at 81 s and was answered at 85 s, the next showed 8 at 88 s.
+        // 8 -> 12 seen at 144 s may be 63 s after 5 -> 8: within the policies.
+        let mut s = samples(144, &[(28, 5, 5), (88, 8, 8), (144, 12, 12)]);
+        s.retain(|x| x.at <= 80.0 || x.at >= 88.0);
+        s.insert(
+            s.iter().position(|x| x.at >= 88.0).unwrap_or(s.len()),
+            Sample { from: 81.0, at: 85.0, desired: 5, ready: 5, demand: Some(Demand { ratio: 4.0, asks: 20 }) },
+        );
+        assert_eq!(judge(&documented(), &s, 144.0), Verdict::Pending);
+        // Reads both answered promptly 2 s apart: 8 -> 12 56 s after 5 -> 8 is too fast.
+        let s = samples(146, &[(28, 5, 5), (88, 8, 8), (144, 12, 12)]);
+        let why = failure(judge(&documented(), &s, 146.0));
+        assert!(why.contains("scaled 8 -> 12 at 144 s") && why.contains("at most 8 from 5"), "{why}");
     }
 
     #[test]

@@ -121,7 +121,13 @@ mod tests {
     fn draws_prediction_desired_and_ready() {
         let samples: Vec<Sample> = (0..=120)
             .step_by(2)
-            .map(|t| Sample { at: f64::from(t), desired: if t < 30 { 3 } else { 5 }, ready: 3, demand: None })
+            .map(|t| Sample {
+                from: f64::from(t),
+                at: f64::from(t),
+                desired: if t < 30 { 3 } else { 5 },
+                ready: 3,
+                demand: None,
+            })
             .collect();
         let svg = svg(
             "active-runs <x>",

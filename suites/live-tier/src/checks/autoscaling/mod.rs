@@ -49,7 +49,6 @@ fn claim(cx: &LiveContext<'_>, scenario: &Scenario) -> Claim {
         latency_budget: secs(a.metric_latency_budget_seconds),
         late_tolerance: secs(a.step_late_tolerance_seconds),
         ready_budget: secs(a.ready_budget_seconds),
-        interval: secs(a.sample_interval_seconds),
     }
 }
 
@@ -468,7 +467,7 @@ mod tests {
 
     fn observation(at: f64, desired: i32, proposals: &[(&str, i32)]) -> Observation {
         Observation {
-            sample: Sample { at, desired, ready: desired, demand: None },
+            sample: Sample { from: at, at, desired, ready: desired, demand: None },
             proposals: proposals
                 .iter()
                 .map(|(m, r)| Proposal { metric: (*m).into(), current: 0.0, target: 1.0, replicas: *r })

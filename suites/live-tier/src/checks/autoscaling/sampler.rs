@@ -51,7 +51,10 @@ impl<'c, 'a> Sampler<'c, 'a> {
     /// reckoned against the documented target, not the live one.
     pub(crate) async fn observe(&mut self, metric: &str) -> Result<Observation, AutoscalingError> {
         let name = &self.cx.governance.hpa.name;
+        // The HPA's read window: the Deployment's read after it is not in it.
+        let from = self.started.elapsed().as_secs_f64();
         let hpa = self.hpas.get(name).await.map_err(|e| AutoscalingError::Hpa(name.clone(), e))?;
+        let at = self.started.elapsed().as_secs_f64();
         let deployment = self
             .deployments
             .get(&self.cx.workload.deployment)
@@ -74,7 +77,8 @@ impl<'c, 'a> Sampler<'c, 'a> {
             });
         let observation = Observation {
             sample: Sample {
-                at: self.started.elapsed().as_secs_f64(),
+                from,
+                at,
                 desired: status.desired_replicas,
                 ready: deployment.status.and_then(|s| s.ready_replicas).unwrap_or(0),
                 demand,
