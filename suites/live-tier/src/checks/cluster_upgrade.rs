@@ -3,7 +3,7 @@
 //! one per old one, and are Ready (the app image served to each first); the
 //! old pool is cordoned and drained as one batch through the Eviction API
 //! (every app pod evicted at once, retried while the budget refuses, then
-//! the other pods), and once every evicted pod is gone (shut down, as
+//! the other pods), and once every evicted app pod is gone (shut down, as
 //! `kubectl drain` waits for) each old node is removed, machine and Node.
 //! One batch, so the budget is what keeps replicas available: a drain per
 //! node, each waiting for its pods to finish, gives the last replacement
@@ -22,7 +22,7 @@ use cbam_error_chain::render as chain;
 use cbam_model::outcome::Recorder;
 
 use crate::actions::hpa_rest;
-use crate::actions::node_drain::{app_pods_on, cordon, empty_nodes, evict_the_rest, pods_gone, replaced_elsewhere};
+use crate::actions::node_drain::{app_pods_gone, app_pods_on, cordon, empty_nodes, evict_the_rest, replaced_elsewhere};
 use crate::actions::node_pool::{self, NodePoolError};
 use crate::app_pods::{app_pods, is_ready};
 use crate::context::LiveContext;
@@ -100,9 +100,9 @@ async fn upgrade(
         others += evict_the_rest(cx, node).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
     }
     for node in old {
-        pods_gone(cx, node).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
+        app_pods_gone(cx, node).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
     }
-    session.mark("old nodes empty");
+    session.mark("old nodes rid of the app");
     lines.push(format!(
         "{named} drained in {:.0} s ({evicted} app pods evicted, {refused} refusals (429) retried; {others} other pods evicted)",
         since.elapsed().as_secs_f64()
@@ -162,13 +162,13 @@ pub(crate) async fn cluster_upgrade(cx: &LiveContext<'_>, r: &mut Recorder) {
     r.record(
         &object,
         &format!(
-            "{} workers replaced (new ones joined, old ones cordoned, drained back to back, removed)",
+            "{} workers replaced (new ones joined, old ones cordoned, drained as one batch, removed)",
             workers.len()
         ),
         "every one replaced, the documented replicas Ready again",
         match &failure {
             None => lines.join("; "),
-            Some(e) => format!("{}; then failed to {e}", lines.join("; ")),
+            Some(e) => format!("{}; then {e}", lines.join("; ")),
         },
         failure.is_none(),
     );
