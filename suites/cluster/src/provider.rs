@@ -341,17 +341,14 @@ impl KitCluster {
 
     /// Starts one more agent that joins this cluster's server with `token`,
     /// as `up` starts each (the server's full token joins; a token naming
-    /// another CA must be refused, which the node's FATAL line says). It is
-    /// not one of the cluster's nodes (a test of joining).
+    /// another CA must be refused, which the node's FATAL line says). A node
+    /// that joins is one of the cluster's from then on (removed with it).
     pub async fn join_agent(&self, node: &str, token: &str) -> Result<NodeId, ClusterError> {
         let server = self.server()?.container;
         let env = [("K3S_TOKEN", token.to_owned()), ("K3S_URL", k3s::server_url(&server))];
-        let mut joined = Self::start_node(&self.options, node, Role::Agent, &server, &env).await?;
+        let joined = Self::start_node(&self.options, node, Role::Agent, &server, &env).await?;
         let id = joined.id.clone();
-        // Removed with the cluster (by its label), not when this returns.
-        if let Some(handle) = joined.handle.take() {
-            std::mem::forget(handle);
-        }
+        self.nodes.lock().map_err(|_| ClusterError::Join("the node list is poisoned".into()))?.push(joined);
         Ok(id)
     }
 

@@ -62,6 +62,11 @@ pub(crate) fn has_ended(pod: &Pod) -> bool {
     pod.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|p| matches!(p, "Succeeded" | "Failed"))
 }
 
+/// The node a pod is bound to.
+pub(crate) fn node_of(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
+}
+
 pub(crate) fn is_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()

@@ -100,6 +100,27 @@ pub(crate) fn longest_run(cx: &LiveContext<'_>, scenario: &Scenario) -> f64 {
     scenario.load.run_seconds + hold as f64
 }
 
+/// Waits for rest after the autoscaling scenarios and records it on
+/// `object` as "at rest before the SUBJECT"; whether the caller may go on.
+/// The disruptions measured from rest (node loss, the upgrade) start here.
+pub(crate) async fn record_rest(
+    cx: &LiveContext<'_>,
+    r: &mut cbam_model::outcome::Recorder,
+    object: &str,
+    subject: &str,
+) -> bool {
+    let min = cx.governance.hpa.min_replicas;
+    let rest = at_rest(cx, rest_after_scenarios(cx), false).await;
+    r.record(
+        object,
+        &format!("at rest before the {subject}"),
+        format!("HPA at {min} replicas, {min} Ready"),
+        rest.as_ref().map_or_else(|e| cbam_error_chain::render(e), |()| "at rest".to_owned()),
+        rest.is_ok(),
+    );
+    rest.is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use cbam_error_chain::render as chain;
 use kube::api::Api;
 use serde_json::json;
 
-use crate::app_pods::{WorkloadError, app_pods, app_pods_with_terminating, has_ended, is_ready};
+use crate::app_pods::{WorkloadError, app_pods, app_pods_with_terminating, has_ended, is_ready, node_of};
 use crate::context::LiveContext;
 use crate::journal::{self, JournalError, Undo};
 use k8s_openapi::api::core::v1::Pod;
@@ -101,12 +101,7 @@ pub(crate) fn refused_by_budget(code: u16, message: &str, pdb: &str) -> bool {
 
 /// The app pods on `node` now (not shutting down), by name.
 pub(crate) async fn app_pods_on(cx: &LiveContext<'_>, node: &str) -> Result<Vec<String>, WorkloadError> {
-    Ok(app_pods(cx)
-        .await?
-        .into_iter()
-        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
-        .filter_map(|p| p.metadata.name)
-        .collect())
+    Ok(app_pods(cx).await?.into_iter().filter(|p| node_of(p) == Some(node)).filter_map(|p| p.metadata.name).collect())
 }
 
 /// Drains `node` as `kubectl drain` does: evicts every app pod on it,
@@ -133,7 +128,7 @@ pub(crate) async fn empty_nodes(cx: &LiveContext<'_>, nodes: &[String]) -> Resul
             };
             let on_nodes: Vec<String> = pods
                 .iter()
-                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| nodes.contains(n)))
+                .filter(|p| node_of(p).is_some_and(|n| nodes.iter().any(|x| x == n)))
                 .filter_map(|p| p.metadata.name.clone())
                 .collect();
             if on_nodes.is_empty() {
@@ -186,7 +181,7 @@ pub(crate) async fn app_pods_gone(cx: &LiveContext<'_>, node: &str) -> Result<()
             Ok(pods) => {
                 let left: Vec<&str> = pods
                     .iter()
-                    .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node) && !has_ended(p))
+                    .filter(|p| node_of(p) == Some(node) && !has_ended(p))
                     .filter_map(|p| p.metadata.name.as_deref())
                     .collect();
                 if left.is_empty() {
@@ -242,8 +237,7 @@ pub(crate) async fn replaced_elsewhere(cx: &LiveContext<'_>, node: &str, want: u
     until(&format!("node {node} drained and {want} replicas Ready elsewhere"), cx.timeouts.drain, || async {
         match app_pods(cx).await {
             Ok(pods) => {
-                let on_node =
-                    pods.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)).count();
+                let on_node = pods.iter().filter(|p| node_of(p) == Some(node)).count();
                 let ready = pods.iter().filter(|p| is_ready(p)).count();
                 if on_node == 0 && ready >= want {
                     Poll::Done(())

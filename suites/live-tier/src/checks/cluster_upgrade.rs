@@ -24,7 +24,7 @@ use cbam_model::outcome::Recorder;
 use crate::actions::hpa_rest;
 use crate::actions::node_drain::{app_pods_gone, app_pods_on, cordon, empty_nodes, evict_the_rest, replaced_elsewhere};
 use crate::actions::node_pool::{self, NodePoolError};
-use crate::app_pods::{app_pods, is_ready};
+use crate::app_pods::{app_pods, is_ready, node_of};
 use crate::context::LiveContext;
 use crate::judges::disruption::judge;
 use crate::traffic::prober_pod::Placement;
@@ -130,16 +130,7 @@ pub(crate) async fn cluster_upgrade(cx: &LiveContext<'_>, r: &mut Recorder) {
         return r.record(&object, "cluster upgrade", "at least one worker node", "none", false);
     }
     // From rest, as node loss: the budgets hold at the documented replicas.
-    let min = cx.governance.hpa.min_replicas;
-    let rest = hpa_rest::at_rest(cx, hpa_rest::rest_after_scenarios(cx), false).await;
-    r.record(
-        &object,
-        "at rest before the upgrade",
-        format!("HPA at {min} replicas, {min} Ready"),
-        rest.as_ref().map_or_else(|e| chain(e), |()| "at rest".to_owned()),
-        rest.is_ok(),
-    );
-    if rest.is_err() {
+    if !hpa_rest::record_rest(cx, r, &object, "upgrade").await {
         return;
     }
     let budget = cx.disruption.budgets.upgrade;
@@ -186,11 +177,8 @@ pub(crate) async fn cluster_upgrade(cx: &LiveContext<'_>, r: &mut Recorder) {
     let (found, passed) = match app_pods(cx).await {
         Ok(pods) => {
             let ready = pods.iter().filter(|p| is_ready(p)).count();
-            let stranded: Vec<String> = pods
-                .iter()
-                .filter_map(|p| p.spec.as_ref()?.node_name.clone())
-                .filter(|n| workers.contains(n))
-                .collect();
+            let stranded: Vec<String> =
+                pods.iter().filter_map(|p| node_of(p).map(str::to_owned)).filter(|n| workers.contains(n)).collect();
             let line = if stranded.is_empty() {
                 format!("{ready} Ready, none on a replaced node")
             } else {

@@ -19,17 +19,13 @@ use kube::api::Api;
 
 use crate::actions::hpa_rest;
 use crate::actions::node_pool::node_ready;
-use crate::app_pods::{WorkloadError, app_pods, is_ready};
+use crate::app_pods::{WorkloadError, app_pods, is_ready, node_of};
 use crate::context::LiveContext;
 use crate::judges::disruption::Evidence;
 use crate::traffic::prober_pod;
 use crate::traffic::under_load::{Session, write_evidence};
 use cbam_error_chain::render as chain;
 use cbam_model::outcome::Recorder;
-
-fn node_of(pod: &Pod) -> Option<&str> {
-    pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
-}
 
 /// The agent to kill: one hosting a Ready app pod and not the prober pod
 /// (whose records would die with it); never the first node, the server that
@@ -102,16 +98,7 @@ pub(crate) async fn node_loss(cx: &LiveContext<'_>, r: &mut Recorder) {
     // scenario) leaves the HPA above its minimum and runs holding memory: a
     // full nightly once killed a node beside them, and a pod there went
     // over its fitted 128Mi memory limit (OOMKilled).
-    let min = cx.governance.hpa.min_replicas;
-    let rest = hpa_rest::at_rest(cx, hpa_rest::rest_after_scenarios(cx), false).await;
-    r.record(
-        &object,
-        "at rest before the kill",
-        format!("HPA at {min} replicas, {min} Ready"),
-        rest.as_ref().map_or_else(|e| chain(e), |()| "at rest".to_owned()),
-        rest.is_ok(),
-    );
-    if rest.is_err() {
+    if !hpa_rest::record_rest(cx, r, &object, "kill").await {
         return;
     }
     let Some(mut session) = Session::open(cx, r, &object, "node loss").await else { return };

@@ -49,20 +49,9 @@ impl HeldRuns {
                         }
                         Err(e) => Err(e.to_string()),
                     };
-                    let ms = |at: Instant| at.saturating_duration_since(t0).as_secs_f64() * 1000.0;
-                    let mut record = Record {
-                        seq,
-                        scheduled_ms: ms(sent),
-                        sent_ms: ms(sent),
-                        latency_ms: sent.elapsed().as_secs_f64() * 1000.0,
-                        kind: Kind::Reset,
-                        status: None,
-                        pod: Some(name),
-                        error: None,
-                        stream: Stream::Run,
-                        draining: false,
-                        local_port: None,
-                    };
+                    let sent_ms = sent.saturating_duration_since(t0).as_secs_f64() * 1000.0;
+                    let mut record = run_record(name, seq, sent_ms, sent.elapsed().as_secs_f64() * 1000.0);
+                    record.kind = Kind::Reset;
                     match answer {
                         Ok(response) => {
                             let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
@@ -103,18 +92,23 @@ impl HeldRuns {
     }
 }
 
-fn unanswered(pod: String, error: String) -> Record {
+/// A held run's record before its answer is known (no status: cut).
+fn run_record(pod: String, seq: u64, sent_ms: f64, latency_ms: f64) -> Record {
     Record {
-        seq: 0,
-        scheduled_ms: 0.0,
-        sent_ms: 0.0,
-        latency_ms: 0.0,
+        seq,
+        scheduled_ms: sent_ms,
+        sent_ms,
+        latency_ms,
         kind: Kind::Timeout,
         status: None,
         pod: Some(pod),
-        error: Some(error),
+        error: None,
         stream: Stream::Run,
         draining: false,
         local_port: None,
     }
+}
+
+fn unanswered(pod: String, error: String) -> Record {
+    Record { error: Some(error), ..run_record(pod, 0, 0.0, 0.0) }
 }
