@@ -44,14 +44,24 @@ pub trait Cluster: Send + Sync {
     /// The nodes the harness may stop and start (node loss), as (node name,
     /// container); Err: why it may not.
     fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, NotStoppable>;
-    /// The worker nodes the harness may replace (an upgrade), by name; Err:
-    /// why it may not.
+    /// The worker nodes an upgrade changes, by name; Err: why the harness
+    /// may not upgrade them.
     fn workers(&self) -> Result<Vec<String>, NotReplaceable>;
+    /// How this provider's workers are upgraded.
+    fn upgrade_style(&self) -> Result<UpgradeStyle, NotReplaceable>;
     /// A new worker joined (the app image served to it before it takes
-    /// pods); its node name.
-    fn add_worker<'a>(&'a self, image: ServedImage<'a>) -> Pending<'a, Result<String, ReplaceError>>;
+    /// pods), of NODE_IMAGE when given (an upgrade's target), else of the
+    /// cluster's own image; its node name.
+    fn add_worker<'a>(
+        &'a self,
+        image: ServedImage<'a>,
+        node_image: Option<&'a str>,
+    ) -> Pending<'a, Result<String, ReplaceError>>;
     /// A drained worker removed: its machine (container), then its Node.
     fn remove_worker<'a>(&'a self, name: &'a str) -> Pending<'a, Result<(), ReplaceError>>;
+    /// A drained worker's kubelet stopped and started again (an in-place
+    /// upgrade), healthy within TIMEOUT.
+    fn restart_kubelet<'a>(&'a self, name: &'a str, timeout: Duration) -> Pending<'a, Result<(), ReplaceError>>;
     /// Each node's own logs (kubelet, container runtime, the pods') under
     /// DIR, for a failed run's evidence; None: the provider has none to give.
     fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>>;
@@ -68,14 +78,26 @@ pub enum NotStoppable {
     NotOwned,
 }
 
-/// Why the harness may not replace a cluster's nodes.
+/// How a provider's workers are upgraded, and so which upgrade a run proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeStyle {
+    /// New workers join, one per old one; the old are drained and removed
+    /// (a managed node pool's surge upgrade): the kit.
+    Surge,
+    /// Each worker in turn drained, its kubelet stopped and started again,
+    /// uncordoned (kubeadm's in-place upgrade): kind, which cannot add a
+    /// node to a running cluster.
+    InPlace,
+}
+
+/// Why the harness may not upgrade a cluster's nodes, or not this way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum NotReplaceable {
-    #[error(
-        "replace kind's nodes: kind cannot add a node to a running cluster, and the in-place upgrade (drain, restart, uncordon) is not done by the harness yet"
-    )]
-    Kind,
-    #[error("replace the nodes of an existing cluster: they are not the harness's to replace")]
+    #[error("add a node to a kind cluster: kind cannot add one to a running cluster (its upgrade is in place)")]
+    KindCannotAdd,
+    #[error("restart a kit node's kubelet: the kit upgrades by replacing its workers")]
+    KitReplaces,
+    #[error("upgrade the nodes of an existing cluster: they are not the harness's to change")]
     NotOwned,
 }
 
@@ -87,6 +109,8 @@ pub enum ReplaceError {
     Add(#[source] ClusterError),
     #[error("remove worker {0}")]
     Remove(String, #[source] ClusterError),
+    #[error("restart the kubelet of {0}")]
+    Restart(String, #[source] crate::kind::KindError),
 }
 
 /// Bound on copying every node's logs: seconds for three nodes; longer is a
@@ -138,10 +162,17 @@ impl Cluster for KitCluster {
     fn workers(&self) -> Result<Vec<String>, NotReplaceable> {
         Ok(self.nodes().into_iter().skip(1).map(|n| n.name).collect())
     }
-    fn add_worker<'a>(&'a self, image: ServedImage<'a>) -> Pending<'a, Result<String, ReplaceError>> {
+    fn upgrade_style(&self) -> Result<UpgradeStyle, NotReplaceable> {
+        Ok(UpgradeStyle::Surge)
+    }
+    fn add_worker<'a>(
+        &'a self,
+        image: ServedImage<'a>,
+        node_image: Option<&'a str>,
+    ) -> Pending<'a, Result<String, ReplaceError>> {
         Box::pin(async move {
             self.workers()?;
-            KitCluster::add_worker(self, &image).await.map(|n| n.name).map_err(ReplaceError::Add)
+            KitCluster::add_worker(self, &image, node_image).await.map(|n| n.name).map_err(ReplaceError::Add)
         })
     }
     fn remove_worker<'a>(&'a self, name: &'a str) -> Pending<'a, Result<(), ReplaceError>> {
@@ -149,6 +180,9 @@ impl Cluster for KitCluster {
             self.workers()?;
             KitCluster::remove_worker(self, name).await.map_err(|e| ReplaceError::Remove(name.to_owned(), e))
         })
+    }
+    fn restart_kubelet<'a>(&'a self, _name: &'a str, _timeout: Duration) -> Pending<'a, Result<(), ReplaceError>> {
+        Box::pin(async { Err(NotReplaceable::KitReplaces.into()) })
     }
     fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>> {
         // Each node's supervisor logs every component to /var/log/cbam
@@ -207,13 +241,27 @@ impl Cluster for KindCluster {
         Err(NotStoppable::KindAddresses)
     }
     fn workers(&self) -> Result<Vec<String>, NotReplaceable> {
-        Err(NotReplaceable::Kind)
+        Ok(KindCluster::workers(self))
     }
-    fn add_worker<'a>(&'a self, _image: ServedImage<'a>) -> Pending<'a, Result<String, ReplaceError>> {
-        Box::pin(async { Err(NotReplaceable::Kind.into()) })
+    fn upgrade_style(&self) -> Result<UpgradeStyle, NotReplaceable> {
+        Ok(UpgradeStyle::InPlace)
+    }
+    fn add_worker<'a>(
+        &'a self,
+        _image: ServedImage<'a>,
+        _node_image: Option<&'a str>,
+    ) -> Pending<'a, Result<String, ReplaceError>> {
+        Box::pin(async { Err(NotReplaceable::KindCannotAdd.into()) })
     }
     fn remove_worker<'a>(&'a self, _name: &'a str) -> Pending<'a, Result<(), ReplaceError>> {
-        Box::pin(async { Err(NotReplaceable::Kind.into()) })
+        Box::pin(async { Err(NotReplaceable::KindCannotAdd.into()) })
+    }
+    fn restart_kubelet<'a>(&'a self, name: &'a str, timeout: Duration) -> Pending<'a, Result<(), ReplaceError>> {
+        Box::pin(async move {
+            KindCluster::restart_kubelet(self, name, timeout)
+                .await
+                .map_err(|e| ReplaceError::Restart(name.to_owned(), e))
+        })
     }
     fn node_logs<'a>(&'a self, dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>> {
         Some(Box::pin(async move { self.export_logs(dir, NODE_LOGS_TIMEOUT).await.map_err(NodeLogsError::Kind) }))
@@ -255,10 +303,20 @@ impl Cluster for ExistingCluster {
     fn workers(&self) -> Result<Vec<String>, NotReplaceable> {
         Err(NotReplaceable::NotOwned)
     }
-    fn add_worker<'a>(&'a self, _image: ServedImage<'a>) -> Pending<'a, Result<String, ReplaceError>> {
+    fn upgrade_style(&self) -> Result<UpgradeStyle, NotReplaceable> {
+        Err(NotReplaceable::NotOwned)
+    }
+    fn add_worker<'a>(
+        &'a self,
+        _image: ServedImage<'a>,
+        _node_image: Option<&'a str>,
+    ) -> Pending<'a, Result<String, ReplaceError>> {
         Box::pin(async { Err(NotReplaceable::NotOwned.into()) })
     }
     fn remove_worker<'a>(&'a self, _name: &'a str) -> Pending<'a, Result<(), ReplaceError>> {
+        Box::pin(async { Err(NotReplaceable::NotOwned.into()) })
+    }
+    fn restart_kubelet<'a>(&'a self, _name: &'a str, _timeout: Duration) -> Pending<'a, Result<(), ReplaceError>> {
         Box::pin(async { Err(NotReplaceable::NotOwned.into()) })
     }
     fn node_logs<'a>(&'a self, _dir: &'a Path) -> Option<Pending<'a, Result<(), NodeLogsError>>> {

@@ -22,6 +22,17 @@ use crate::kit::{self, KitError};
 pub const NETWORK: &str = "kind";
 /// The label kind puts on each node container: its cluster's name.
 pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
+/// One HTTP/1.0 request for the kubelet's /healthz on its default port; the
+/// answer, headers and body ("ok" when healthy), on stdout.
+const KUBELET_HEALTHZ: &str =
+    "exec 3<>/dev/tcp/127.0.0.1/10248 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3";
+
+/// Whether an answer to KUBELET_HEALTHZ says healthy: status 200, body "ok".
+fn kubelet_healthy(answer: &str) -> bool {
+    let status_ok = answer.lines().next().is_some_and(|l| l.split_whitespace().nth(1) == Some("200"));
+    status_ok && answer.lines().last().map(str::trim) == Some("ok")
+}
+
 /// Bound on `kind delete cluster`: removing 3 node containers and their
 /// volumes takes seconds; two minutes means a stuck engine.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -58,6 +69,10 @@ pub enum KindError {
     Kit(#[from] KitError),
     #[error("install the platform addons")]
     Addons(#[from] crate::addons::AddonError),
+    #[error("stop the kubelet of {node}: systemd still says {state}")]
+    KubeletRestart { node: String, state: String },
+    #[error("restart the kubelet of {node}: not healthy after {timeout:?}")]
+    KubeletTimedOut { node: String, timeout: Duration },
 }
 
 /// The kind node image `just kit` recorded (ci/kit/build-kind-node.sh).
@@ -280,6 +295,42 @@ impl KindCluster {
         kind(&["export", "logs", path(dir), "--name", &self.name], timeout).await.map(|_| ())
     }
 
+    /// The worker nodes (every node but the control plane), by name.
+    pub fn workers(&self) -> Vec<String> {
+        let control_plane = format!("{}-control-plane", self.name);
+        self.nodes.iter().filter(|n| **n != control_plane).cloned().collect()
+    }
+
+    /// A drained node's kubelet stopped and started again, as an in-place
+    /// upgrade does when it swaps the kubelet package (kubeadm's "upgrade
+    /// worker nodes": drain, upgrade kubelet, restart it, uncordon): stopped
+    /// (systemd says inactive), started, and serving its health endpoint
+    /// again, within TIMEOUT. Its Node's Ready is the caller's to wait for.
+    pub async fn restart_kubelet(&self, node: &str, timeout: Duration) -> Result<(), KindError> {
+        let restart = async {
+            docker::docker(&["exec", node, "systemctl", "stop", "kubelet"]).await?;
+            // `is-active` exits non-zero for a stopped unit, with its state.
+            let state = docker::docker(&["exec", node, "systemctl", "is-active", "kubelet"]).await;
+            if let Ok(active) = state {
+                return Err(KindError::KubeletRestart { node: node.to_owned(), state: active.trim().to_owned() });
+            }
+            docker::docker(&["exec", node, "systemctl", "start", "kubelet"]).await?;
+            loop {
+                // The kubelet's own health endpoint (kind's kubelet
+                // configuration keeps the default port), asked with bash's
+                // /dev/tcp: the node image has no HTTP client.
+                let healthz = ["exec", node, "timeout", "2", "bash", "-c", KUBELET_HEALTHZ];
+                if docker::docker(&healthz).await.is_ok_and(|said| kubelet_healthy(&said)) {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        };
+        tokio::time::timeout(timeout, restart)
+            .await
+            .map_err(|_| KindError::KubeletTimedOut { node: node.to_owned(), timeout })?
+    }
+
     /// `kind delete cluster`, and the `kind` network if this run made it and
     /// no kind cluster is left on it.
     pub async fn down(self) -> Result<(), KindError> {
@@ -367,6 +418,14 @@ fn path(p: &Path) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kubelet_is_healthy_only_on_200_ok() {
+        assert!(kubelet_healthy("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nok"));
+        assert!(!kubelet_healthy("HTTP/1.0 500 Internal Server Error\r\n\r\nok"));
+        assert!(!kubelet_healthy("HTTP/1.0 200 OK\r\n\r\n[-]syncloop failed"));
+        assert!(!kubelet_healthy(""));
+    }
 
     #[test]
     fn the_config_names_one_control_plane_the_workers_and_loopback() {

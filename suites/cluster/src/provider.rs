@@ -355,7 +355,7 @@ impl KitCluster {
     /// Adds a worker as a surge node of an upgrade does: it joins tainted
     /// [`JOINING_TAINT`], the app image archive is served to it, then the
     /// taint goes. Named after the highest agent number so far, plus one.
-    pub async fn add_worker(&self, image: &ServedImage<'_>) -> Result<NodeId, ClusterError> {
+    pub async fn add_worker(&self, image: &ServedImage<'_>, node_image: Option<&str>) -> Result<NodeId, ClusterError> {
         let server = self.server()?.container;
         let next =
             self.nodes().iter().filter_map(|n| n.name.strip_prefix("agent")?.parse::<usize>().ok()).max().unwrap_or(0)
@@ -363,6 +363,9 @@ impl KitCluster {
         let name = format!("agent{next}");
         let env = [("K3S_TOKEN", Self::join_token(&server).await?), ("K3S_URL", k3s::server_url(&server))];
         let mut opts = self.options.clone();
+        if let Some(node_image) = node_image {
+            opts.image = node_image.to_owned();
+        }
         opts.component_args.push(("kubelet".into(), format!("--register-with-taints={JOINING_TAINT}=true:NoSchedule")));
         let node = Self::start_node(&opts, &name, Role::Agent, &server, &env).await?;
         let id = node.id.clone();

@@ -171,6 +171,12 @@ pub struct Args {
     /// an upstream k3s image (rancher/k3s:TAG) where a registry has one.
     #[arg(long, value_name = "REF")]
     pub node_image: Option<String>,
+    /// Node image (k3s-compatible) of the workers `live-cluster-upgrade`
+    /// joins on `--cluster k3s`, e.g. a newer Kubernetes than `--node-image`:
+    /// the report states both pools' kubelet versions. Without it the
+    /// workers are replaced at the same version, and the report says so.
+    #[arg(long, value_name = "REF")]
+    pub upgrade_to: Option<String>,
     /// Keep the kit cluster warm after the run and attach to it on the next
     /// (keyed by node image and agents; stale ones are removed).
     #[arg(long)]
@@ -386,6 +392,12 @@ fn plan(args: &Args) -> Result<Plan, Stopped> {
     if let Some(path) = args.kubeconfig.as_ref().filter(|p| !p.is_file()) {
         return Err(Stopped(format!("failed to read kubeconfig {}: no such file", path.display())));
     }
+    if args.upgrade_to.is_some() && args.cluster != Cluster::K3s {
+        return Err(Stopped(format!(
+            "failed to use --upgrade-to with --cluster {}: only the kit (k3s) joins new workers; kind upgrades in place and an existing cluster's nodes are not the harness's",
+            format!("{:?}", args.cluster).to_lowercase()
+        )));
+    }
     let kustomize = Kustomize::locate(args.kustomize.as_deref()).map_err(|e| Stopped::from(&e))?;
     let envs = Env::select(args.env.as_deref().unwrap_or_default(), &args.fixtures).map_err(|e| Stopped::from(&e))?;
     let baseline = match &args.baseline {
@@ -439,7 +451,11 @@ fn live_options(args: &Args, baseline: Option<Baseline>, report_dir: &Path) -> L
         provider: match args.cluster {
             Cluster::Existing => Provider::Existing(existing_options(args)),
             Cluster::Kind => Provider::Kind { node_image: args.node_image.clone() },
-            Cluster::K3s => Provider::Kit { reuse: args.reuse, node_image: args.node_image.clone() },
+            Cluster::K3s => Provider::Kit {
+                reuse: args.reuse,
+                node_image: args.node_image.clone(),
+                upgrade_to: args.upgrade_to.clone(),
+            },
         },
     }
 }

@@ -225,6 +225,10 @@ fn a_failed_check_exits_1_with_one_line_naming_check_object_expected_found() {
     &["production", "--cleanup-only", "--cluster", "existing", "--kubeconfig", "/nonexistent/kubeconfig"],
     "failed to read the kubeconfig /nonexistent/kubeconfig"
 )]
+#[case::upgrade_to_needs_the_kit(
+    &["production", "--cluster", "kind", "--upgrade-to", "cbam-kit/node:next"],
+    "failed to use --upgrade-to with --cluster kind: only the kit (k3s) joins new workers"
+)]
 #[case::unknown_live_check(&["production", "--skip-check", "live-nothing"], "not a live check id: \"live-nothing\"")]
 #[case::rollout_not_skippable(&["production", "--skip-check", "live-rollout"], "live-rollout cannot be skipped")]
 #[case::unknown_timeout(&["production", "--timeout", "patience=9"], "override timeout \"patience\": not one of")]

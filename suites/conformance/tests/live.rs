@@ -135,7 +135,7 @@ async fn failing_live_checks(m: &Mutation, scope: Scope) -> Result<BTreeSet<Stri
         } else {
             Profile::Quick
         },
-        provider: Provider::Kit { reuse: true, node_image: None },
+        provider: Provider::Kit { reuse: true, node_image: None, upgrade_to: None },
         tool_image: None,
         skip_checks: skipped(m, scope),
         timeouts: mutation_timeouts(),

@@ -55,6 +55,9 @@ pub(crate) struct LiveContext<'a> {
     /// The application image archive (`--app-image`), served to a node
     /// that joins during the run.
     pub(crate) app_image: &'a Path,
+    /// The node image of the workers an upgrade joins (`--upgrade-to`);
+    /// None: the cluster's own.
+    pub(crate) upgrade_to: Option<&'a str>,
     /// The baseline release's overlay for this environment, fitted like the
     /// candidate's (`--baseline`).
     pub(crate) baseline: Option<Vec<cbam_model::manifest::Object>>,

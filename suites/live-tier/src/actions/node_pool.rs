@@ -1,7 +1,8 @@
 //! The cluster's worker pool, as an upgrade changes it: a new worker joined
-//! (the app image served to it first) and Ready, and a drained worker
-//! removed (its machine, then its Node), the cordon struck off the journal
-//! with it. What the provider cannot do it says (`ReplaceError::Not`).
+//! (the app image served to it first) and Ready, a drained worker removed
+//! (its machine, then its Node), the cordon struck off the journal with it,
+//! or a drained worker's kubelet restarted in place and Ready. What the
+//! provider cannot do it says (`ReplaceError::Not`).
 
 use cbam_cluster::cluster::ReplaceError;
 use cbam_cluster::provider::{ServedImage, registry_beside};
@@ -36,19 +37,32 @@ pub(crate) async fn kubelet_version(cx: &LiveContext<'_>, node: &str) -> Option<
     Some(nodes.get(node).await.ok()?.status?.node_info?.kubelet_version)
 }
 
-/// Joins a new worker and waits until it is Ready; its node name.
-pub(crate) async fn add_worker(cx: &LiveContext<'_>) -> Result<String, NodePoolError> {
-    let registry = registry_beside(cx.app_image);
-    let image = ServedImage { archive: cx.app_image, registry: &registry, timeout: cx.timeouts.node_component };
-    let name = cx.cluster.add_worker(image).await?;
-    until(&format!("new node {name} Ready"), cx.timeouts.nodes_ready, || async {
-        match node_ready(cx, &name).await {
+/// Waits until `node` is Ready.
+async fn ready(cx: &LiveContext<'_>, node: &str) -> Result<(), WaitError> {
+    until(&format!("node {node} Ready"), cx.timeouts.nodes_ready, || async {
+        match node_ready(cx, node).await {
             Some(true) => Poll::Done(()),
             other => Poll::Pending(format!("Ready: {other:?}")),
         }
     })
-    .await?;
+    .await
+}
+
+/// Joins a new worker and waits until it is Ready; its node name.
+pub(crate) async fn add_worker(cx: &LiveContext<'_>) -> Result<String, NodePoolError> {
+    let registry = registry_beside(cx.app_image);
+    let image = ServedImage { archive: cx.app_image, registry: &registry, timeout: cx.timeouts.node_component };
+    let name = cx.cluster.add_worker(image, cx.upgrade_to).await?;
+    ready(cx, &name).await?;
     Ok(name)
+}
+
+/// Restarts a drained worker's kubelet (an in-place upgrade's step) and
+/// waits until its Node is Ready.
+pub(crate) async fn restart_kubelet(cx: &LiveContext<'_>, node: &str) -> Result<(), NodePoolError> {
+    cx.cluster.restart_kubelet(node, cx.timeouts.node_component).await?;
+    ready(cx, node).await?;
+    Ok(())
 }
 
 /// Removes a drained worker; the cordon the run journalled for it goes with

@@ -1,5 +1,6 @@
-//! `live-cluster-upgrade` (nightly): every worker node replaced under load,
-//! as a managed node pool's blue-green upgrade does (GKE): new workers join,
+//! `live-cluster-upgrade` (nightly): every worker node upgraded under load,
+//! the way its provider can. On the kit, replaced, as a managed node pool's
+//! blue-green upgrade does (GKE): new workers join,
 //! one per old one, and are Ready (the app image served to each first); the
 //! old pool is cordoned and drained as one batch through the Eviction API
 //! (every app pod evicted at once, retried while the budget refuses, then
@@ -15,6 +16,11 @@
 //! failed request, no cut run, every held run completed, minAvailable Ready
 //! throughout), plus: the whole upgrade within its budget, and at the end
 //! the documented replicas Ready with none on a replaced node.
+//!
+//! kind cannot add a node to a running cluster: there each worker in turn
+//! is upgraded in place, as kubeadm's upgrade of a worker is (cordoned,
+//! drained, its kubelet stopped and started again, Ready, uncordoned), so
+//! pods move more than once; the report says which upgrade was proved.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +29,8 @@ use cbam_model::outcome::Recorder;
 
 use crate::actions::hpa_rest;
 use crate::actions::node_drain::{app_pods_gone, app_pods_on, cordon, empty_nodes, evict_the_rest, replaced_elsewhere};
+use cbam_cluster::cluster::UpgradeStyle;
+
 use crate::actions::node_pool::{self, NodePoolError};
 use crate::app_pods::{app_pods, is_ready, node_of};
 use crate::context::LiveContext;
@@ -42,6 +50,10 @@ enum UpgradeError {
     Drain(String, #[source] cbam_cluster::wait::WaitError),
     #[error("remove {0}")]
     Remove(String, #[source] NodePoolError),
+    #[error("restart the kubelet of {0}")]
+    Restart(String, #[source] NodePoolError),
+    #[error("uncordon {0}")]
+    Uncordon(String, #[source] crate::journal::JournalError),
 }
 
 /// The kubelet versions of `nodes`, as one line (`?` where unread).
@@ -53,10 +65,10 @@ async fn versions(cx: &LiveContext<'_>, nodes: &[String]) -> String {
     found.into_iter().collect::<Vec<_>>().join(", ")
 }
 
-/// The upgrade itself: the new pool joined, the old one cordoned, drained
+/// The surge upgrade: the new pool joined, the old one cordoned, drained
 /// as one batch (every eviction at once, retried while the budget refuses),
 /// its pods gone, then removed. Each step's line for the report.
-async fn upgrade(
+async fn surge(
     cx: &LiveContext<'_>,
     session: &mut Session,
     old: &[String],
@@ -120,11 +132,55 @@ async fn upgrade(
     Ok(())
 }
 
+/// The in-place upgrade, one worker at a time: cordoned, drained (its pods
+/// holding runs; evictions retried while the budget refuses), the evicted
+/// pods gone, the kubelet restarted and the node Ready, uncordoned. Each
+/// step's line for the report.
+async fn in_place(
+    cx: &LiveContext<'_>,
+    session: &mut Session,
+    workers: &[String],
+    lines: &mut Vec<String>,
+) -> Result<(), UpgradeError> {
+    let before = versions(cx, workers).await;
+    for node in workers {
+        let since = Instant::now();
+        cordon(cx, node, true).await.map_err(|e| UpgradeError::Cordon(node.clone(), e))?;
+        session.mark(format!("cordon {node}"));
+        let pods = app_pods_on(cx, node).await.map_err(|e| UpgradeError::Pods(node.clone(), e))?;
+        session.hold_runs(cx, &pods).await;
+        session.mark(format!("drain {node}"));
+        let (evicted, refused) =
+            empty_nodes(cx, std::slice::from_ref(node)).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
+        let others = evict_the_rest(cx, node).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
+        app_pods_gone(cx, node).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
+        let drained = since.elapsed();
+        session.mark(format!("restart kubelet {node}"));
+        node_pool::restart_kubelet(cx, node).await.map_err(|e| UpgradeError::Restart(node.clone(), e))?;
+        cordon(cx, node, false).await.map_err(|e| UpgradeError::Uncordon(node.clone(), e))?;
+        session.mark(format!("uncordon {node}"));
+        lines.push(format!(
+            "{node} drained in {:.0} s ({evicted} app pods evicted, {refused} refusals (429) retried; {others} other pods evicted), kubelet restarted, Ready and uncordoned {:.0} s later",
+            drained.as_secs_f64(),
+            (since.elapsed() - drained).as_secs_f64()
+        ));
+    }
+    let after = versions(cx, workers).await;
+    // kind's node image is the one the cluster started with: the kubelet
+    // restarted is the same binary, and the report says so.
+    lines.push(if before == after {
+        format!("kubelet {after} before and after (upgraded in place at the same version)")
+    } else {
+        format!("kubelet {before} -> {after}")
+    });
+    Ok(())
+}
+
 pub(crate) async fn cluster_upgrade(cx: &LiveContext<'_>, r: &mut Recorder) {
     let object = cx.deployment_label();
-    let workers = match cx.cluster.workers() {
-        Ok(workers) => workers,
-        Err(why) => return r.skip(&object, "cluster upgrade", "workers the harness can replace", why),
+    let (workers, style) = match cx.cluster.workers().and_then(|w| Ok((w, cx.cluster.upgrade_style()?))) {
+        Ok(found) => found,
+        Err(why) => return r.skip(&object, "cluster upgrade", "workers the harness can upgrade", why),
     };
     if workers.is_empty() {
         return r.record(&object, "cluster upgrade", "at least one worker node", "none", false);
@@ -146,17 +202,35 @@ pub(crate) async fn cluster_upgrade(cx: &LiveContext<'_>, r: &mut Recorder) {
     session.settle().await;
     let started = Instant::now();
     let mut lines = Vec::new();
-    let failure = upgrade(cx, &mut session, &workers, &mut lines).await.err().map(|e| chain(&e));
+    let upgraded = match style {
+        UpgradeStyle::Surge => surge(cx, &mut session, &workers, &mut lines).await,
+        UpgradeStyle::InPlace => in_place(cx, &mut session, &workers, &mut lines).await,
+    };
+    let failure = upgraded.err().map(|e| chain(&e));
     let took = started.elapsed();
     session.settle().await;
     let ev = session.finish(cx).await;
+    let (what, expected) = match style {
+        UpgradeStyle::Surge => (
+            format!(
+                "{} workers replaced (new ones joined, old ones cordoned, drained as one batch, removed)",
+                workers.len()
+            ),
+            "every one replaced, the documented replicas Ready again",
+        ),
+        UpgradeStyle::InPlace => (
+            format!(
+                "{} workers upgraded in place, one at a time (cordoned, drained, kubelet restarted, uncordoned; {} cannot add a node)",
+                workers.len(),
+                cx.cluster.provider()
+            ),
+            "every one upgraded, the documented replicas Ready again",
+        ),
+    };
     r.record(
         &object,
-        &format!(
-            "{} workers replaced (new ones joined, old ones cordoned, drained as one batch, removed)",
-            workers.len()
-        ),
-        "every one replaced, the documented replicas Ready again",
+        &what,
+        expected,
         match &failure {
             None => lines.join("; "),
             Some(e) => format!("{}; then {e}", lines.join("; ")),
@@ -177,9 +251,16 @@ pub(crate) async fn cluster_upgrade(cx: &LiveContext<'_>, r: &mut Recorder) {
     let (found, passed) = match app_pods(cx).await {
         Ok(pods) => {
             let ready = pods.iter().filter(|p| is_ready(p)).count();
-            let stranded: Vec<String> =
-                pods.iter().filter_map(|p| node_of(p).map(str::to_owned)).filter(|n| workers.contains(n)).collect();
-            let line = if stranded.is_empty() {
+            // In place, the upgraded workers are the nodes the pods return to.
+            let stranded: Vec<String> = match style {
+                UpgradeStyle::Surge => {
+                    pods.iter().filter_map(|p| node_of(p).map(str::to_owned)).filter(|n| workers.contains(n)).collect()
+                }
+                UpgradeStyle::InPlace => Vec::new(),
+            };
+            let line = if style == UpgradeStyle::InPlace {
+                format!("{ready} Ready")
+            } else if stranded.is_empty() {
                 format!("{ready} Ready, none on a replaced node")
             } else {
                 format!("{ready} Ready; pods on replaced nodes: {}", stranded.join(", "))
@@ -188,13 +269,14 @@ pub(crate) async fn cluster_upgrade(cx: &LiveContext<'_>, r: &mut Recorder) {
         }
         Err(e) => (chain(&e), false),
     };
-    r.record(
-        &object,
-        "the Deployment after the upgrade",
-        format!("{want} Ready, none on a replaced node"),
-        found,
-        passed,
-    );
-    let title = format!("{}: every worker replaced under load", cx.env);
+    let expected = match style {
+        UpgradeStyle::Surge => format!("{want} Ready, none on a replaced node"),
+        UpgradeStyle::InPlace => format!("{want} Ready"),
+    };
+    r.record(&object, "the Deployment after the upgrade", expected, found, passed);
+    let title = match style {
+        UpgradeStyle::Surge => format!("{}: every worker replaced under load", cx.env),
+        UpgradeStyle::InPlace => format!("{}: every worker upgraded in place under load", cx.env),
+    };
     r.section(write_evidence(cx.report_dir, &format!("{}-upgrade", cx.env), &title, &ev));
 }

@@ -22,6 +22,8 @@ pub enum LiveError {
     Kit(#[from] KitError),
     #[error("find the kit's node image {0} in Docker (run `just kit`)")]
     NodeImageMissing(String),
+    #[error("find the node image {0} (--upgrade-to) in Docker: the workers of the upgrade are started from it")]
+    UpgradeImageMissing(String),
     #[error("read {0}, the application image or the registry serving it (run `just image`, or pass --app-image)")]
     AppImageMissing(PathBuf),
     #[error("read {0}, the prober the zero-downtime checks run in the cluster (run `just image`, or pass --prober)")]

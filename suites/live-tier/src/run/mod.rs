@@ -211,6 +211,11 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
     if !given_kind_image && !docker::image_present(&image).await {
         return Err(LiveError::NodeImageMissing(image));
     }
+    if let Provider::Kit { upgrade_to: Some(target), .. } = &opts.provider
+        && !docker::image_present(target).await
+    {
+        return Err(LiveError::UpgradeImageMissing(target.clone()));
+    }
     for file in [opts.app_image.clone(), registry_beside(&opts.app_image)] {
         if !file.is_file() {
             return Err(LiveError::AppImageMissing(file));

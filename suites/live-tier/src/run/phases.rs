@@ -19,7 +19,7 @@ use crate::journal::{self, Undo};
 use crate::judges::rate_bucket::IngressLog;
 use crate::judges::restart_log::RestartLog;
 use crate::run::error::LiveError;
-use crate::run::target::{LiveOptions, Target};
+use crate::run::target::{LiveOptions, Provider, Target};
 use crate::run::{diagnostics, fit, run_ca};
 use crate::traffic::https as edge;
 use cbam_error_chain::render as chain;
@@ -154,6 +154,10 @@ pub(crate) async fn environment(
         nodes: cluster.cluster.stoppable_nodes(),
         cluster: cluster.cluster,
         app_image: &opts.app_image,
+        upgrade_to: match &opts.provider {
+            Provider::Kit { upgrade_to, .. } => upgrade_to.as_deref(),
+            _ => None,
+        },
     };
     cx.ingress_log.routing(Instant::now(), edge::routing_version(&cx).await);
     let mut rolled = true;

@@ -40,8 +40,10 @@ pub struct LiveOptions {
 pub enum Provider {
     /// A kit cluster (1 server + `agents`), created and removed by the run,
     /// or with `reuse` kept warm and attached to by the next run; of
-    /// `node_image` (k3s's interface), else the kit's.
-    Kit { reuse: bool, node_image: Option<String> },
+    /// `node_image` (k3s's interface), else the kit's; the workers
+    /// `live-cluster-upgrade` joins are of `upgrade_to` when given (a newer
+    /// or older k3s-compatible image), else of the cluster's own.
+    Kit { reuse: bool, node_image: Option<String>, upgrade_to: Option<String> },
     /// A kind cluster (1 control plane + `agents` workers) by the real kind
     /// CLI on `node_image` (else the kind node image of the kit), created and
     /// removed by the run.
