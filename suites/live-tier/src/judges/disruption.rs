@@ -18,6 +18,8 @@ pub(crate) struct Evidence {
     /// Runs of the documented held length sent to pods about to be stopped.
     pub(crate) held: Vec<Record>,
     pub(crate) ready: Vec<(f64, usize)>,
+    /// The same samples per node (where the replicas were).
+    pub(crate) ready_by_node: Vec<(f64, crate::traffic::ready_sampler::PerNode)>,
     pub(crate) phases: Vec<(f64, String)>,
     /// What the in-cluster prober said besides its records.
     pub(crate) said: String,

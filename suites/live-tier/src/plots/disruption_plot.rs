@@ -1,7 +1,8 @@
 //! A small SVG of one disruption under load, over seconds since the load
 //! started: on top, requests per second (answered, and failed by kind, both
 //! paths together); below, the p99 latency of each second and the Ready
-//! replicas; dashed lines at the phase markers.
+//! replicas; at the bottom, the Ready replicas on each node (where a drain
+//! or an upgrade moved them); dashed lines at the phase markers.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -30,6 +31,10 @@ fn colour(kind: Kind) -> &'static str {
         Kind::ClientError => "#7f7f7f",
     }
 }
+
+/// One colour per node, in name order (repeating past eight).
+const NODE_COLOURS: [&str; 8] =
+    ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
@@ -68,8 +73,8 @@ pub(crate) fn svg(title: &str, ev: &Evidence) -> String {
     let latency_max = latency.values().copied().fold(1.0, f64::max);
     #[expect(clippy::cast_precision_loss, reason = "replica counts are small")]
     let ready_max = ev.ready.iter().map(|(_, n)| *n as f64).fold(1.0, f64::max) + 1.0;
-    let (top_a, top_b) = (TOP, TOP + PANEL + GAP);
-    let height = top_b + PANEL + 40.0;
+    let (top_a, top_b, top_c) = (TOP, TOP + PANEL + GAP, TOP + 2.0 * (PANEL + GAP));
+    let height = top_c + PANEL + 40.0;
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{LEFT}\" y=\"18\" font-size=\"13\">{}</text>\n",
         escape(title)
@@ -77,6 +82,7 @@ pub(crate) fn svg(title: &str, ev: &Evidence) -> String {
     for (top, label) in [
         (top_a, format!("requests/s (max {rate_max:.0})")),
         (top_b, format!("Service p99 ms (max {latency_max:.0}), Ready replicas (black)")),
+        (top_c, "Ready replicas per node".to_owned()),
     ] {
         let _ = writeln!(
             out,
@@ -132,7 +138,8 @@ pub(crate) fn svg(title: &str, ev: &Evidence) -> String {
     let _ = writeln!(out, "<polyline points=\"{ready}\" fill=\"none\" stroke=\"black\" stroke-width=\"1.5\"/>");
     let _ =
         writeln!(out, "<text x=\"{:.1}\" y=\"{:.1}\">{ready_max:.0} Ready</text>", WIDTH - RIGHT + 4.0, top_b + 10.0);
-    // Phase markers across both panels.
+    per_node(&mut out, &axis, top_c, ev, ready_max);
+    // Phase markers across every panel.
     for (n, (at, label)) in ev.phases.iter().enumerate() {
         let x = axis.x(at / 1000.0);
         #[expect(clippy::cast_precision_loss, reason = "a handful of phases")]
@@ -140,7 +147,7 @@ pub(crate) fn svg(title: &str, ev: &Evidence) -> String {
         let _ = writeln!(
             out,
             "<line x1=\"{x:.1}\" y1=\"{top_a}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"grey\" stroke-dasharray=\"4 3\"/>\n<text x=\"{:.1}\" y=\"{label_y:.1}\" fill=\"grey\">{}</text>",
-            top_b + PANEL,
+            top_c + PANEL,
             x + 3.0,
             escape(label)
         );
@@ -148,12 +155,43 @@ pub(crate) fn svg(title: &str, ev: &Evidence) -> String {
     let _ = writeln!(
         out,
         "<text x=\"{LEFT}\" y=\"{:.1}\">0 s</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{t_max:.0} s</text>",
-        top_b + PANEL + 16.0,
+        top_c + PANEL + 16.0,
         WIDTH - RIGHT,
-        top_b + PANEL + 16.0
+        top_c + PANEL + 16.0
     );
     out.push_str("</svg>\n");
     out
+}
+
+/// The panel at `top`: one step line per node of its Ready replicas (0
+/// where a sample has none on it), the node's name in its colour.
+fn per_node(out: &mut String, axis: &Axis, top: f64, ev: &Evidence, max: f64) {
+    let nodes: std::collections::BTreeSet<&str> =
+        ev.ready_by_node.iter().flat_map(|(_, per)| per.keys().map(String::as_str)).collect();
+    for (k, node) in nodes.iter().enumerate() {
+        let colour = NODE_COLOURS[k % NODE_COLOURS.len()];
+        let mut line = String::new();
+        let mut last: Option<f64> = None;
+        for (at, per) in &ev.ready_by_node {
+            #[expect(clippy::cast_precision_loss, reason = "replica counts are small")]
+            let n = per.get(*node).copied().unwrap_or(0) as f64;
+            let x = axis.x(at / 1000.0);
+            if let Some(prev) = last {
+                let _ = write!(line, "{x:.1},{:.1} ", y(top, prev, max));
+            }
+            let _ = write!(line, "{x:.1},{:.1} ", y(top, n, max));
+            last = Some(n);
+        }
+        #[expect(clippy::cast_precision_loss, reason = "a handful of nodes")]
+        let label_y = top + 12.0 + k as f64 * 12.0;
+        let _ = writeln!(
+            out,
+            "<polyline points=\"{line}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\"><title>{}</title></polyline>\n<text x=\"{:.1}\" y=\"{label_y:.1}\" fill=\"{colour}\">{}</text>",
+            escape(node),
+            LEFT + 4.0,
+            escape(node)
+        );
+    }
 }
 
 #[cfg(test)]
@@ -180,6 +218,10 @@ mod tests {
                 .map(|n| record(n, n as f64 * 100.0, if n == 20 { Kind::Connect } else { Kind::Ok }))
                 .collect(),
             ready: vec![(0.0, 3), (1500.0, 4), (3000.0, 3)],
+            ready_by_node: vec![
+                (0.0, [("agent1".to_owned(), 2), ("server".to_owned(), 1)].into()),
+                (1500.0, [("agent<3>".to_owned(), 2), ("server".to_owned(), 2)].into()),
+            ],
             phases: vec![(0.0, "load".into()), (1000.0, "restart <x>".into())],
             ..Evidence::default()
         };
@@ -188,5 +230,8 @@ mod tests {
         assert!(svg.contains("1 Connect at 2 s"), "a failure is drawn where it happened");
         assert!(svg.contains("restart &lt;x&gt;") && svg.contains("rollout &amp; co"));
         assert!(svg.contains("5 Ready"));
+        for node in ["agent1", "agent&lt;3&gt;", "server"] {
+            assert!(svg.contains(&format!("<title>{node}</title>")), "a line per node: {node}");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Ready replicas over time: the app's pods that are Ready and not
-//! terminating, sampled until stopped (what a disruption leaves serving).
+//! terminating, per node, sampled until stopped (what a disruption leaves
+//! serving, and where).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -8,7 +10,7 @@ use kube::api::{Api, ListParams};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app_pods::is_ready;
+use crate::app_pods::{is_ready, node_of};
 use crate::context::LiveContext;
 
 /// How often: four samples in a readiness probe's period (5 s) and more.
@@ -17,8 +19,11 @@ const EVERY: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub(crate) struct ReadySampler {
     stop: watch::Sender<bool>,
-    task: JoinHandle<Vec<(Instant, usize)>>,
+    task: JoinHandle<Vec<(Instant, PerNode)>>,
 }
+
+/// Ready app pods on each node at one instant (nodes with none left out).
+pub(crate) type PerNode = BTreeMap<String, usize>;
 
 impl ReadySampler {
     /// Samples the pods `selector` selects in the environment's namespace.
@@ -29,8 +34,10 @@ impl ReadySampler {
             let mut samples = Vec::new();
             while !*stopped.borrow() {
                 if let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await {
-                    let ready =
-                        list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p)).count();
+                    let mut ready = PerNode::new();
+                    for p in list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p)) {
+                        *ready.entry(node_of(p).unwrap_or("?").to_owned()).or_default() += 1;
+                    }
                     samples.push((Instant::now(), ready));
                 }
                 let _ = tokio::time::timeout(EVERY, stopped.changed()).await;
@@ -40,8 +47,13 @@ impl ReadySampler {
         ReadySampler { stop, task }
     }
 
-    /// Every sample, in time order.
+    /// Every sample's count, in time order.
     pub(crate) async fn stop(self) -> Vec<(Instant, usize)> {
+        self.stop_per_node().await.into_iter().map(|(at, nodes)| (at, nodes.values().sum())).collect()
+    }
+
+    /// Every sample, per node, in time order.
+    pub(crate) async fn stop_per_node(self) -> Vec<(Instant, PerNode)> {
         let _ = self.stop.send(true);
         self.task.await.unwrap_or_default()
     }

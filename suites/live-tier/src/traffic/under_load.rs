@@ -222,12 +222,14 @@ impl Session {
         shift(&mut service, service_started);
         shift(&mut runs, service_started);
         shift(&mut ingress, self.ingress_started);
-        let ready = self.sampler.stop().await.into_iter().map(|(at, n)| (ms(t0, at), n)).collect();
+        let ready_by_node: Vec<_> =
+            self.sampler.stop_per_node().await.into_iter().map(|(at, nodes)| (ms(t0, at), nodes)).collect();
+        let ready = ready_by_node.iter().map(|(at, nodes)| (*at, nodes.values().sum())).collect();
         let phases = self.phases.into_iter().map(|(at, label)| (ms(t0, at), label)).collect();
         // Started before a stop, a held run is over by now unless it was cut.
         let held = self.held.finish(self.limit + Duration::from_secs_f64(cx.disruption.load.held_run_seconds)).await;
         prober_pod::remove(cx).await;
-        Evidence { ingress, service, runs, held, ready, phases, said, prober_usage }
+        Evidence { ingress, service, runs, held, ready, ready_by_node, phases, said, prober_usage }
     }
 }
 
@@ -237,7 +239,7 @@ pub(crate) fn write_evidence(report_dir: &Path, name: &str, title: &str, ev: &Ev
     let dir = report_dir.join("disruption");
     let (ingress, service) = (Summary::of(&ev.ingress), Summary::of(&ev.service));
     let doc = json!({
-        "name": name, "phases": ev.phases, "ready": ev.ready,
+        "name": name, "phases": ev.phases, "ready": ev.ready, "ready_by_node": ev.ready_by_node,
         "ingress": {"summary": ingress, "requests": ev.ingress},
         "service": {"summary": service, "requests": ev.service},
         "runs": {"tally": RunTally::of(&ev.runs), "requests": ev.runs},
