@@ -506,6 +506,20 @@ pub struct UpgradeBudget {
     pub p99_ms: f64,
     pub runs_cut: usize,
     pub per_node_seconds: u64,
+    /// The variant run with the HPA held above its minimum.
+    pub above_minimum: AboveMinimum,
+}
+
+/// The upgrade again with more pipeline runs, so the HPA holds the
+/// Deployment above its minimum: the drains meet a budget computed at a
+/// higher count, and the replacements must fit the quota and LimitRange.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct AboveMinimum {
+    /// Pipeline runs started per second (of the load's length).
+    pub runs_per_second: f64,
+    /// Ready replicas the HPA reaches before the upgrade begins.
+    pub replicas: u32,
 }
 
 impl UpgradeBudget {

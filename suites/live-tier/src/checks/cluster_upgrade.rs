@@ -30,6 +30,7 @@ use cbam_model::outcome::Recorder;
 use crate::actions::hpa_rest;
 use crate::actions::node_drain::{app_pods_gone, app_pods_on, cordon, empty_nodes, evict_the_rest, replaced_elsewhere};
 use cbam_cluster::cluster::UpgradeStyle;
+use cbam_model::fixtures::AboveMinimum;
 
 use crate::actions::node_pool::{self, NodePoolError};
 use crate::app_pods::{app_pods, is_ready, node_of};
@@ -72,6 +73,7 @@ async fn surge(
     cx: &LiveContext<'_>,
     session: &mut Session,
     old: &[String],
+    want: usize,
     lines: &mut Vec<String>,
 ) -> Result<(), UpgradeError> {
     let before = versions(cx, old).await;
@@ -123,7 +125,6 @@ async fn surge(
         node_pool::remove_worker(cx, node).await.map_err(|e| UpgradeError::Remove(node.clone(), e))?;
         session.mark(format!("remove {node}"));
     }
-    let want = usize::try_from(cx.replicas_at_rest()).unwrap_or(0);
     // The replacements: every old node is gone.
     replaced_elsewhere(cx, old.last().map_or("", String::as_str), want)
         .await
@@ -176,47 +177,152 @@ async fn in_place(
     Ok(())
 }
 
+/// Which of the two upgrades a session runs.
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    /// From rest, the HPA at its minimum.
+    AtRest,
+    /// With more runs, the HPA held above its minimum.
+    AboveMinimum(AboveMinimum),
+}
+
+impl Load {
+    /// The words naming it in every fact.
+    fn what(self) -> &'static str {
+        match self {
+            Load::AtRest => "upgrade",
+            Load::AboveMinimum(_) => "upgrade above the HPA's minimum",
+        }
+    }
+}
+
 pub(crate) async fn cluster_upgrade(cx: &LiveContext<'_>, r: &mut Recorder) {
     let object = cx.deployment_label();
-    let (workers, style) = match cx.cluster.workers().and_then(|w| Ok((w, cx.cluster.upgrade_style()?))) {
-        Ok(found) => found,
+    let style = match cx.cluster.workers().and_then(|_| cx.cluster.upgrade_style()) {
+        Ok(style) => style,
         Err(why) => return r.skip(&object, "cluster upgrade", "workers the harness can upgrade", why),
     };
-    if workers.is_empty() {
-        return r.record(&object, "cluster upgrade", "at least one worker node", "none", false);
-    }
     // From rest, as node loss: the budgets hold at the documented replicas.
     if !hpa_rest::record_rest(cx, r, &object, "upgrade").await {
         return;
     }
+    if upgrade_under_load(cx, r, &object, style, Load::AtRest).await {
+        // Then again (the workers the first one left), at a higher count.
+        let scaled = Load::AboveMinimum(cx.disruption.budgets.upgrade.above_minimum);
+        upgrade_under_load(cx, r, &object, style, scaled).await;
+    }
+}
+
+/// Waits until the HPA wants at least `replicas` and that many are Ready;
+/// the count Ready then.
+async fn scaled_up(cx: &LiveContext<'_>, replicas: u32) -> Result<i32, cbam_cluster::wait::WaitError> {
+    use cbam_cluster::wait::{Poll, until};
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use kube::Api;
+    let want = i32::try_from(replicas).unwrap_or(i32::MAX);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(cx.client.clone(), cx.namespace());
+    let deployments: Api<Deployment> = Api::namespaced(cx.client.clone(), cx.namespace());
+    let (hpa, deployment) = (&cx.governance.hpa.name, &cx.workload.deployment);
+    let bound = cx.timeouts.metrics_pipeline + cx.timeouts.rollout;
+    until(&format!("HPA {hpa} at {want} replicas or more, as many Ready"), bound, || async {
+        let desired = match hpas.get(hpa).await {
+            Ok(h) => h.status.map_or(0, |s| s.desired_replicas),
+            Err(e) => return Poll::failed(e.to_string(), &e),
+        };
+        let ready = match deployments.get(deployment).await {
+            Ok(d) => d.status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            Err(e) => return Poll::failed(e.to_string(), &e),
+        };
+        if desired >= want && ready >= want {
+            Poll::Done(ready)
+        } else {
+            Poll::Pending(format!("desired {desired}, Ready {ready}"))
+        }
+    })
+    .await
+}
+
+/// One upgrade of every worker under the two-path load, judged; whether it
+/// went through (the next one starts from what it left).
+async fn upgrade_under_load(
+    cx: &LiveContext<'_>,
+    r: &mut Recorder,
+    object: &str,
+    style: UpgradeStyle,
+    load: Load,
+) -> bool {
+    let what = load.what();
+    let workers = match cx.cluster.workers() {
+        Ok(workers) if !workers.is_empty() => workers,
+        Ok(_) => {
+            r.record(object, &format!("the {what}"), "at least one worker node", "none", false);
+            return false;
+        }
+        Err(why) => {
+            r.record(object, &format!("the {what}"), "workers the harness can upgrade", why.to_string(), false);
+            return false;
+        }
+    };
     let budget = cx.disruption.budgets.upgrade;
     let count = u32::try_from(workers.len()).unwrap_or(u32::MAX);
     let per_node = Duration::from_secs(budget.per_node_seconds);
     let settle = Duration::from_secs(cx.disruption.load.settle_seconds);
-    // The load outlasts every replacement's bound (a session is always
-    // finished; this only stops a prober nobody stops).
+    // The load outlasts the scale-up and every replacement's bound (a
+    // session is always finished; this only stops a prober nobody stops).
     let t = &cx.timeouts;
-    let bound = (t.node_start + t.node_component + t.nodes_ready + t.drain * 2) * count + t.drain + settle * 2;
-    let shape = Shape { bound, placement: Placement::ControlPlane };
-    let Some(mut session) = Session::open_shaped(cx, r, &object, "upgrade", shape).await else { return };
+    let bound = (t.node_start + t.node_component + t.nodes_ready + t.drain * 2) * count
+        + t.drain
+        + t.metrics_pipeline
+        + t.rollout
+        + settle * 2;
+    let runs_per_second = match load {
+        Load::AtRest => None,
+        Load::AboveMinimum(scaled) => Some(scaled.runs_per_second),
+    };
+    let shape = Shape { bound, placement: Placement::ControlPlane, runs_per_second };
+    let Some(mut session) = Session::open_shaped(cx, r, object, what, shape).await else { return false };
     session.settle().await;
+    let mut want = usize::try_from(cx.replicas_at_rest()).unwrap_or(0);
+    if let Load::AboveMinimum(scaled) = load {
+        let since = Instant::now();
+        let reached = scaled_up(cx, scaled.replicas).await;
+        r.record(
+            object,
+            &format!("Ready replicas before the {what}"),
+            format!(">= {} (the HPA held above its minimum by {} runs/s)", scaled.replicas, scaled.runs_per_second),
+            match &reached {
+                Ok(n) => format!("{n} after {:.0} s", since.elapsed().as_secs_f64()),
+                Err(e) => chain(e),
+            },
+            reached.is_ok(),
+        );
+        match reached {
+            Ok(_) => session.mark(format!("{} replicas", scaled.replicas)),
+            Err(_) => {
+                session.finish(cx).await;
+                return false;
+            }
+        }
+        want = usize::try_from(scaled.replicas).unwrap_or(0);
+    }
     let started = Instant::now();
     let mut lines = Vec::new();
     let upgraded = match style {
-        UpgradeStyle::Surge => surge(cx, &mut session, &workers, &mut lines).await,
+        UpgradeStyle::Surge => surge(cx, &mut session, &workers, want, &mut lines).await,
         UpgradeStyle::InPlace => in_place(cx, &mut session, &workers, &mut lines).await,
     };
     let failure = upgraded.err().map(|e| chain(&e));
     let took = started.elapsed();
     session.settle().await;
     let ev = session.finish(cx).await;
-    let (what, expected) = match style {
+    let (done, expected) = match style {
         UpgradeStyle::Surge => (
             format!(
                 "{} workers replaced (new ones joined, old ones cordoned, drained as one batch, removed)",
                 workers.len()
             ),
-            "every one replaced, the documented replicas Ready again",
+            "every one replaced, the Ready replicas back",
         ),
         UpgradeStyle::InPlace => (
             format!(
@@ -224,12 +330,16 @@ pub(crate) async fn cluster_upgrade(cx: &LiveContext<'_>, r: &mut Recorder) {
                 workers.len(),
                 cx.cluster.provider()
             ),
-            "every one upgraded, the documented replicas Ready again",
+            "every one upgraded, the Ready replicas back",
         ),
     };
+    let done = match load {
+        Load::AtRest => done,
+        Load::AboveMinimum(_) => format!("{done}, above the HPA's minimum"),
+    };
     r.record(
-        &object,
-        &what,
+        object,
+        &done,
         expected,
         match &failure {
             None => lines.join("; "),
@@ -239,15 +349,14 @@ pub(crate) async fn cluster_upgrade(cx: &LiveContext<'_>, r: &mut Recorder) {
     );
     let limit = per_node * count;
     r.record(
-        &object,
-        "the whole upgrade's duration",
+        object,
+        &format!("the whole {what}'s duration"),
         format!("<= {} s ({} s per node)", limit.as_secs(), budget.per_node_seconds),
         format!("{:.0} s", took.as_secs_f64()),
         failure.is_none() && took <= limit,
     );
     let min_ready = usize::try_from(cx.governance.pdb.min_available).unwrap_or(0);
-    judge(r, &object, "upgrade", &ev, budget.requests(), min_ready);
-    let want = usize::try_from(cx.replicas_at_rest()).unwrap_or(0);
+    judge(r, object, what, &ev, budget.requests(), min_ready);
     let (found, passed) = match app_pods(cx).await {
         Ok(pods) => {
             let ready = pods.iter().filter(|p| is_ready(p)).count();
@@ -270,13 +379,14 @@ pub(crate) async fn cluster_upgrade(cx: &LiveContext<'_>, r: &mut Recorder) {
         Err(e) => (chain(&e), false),
     };
     let expected = match style {
-        UpgradeStyle::Surge => format!("{want} Ready, none on a replaced node"),
-        UpgradeStyle::InPlace => format!("{want} Ready"),
+        UpgradeStyle::Surge => format!("{want} Ready or more, none on a replaced node"),
+        UpgradeStyle::InPlace => format!("{want} Ready or more"),
     };
-    r.record(&object, "the Deployment after the upgrade", expected, found, passed);
-    let title = match style {
-        UpgradeStyle::Surge => format!("{}: every worker replaced under load", cx.env),
-        UpgradeStyle::InPlace => format!("{}: every worker upgraded in place under load", cx.env),
+    r.record(object, &format!("the Deployment after the {what}"), expected, found, passed);
+    let (name, title) = match load {
+        Load::AtRest => ("upgrade", "every worker upgraded under load"),
+        Load::AboveMinimum(_) => ("upgrade-above-minimum", "every worker upgraded under load above the HPA's minimum"),
     };
-    r.section(write_evidence(cx.report_dir, &format!("{}-upgrade", cx.env), &title, &ev));
+    r.section(write_evidence(cx.report_dir, &format!("{}-{name}", cx.env), &format!("{}: {title}", cx.env), &ev));
+    failure.is_none()
 }

@@ -9,6 +9,9 @@ use cbam_prober::summary::Summary;
 use cbam_prober::{Record, Usage};
 
 /// What a load session saw, in milliseconds since it started.
+/// Ready app pods on each node at one instant (nodes with none left out).
+pub(crate) type PerNode = std::collections::BTreeMap<String, usize>;
+
 #[derive(Debug, Default)]
 pub(crate) struct Evidence {
     pub(crate) ingress: Vec<Record>,
@@ -19,7 +22,7 @@ pub(crate) struct Evidence {
     pub(crate) held: Vec<Record>,
     pub(crate) ready: Vec<(f64, usize)>,
     /// The same samples per node (where the replicas were).
-    pub(crate) ready_by_node: Vec<(f64, crate::traffic::ready_sampler::PerNode)>,
+    pub(crate) ready_by_node: Vec<(f64, PerNode)>,
     pub(crate) phases: Vec<(f64, String)>,
     /// What the in-cluster prober said besides its records.
     pub(crate) said: String,

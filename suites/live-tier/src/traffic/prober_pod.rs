@@ -190,10 +190,12 @@ async fn copy_binary(cx: &LiveContext<'_>, pods: &Api<Pod>) -> Result<(), Prober
 }
 
 /// Starts the prober against the Service at `rate` requests per second,
-/// with the documented pipeline runs beside; it stops by itself after `bound`.
+/// with pipeline runs of the documented length beside at `run_rate` per
+/// second; it stops by itself after `bound`.
 pub(crate) async fn start(
     cx: &LiveContext<'_>,
     rate: f64,
+    run_rate: f64,
     bound: Duration,
     placement: Placement,
 ) -> Result<InCluster, ProberPodError> {
@@ -205,7 +207,7 @@ pub(crate) async fn start(
     let addr = format!("{ip}:{}", cx.workload.service.port);
     let host = format!("{}.{}.svc", cx.workload.service.name, cx.namespace());
     let (rate, seconds, timeout) = (rate.to_string(), bound.as_secs_f64().to_string(), load.timeout_ms.to_string());
-    let (run_rate, run_seconds) = (load.runs.per_second.to_string(), load.runs.duration_seconds.to_string());
+    let (run_rate, run_seconds) = (run_rate.to_string(), load.runs.duration_seconds.to_string());
     let command = [
         "/probe/cbam-prober",
         "probe",

@@ -2,7 +2,6 @@
 //! terminating, per node, sampled until stopped (what a disruption leaves
 //! serving, and where).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -12,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::app_pods::{is_ready, node_of};
 use crate::context::LiveContext;
+use crate::judges::disruption::PerNode;
 
 /// How often: four samples in a readiness probe's period (5 s) and more.
 const EVERY: Duration = Duration::from_millis(250);
@@ -21,9 +21,6 @@ pub(crate) struct ReadySampler {
     stop: watch::Sender<bool>,
     task: JoinHandle<Vec<(Instant, PerNode)>>,
 }
-
-/// Ready app pods on each node at one instant (nodes with none left out).
-pub(crate) type PerNode = BTreeMap<String, usize>;
 
 impl ReadySampler {
     /// Samples the pods `selector` selects in the environment's namespace.

@@ -84,12 +84,15 @@ fn classify(result: Result<reqwest::Response, reqwest::Error>) -> Answer {
     }
 }
 
-/// How long a session's load may go on and where its tool pod runs.
+/// How long a session's load may go on, where its tool pod runs and how
+/// many pipeline runs it starts.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Shape {
     /// The probers stop by themselves after this (a session never finished).
     pub(crate) bound: Duration,
     pub(crate) placement: Placement,
+    /// Pipeline runs started per second; None: the load's own rate.
+    pub(crate) runs_per_second: Option<f64>,
 }
 
 impl Shape {
@@ -98,7 +101,7 @@ impl Shape {
     pub(crate) fn one_disruption(cx: &LiveContext<'_>) -> Self {
         let settle = Duration::from_secs(cx.disruption.load.settle_seconds);
         let bound = cx.timeouts.rollout + cx.timeouts.drain * 2 + settle * 2 + Duration::from_secs(30);
-        Shape { bound, placement: Placement::Anywhere }
+        Shape { bound, placement: Placement::Anywhere, runs_per_second: None }
     }
 }
 
@@ -110,7 +113,8 @@ impl Session {
         let bound = shape.bound;
         let selector = selector(cx).await?;
         let t0 = Instant::now();
-        let service = prober_pod::start(cx, load.service_per_second, bound, shape.placement).await?;
+        let run_rate = shape.runs_per_second.unwrap_or(load.runs.per_second);
+        let service = prober_pod::start(cx, load.service_per_second, run_rate, bound, shape.placement).await?;
         let client = edge::https(cx)?;
         let url = edge::url(cx, &load.path);
         let timeout = Duration::from_millis(load.timeout_ms);
