@@ -215,7 +215,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
     },
     LiveCheck {
         id: "live-cluster-upgrade",
-        about: "each worker replaced in turn under load (nightly): none failed or cut",
+        about: "each worker upgraded under load, at rest, then scaled (nightly): none failed or cut",
         scope: Scope::Governed,
         role: Role::NeedsRollout,
         // After the other disruptions: its new nodes change where pods run.
