@@ -176,13 +176,21 @@ async fn movable_on(cx: &LiveContext<'_>, node: &str) -> Result<Vec<Pod>, kube::
 /// (the metrics adapter) once stayed in its shutdown past 120 s, and what
 /// the check judges is the app.
 pub(crate) async fn app_pods_gone(cx: &LiveContext<'_>, node: &str) -> Result<(), WaitError> {
-    until(&format!("every evicted app pod on {node} gone"), cx.timeouts.drain, || async {
+    until(&format!("every app pod on {node} gone"), cx.timeouts.drain, || async {
         match app_pods_with_terminating(cx).await {
             Ok(pods) => {
-                let left: Vec<&str> = pods
+                // Once the node is emptied, a pod on it not shutting down was
+                // scheduled there since: it tolerates the cordon.
+                let left: Vec<String> = pods
                     .iter()
                     .filter(|p| node_of(p) == Some(node) && !has_ended(p))
-                    .filter_map(|p| p.metadata.name.as_deref())
+                    .filter_map(|p| {
+                        let name = p.metadata.name.as_deref()?;
+                        Some(match p.metadata.deletion_timestamp {
+                            Some(_) => format!("{name} (shutting down)"),
+                            None => format!("{name} (scheduled onto the cordoned node)"),
+                        })
+                    })
                     .collect();
                 if left.is_empty() {
                     Poll::Done(())
