@@ -116,8 +116,18 @@ pub(crate) async fn empty_node(cx: &LiveContext<'_>, node: &str) -> Result<(usiz
 /// none is left (pods shutting down are gone from the app's list). Returns
 /// (evicted, refusals).
 pub(crate) async fn empty_nodes(cx: &LiveContext<'_>, nodes: &[String]) -> Result<(usize, usize), WaitError> {
+    let (evicted, refused) = empty_nodes_named(cx, nodes).await?;
+    Ok((evicted.len(), refused))
+}
+
+/// As `empty_nodes`, with the evicted pods by name (a pod scheduled onto a
+/// cordoned node meanwhile is among them).
+pub(crate) async fn empty_nodes_named(
+    cx: &LiveContext<'_>,
+    nodes: &[String],
+) -> Result<(Vec<String>, usize), WaitError> {
     let refused_on_node = Arc::new(AtomicUsize::new(0));
-    let evicted_on_node = Arc::new(AtomicUsize::new(0));
+    let evicted_on_node = Arc::new(std::sync::Mutex::new(Vec::new()));
     let named = nodes.join(", ");
     until(&format!("every app pod on {named} evicted"), cx.timeouts.drain, || {
         let (refused, evicted, named) = (refused_on_node.clone(), evicted_on_node.clone(), named.clone());
@@ -137,7 +147,9 @@ pub(crate) async fn empty_nodes(cx: &LiveContext<'_>, nodes: &[String]) -> Resul
             for pod in &on_nodes {
                 match evict(cx, pod).await {
                     Ok(()) => {
-                        evicted.fetch_add(1, Ordering::SeqCst);
+                        if let Ok(mut names) = evicted.lock() {
+                            names.push(pod.clone());
+                        }
                     }
                     Err(EvictionError::Refused { code: 429, .. }) => {
                         refused.fetch_add(1, Ordering::SeqCst);
@@ -149,7 +161,8 @@ pub(crate) async fn empty_nodes(cx: &LiveContext<'_>, nodes: &[String]) -> Resul
         }
     })
     .await?;
-    Ok((evicted_on_node.load(Ordering::SeqCst), refused_on_node.load(Ordering::SeqCst)))
+    let evicted = evicted_on_node.lock().map(|names| names.clone()).unwrap_or_default();
+    Ok((evicted, refused_on_node.load(Ordering::SeqCst)))
 }
 
 /// The pods on `node` a drain moves: not a DaemonSet's or a static (mirror)

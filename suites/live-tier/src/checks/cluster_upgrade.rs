@@ -28,7 +28,9 @@ use cbam_error_chain::render as chain;
 use cbam_model::outcome::Recorder;
 
 use crate::actions::hpa_rest;
-use crate::actions::node_drain::{app_pods_gone, app_pods_on, cordon, empty_nodes, evict_the_rest, replaced_elsewhere};
+use crate::actions::node_drain::{
+    app_pods_gone, app_pods_on, cordon, empty_nodes_named, evict_the_rest, replaced_elsewhere,
+};
 use cbam_cluster::cluster::UpgradeStyle;
 use cbam_model::fixtures::AboveMinimum;
 
@@ -75,6 +77,7 @@ async fn surge(
     old: &[String],
     want: usize,
     lines: &mut Vec<String>,
+    strays: &mut Vec<String>,
 ) -> Result<(), UpgradeError> {
     let before = versions(cx, old).await;
     let mut joined = Vec::new();
@@ -108,7 +111,9 @@ async fn surge(
     let since = Instant::now();
     session.mark(format!("drain {}", old.join(", ")));
     let named = old.join(", ");
-    let (evicted, refused) = empty_nodes(cx, old).await.map_err(|e| UpgradeError::Drain(named.clone(), e))?;
+    let (evicted, refused) = empty_nodes_named(cx, old).await.map_err(|e| UpgradeError::Drain(named.clone(), e))?;
+    strays.extend(evicted.iter().filter(|p| !pods.contains(p)).cloned());
+    let evicted = evicted.len();
     let mut others = 0;
     for node in old {
         others += evict_the_rest(cx, node).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
@@ -142,6 +147,7 @@ async fn in_place(
     session: &mut Session,
     workers: &[String],
     lines: &mut Vec<String>,
+    strays: &mut Vec<String>,
 ) -> Result<(), UpgradeError> {
     let before = versions(cx, workers).await;
     for node in workers {
@@ -151,8 +157,11 @@ async fn in_place(
         let pods = app_pods_on(cx, node).await.map_err(|e| UpgradeError::Pods(node.clone(), e))?;
         session.hold_runs(cx, &pods).await;
         session.mark(format!("drain {node}"));
-        let (evicted, refused) =
-            empty_nodes(cx, std::slice::from_ref(node)).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
+        let (evicted, refused) = empty_nodes_named(cx, std::slice::from_ref(node))
+            .await
+            .map_err(|e| UpgradeError::Drain(node.clone(), e))?;
+        strays.extend(evicted.iter().filter(|p| !pods.contains(p)).cloned());
+        let evicted = evicted.len();
         let others = evict_the_rest(cx, node).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
         app_pods_gone(cx, node).await.map_err(|e| UpgradeError::Drain(node.clone(), e))?;
         let drained = since.elapsed();
@@ -307,10 +316,10 @@ async fn upgrade_under_load(
         want = usize::try_from(scaled.replicas).unwrap_or(0);
     }
     let started = Instant::now();
-    let mut lines = Vec::new();
+    let (mut lines, mut strays) = (Vec::new(), Vec::new());
     let upgraded = match style {
-        UpgradeStyle::Surge => surge(cx, &mut session, &workers, want, &mut lines).await,
-        UpgradeStyle::InPlace => in_place(cx, &mut session, &workers, &mut lines).await,
+        UpgradeStyle::Surge => surge(cx, &mut session, &workers, want, &mut lines, &mut strays).await,
+        UpgradeStyle::InPlace => in_place(cx, &mut session, &workers, &mut lines, &mut strays).await,
     };
     let failure = upgraded.err().map(|e| chain(&e));
     let took = started.elapsed();
@@ -354,6 +363,15 @@ async fn upgrade_under_load(
         format!("<= {} s ({} s per node)", limit.as_secs(), budget.per_node_seconds),
         format!("{:.0} s", took.as_secs_f64()),
         failure.is_none() && took <= limit,
+    );
+    // A pod the drain evicted that was not there at the cordon was
+    // scheduled onto a cordoned worker since: it tolerates the cordon.
+    r.record(
+        object,
+        &format!("app pods scheduled onto a cordoned worker during the {what}"),
+        "none",
+        if strays.is_empty() { "none".to_owned() } else { format!("{} (evicted again)", strays.join(", ")) },
+        strays.is_empty(),
     );
     let min_ready = usize::try_from(cx.governance.pdb.min_available).unwrap_or(0);
     judge(r, object, what, &ev, budget.requests(), min_ready);
