@@ -17,6 +17,7 @@ use tokio::process::Command;
 
 use crate::docker::{self, DockerError};
 use crate::kit::{self, KitError};
+use crate::wait::Poll;
 
 /// The Docker network kind puts every cluster on.
 pub const NETWORK: &str = "kind";
@@ -71,8 +72,12 @@ pub enum KindError {
     Addons(#[from] crate::addons::AddonError),
     #[error("stop the kubelet of {node}: systemd still says {state}")]
     KubeletRestart { node: String, state: String },
-    #[error("restart the kubelet of {node}: not healthy after {timeout:?}")]
-    KubeletTimedOut { node: String, timeout: Duration },
+    #[error("restart the kubelet of {node}")]
+    KubeletUnhealthy {
+        node: String,
+        #[source]
+        source: crate::wait::WaitError,
+    },
 }
 
 /// The kind node image `just kit` recorded (ci/kit/build-kind-node.sh).
@@ -307,28 +312,25 @@ impl KindCluster {
     /// (systemd says inactive), started, and serving its health endpoint
     /// again, within TIMEOUT. Its Node's Ready is the caller's to wait for.
     pub async fn restart_kubelet(&self, node: &str, timeout: Duration) -> Result<(), KindError> {
-        let restart = async {
-            docker::docker(&["exec", node, "systemctl", "stop", "kubelet"]).await?;
-            // `is-active` exits non-zero for a stopped unit, with its state.
-            let state = docker::docker(&["exec", node, "systemctl", "is-active", "kubelet"]).await;
-            if let Ok(active) = state {
-                return Err(KindError::KubeletRestart { node: node.to_owned(), state: active.trim().to_owned() });
+        docker::docker(&["exec", node, "systemctl", "stop", "kubelet"]).await?;
+        // `is-active` exits non-zero for a stopped unit, with its state.
+        if let Ok(active) = docker::docker(&["exec", node, "systemctl", "is-active", "kubelet"]).await {
+            return Err(KindError::KubeletRestart { node: node.to_owned(), state: active.trim().to_owned() });
+        }
+        docker::docker(&["exec", node, "systemctl", "start", "kubelet"]).await?;
+        // The kubelet's own health endpoint (kind's kubelet configuration
+        // keeps the default port), asked with bash's /dev/tcp: the node
+        // image has no HTTP client. The last answer is reported on timeout.
+        let healthz = ["exec", node, "timeout", "2", "bash", "-c", KUBELET_HEALTHZ];
+        crate::wait::until(&format!("the kubelet of {node} healthy"), timeout, || async {
+            match docker::docker(&healthz).await {
+                Ok(said) if kubelet_healthy(&said) => Poll::Done(()),
+                Ok(said) => Poll::Pending(said.lines().next().unwrap_or_default().to_owned()),
+                Err(e) => Poll::Pending(e.to_string()),
             }
-            docker::docker(&["exec", node, "systemctl", "start", "kubelet"]).await?;
-            loop {
-                // The kubelet's own health endpoint (kind's kubelet
-                // configuration keeps the default port), asked with bash's
-                // /dev/tcp: the node image has no HTTP client.
-                let healthz = ["exec", node, "timeout", "2", "bash", "-c", KUBELET_HEALTHZ];
-                if docker::docker(&healthz).await.is_ok_and(|said| kubelet_healthy(&said)) {
-                    return Ok(());
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        };
-        tokio::time::timeout(timeout, restart)
-            .await
-            .map_err(|_| KindError::KubeletTimedOut { node: node.to_owned(), timeout })?
+        })
+        .await
+        .map_err(|source| KindError::KubeletUnhealthy { node: node.to_owned(), source })
     }
 
     /// `kind delete cluster`, and the `kind` network if this run made it and
