@@ -116,16 +116,20 @@ bench TARGET:
 
 # Build the application double as a scratch OCI image tarball tagged with every
 # image reference the overlays use (fixtures/environments/*.yaml); beside it the
-# static oci-registry that serves it to a kit cluster's nodes (the pods pull the
-# image as in production) and the static cbam-prober the zero-downtime checks
-# copy into a tool pod; cached by digest.
+# harness's tool image (cbam-tool.tar: the static cbam-prober, which is also the
+# inspector and SIGTERM tool, on scratch; suites/cluster/src/tool_image.rs) and
+# the static oci-registry that serves both to a cluster's nodes (the pods pull
+# them as in production); cached by digest.
 image:
     RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target x86_64-unknown-linux-gnu \
         -p cbam-api-double -p oci-registry -p cbam-prober --bin cbam-api --bin oci-registry --bin cbam-prober
-    for bin in oci-registry cbam-prober; do install -D -m 755 "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/$bin" "target/image/$bin"; done
+    install -D -m 755 "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/oci-registry" target/image/oci-registry
     cargo run --quiet --release -p oci-image -- --binary "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/cbam-api" \
         --entrypoint /usr/local/bin/cbam-api --port 8000 --uid 10001 --out target/image/cbam-api.tar \
         $(sed -n 's/^image: {name: \(.*\), tag: \(.*\)}$/--ref \1:\2/p' fixtures/environments/*.yaml)
+    cargo run --quiet --release -p oci-image -- --binary "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/cbam-prober" \
+        --entrypoint /cbam-prober --uid 65534 --out target/image/cbam-tool.tar \
+        --ref "cbam-conformance.invalid/tool:$(sed -n 's/^version = "\(.*\)"$/\1/p' suites/prober/Cargo.toml)"
 
 # Build the offline cluster kit: Kubernetes, containerd, CNI, addon images and
 # the node image, from the Go module proxy and Debian only (cached by version).

@@ -33,11 +33,12 @@ pub trait Cluster: Send + Sync {
     /// Ready for a run: nodes, DNS, storage, metrics, ingress (and, on the
     /// kit, every node component steady).
     fn gate<'a>(&'a self, t: &'a Timeouts) -> Pending<'a, Result<(), GateError>>;
-    /// Serves the application image archive to every node (each node's own
-    /// registry); None: the cluster pulls the overlay's own reference.
+    /// Serves the image archives (the application's, the harness's tool
+    /// image) to every node (each node's own registry); None: the cluster
+    /// pulls the overlay's own references.
     fn serve_image<'a>(
         &'a self,
-        archive: &'a Path,
+        archives: &'a [&'a Path],
         registry: &'a Path,
         timeout: Duration,
     ) -> Option<Pending<'a, Result<(), DockerError>>>;
@@ -150,11 +151,11 @@ impl Cluster for KitCluster {
     }
     fn serve_image<'a>(
         &'a self,
-        archive: &'a Path,
+        archives: &'a [&'a Path],
         registry: &'a Path,
         timeout: Duration,
     ) -> Option<Pending<'a, Result<(), DockerError>>> {
-        Some(Box::pin(KitCluster::serve_image(self, archive, registry, timeout)))
+        Some(Box::pin(KitCluster::serve_image(self, archives, registry, timeout)))
     }
     fn stoppable_nodes(&self) -> Result<Vec<(String, String)>, NotStoppable> {
         Ok(self.nodes().into_iter().map(|n| (n.name, n.container)).collect())
@@ -226,13 +227,13 @@ impl Cluster for KindCluster {
     }
     fn serve_image<'a>(
         &'a self,
-        archive: &'a Path,
+        archives: &'a [&'a Path],
         registry: &'a Path,
         timeout: Duration,
     ) -> Option<Pending<'a, Result<(), DockerError>>> {
         Some(Box::pin(async move {
             for node in &self.nodes {
-                docker::serve_image(node, archive, registry, timeout.as_secs().max(1)).await?;
+                docker::serve_image(node, archives, registry, timeout.as_secs().max(1)).await?;
             }
             Ok(())
         }))
@@ -291,7 +292,7 @@ impl Cluster for ExistingCluster {
     }
     fn serve_image<'a>(
         &'a self,
-        _archive: &'a Path,
+        _archives: &'a [&'a Path],
         _registry: &'a Path,
         _timeout: Duration,
     ) -> Option<Pending<'a, Result<(), DockerError>>> {

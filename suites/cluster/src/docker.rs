@@ -91,15 +91,25 @@ pub async fn still_present(owned: &std::collections::BTreeSet<String>) -> Result
         .collect())
 }
 
-/// Where a node keeps the archive it serves and the registry serving it.
+/// Where a node keeps the archives it serves and the registry serving them.
 const SERVE_DIR: &str = "/var/lib/cbam-registry";
 
-/// Serves an image archive to a node's containerd: the archive and the
-/// registry binary copied into the node, then ci/kit/serve-image.sh run there
-/// (the one place that knows how; `conformance cluster load` runs it too).
-pub async fn serve_image(container: &str, archive: &Path, registry: &Path, timeout: u64) -> Result<(), DockerError> {
-    docker(&["exec", container, "mkdir", "-p", SERVE_DIR]).await?;
-    for (source, name) in [(archive, "image.tar"), (registry, "oci-registry")] {
+/// Serves image archives (the application's, the harness's tool image) to a
+/// node's containerd as one registry: the archives and the registry binary
+/// copied into the node (the last load's archives removed first), then
+/// ci/kit/serve-image.sh run there (the one place that knows how;
+/// `conformance cluster load` runs it too).
+pub async fn serve_image(
+    container: &str,
+    archives: &[&Path],
+    registry: &Path,
+    timeout: u64,
+) -> Result<(), DockerError> {
+    let clear = format!("mkdir -p {SERVE_DIR} && rm -f {SERVE_DIR}/image*.tar");
+    docker(&["exec", container, "sh", "-c", &clear]).await?;
+    let names: Vec<String> = (0..archives.len()).map(|i| format!("image-{i}.tar")).collect();
+    let copies = archives.iter().zip(&names).map(|(a, n)| (*a, n.as_str()));
+    for (source, name) in copies.chain([(registry, "oci-registry")]) {
         let target = format!("{container}:{SERVE_DIR}/{name}");
         docker(&["cp", &source.to_string_lossy(), &target]).await?;
     }

@@ -16,9 +16,10 @@ pub fn dir() -> PathBuf {
     })
 }
 
-/// A busybox image every kit node has (ci/kit/build.sh), for tool
-/// containers such as the harness's ephemeral ones.
-pub const TOOL_IMAGE: &str = "docker.io/library/busybox:1.35.0";
+/// A busybox image every kit node has (ci/kit/build.sh), for the
+/// local-path provisioner's helper pods and the smoke suite's network
+/// checks; the harness's own tools are `tool_image`'s.
+pub const BUSYBOX_IMAGE: &str = "docker.io/library/busybox:1.35.0";
 
 /// The node image reference `just kit` recorded.
 pub fn node_image() -> Result<String, KitError> {
@@ -39,9 +40,9 @@ pub(crate) fn recorded_image(file: &str) -> Result<String, KitError> {
 mod tests {
     /// The tag ci/kit/build.sh gives the kit's busybox (BUSYBOX_TAG).
     #[test]
-    fn the_tool_image_is_the_kits_busybox() {
+    fn the_busybox_image_is_the_kits() {
         let versions = include_str!("../../../ci/versions.env");
         let tag = versions.lines().find_map(|l| l.strip_prefix("BUSYBOX_TAG=")).expect("BUSYBOX_TAG pinned");
-        assert_eq!(super::TOOL_IMAGE, format!("docker.io/library/busybox:{tag}"));
+        assert_eq!(super::BUSYBOX_IMAGE, format!("docker.io/library/busybox:{tag}"));
     }
 }

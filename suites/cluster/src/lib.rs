@@ -16,4 +16,5 @@ pub mod kit;
 pub mod provider;
 pub mod readiness;
 pub mod timeouts;
+pub mod tool_image;
 pub mod wait;

@@ -135,10 +135,11 @@ pub struct KitOptions {
     pub component_args: Vec<(String, String)>,
 }
 
-/// An image archive to serve to a node, with the registry that serves it.
+/// The image archives to serve to a node (the application's, the
+/// harness's tool image), with the registry that serves them.
 #[derive(Debug, Clone, Copy)]
 pub struct ServedImage<'a> {
-    pub archive: &'a Path,
+    pub archives: &'a [&'a Path],
     /// The `oci-registry` binary (`registry_beside`).
     pub registry: &'a Path,
     pub timeout: Duration,
@@ -370,7 +371,7 @@ impl KitCluster {
         let node = Self::start_node(&opts, &name, Role::Agent, &server, &env).await?;
         let id = node.id.clone();
         self.nodes.lock().map_err(|_| ClusterError::Join("the node list is poisoned".into()))?.push(node);
-        docker::serve_image(&id.container, image.archive, image.registry, image.timeout.as_secs().max(1)).await?;
+        docker::serve_image(&id.container, image.archives, image.registry, image.timeout.as_secs().max(1)).await?;
         untaint(&self.client, &id.name).await.map_err(|e| ClusterError::Untaint(id.name.clone(), e))?;
         Ok(id)
     }
@@ -557,12 +558,12 @@ impl KitCluster {
         Ok(cluster)
     }
 
-    /// Serves an image archive to every node's containerd from a registry
+    /// Serves image archives to every node's containerd from a registry
     /// on the node's loopback (`registry`: the `oci-registry` binary), each
-    /// answering within `timeout`: pods pull it as they would in production.
-    pub async fn serve_image(&self, archive: &Path, registry: &Path, timeout: Duration) -> Result<(), DockerError> {
+    /// answering within `timeout`: pods pull them as they would in production.
+    pub async fn serve_image(&self, archives: &[&Path], registry: &Path, timeout: Duration) -> Result<(), DockerError> {
         for node in self.nodes() {
-            docker::serve_image(&node.container, archive, registry, timeout.as_secs().max(1)).await?;
+            docker::serve_image(&node.container, archives, registry, timeout.as_secs().max(1)).await?;
         }
         Ok(())
     }

@@ -155,7 +155,7 @@ async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), Failed> {
     let client = &cluster.client;
     let nodes = readiness::nodes_ready(client, 3, t.nodes_ready).await?;
     conntrack_syn_sent(cluster).await?;
-    cluster.serve_image(&app_image(), &registry_beside(&app_image()), Timeouts::default().node_component).await?;
+    cluster.serve_image(&[&app_image()], &registry_beside(&app_image()), Timeouts::default().node_component).await?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
         .patch(
@@ -297,7 +297,7 @@ async fn exercise(cluster: &KitCluster, t: &Timeouts) -> Result<(), Failed> {
         "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "writer"},
         "spec": {"selector": {"matchLabels": {"app": "writer"}}, "template": {"metadata": {"labels": {"app": "writer"}}, "spec": {
           "tolerations": [{"operator": "Exists"}],
-          "containers": [{"name": "w", "image": kit::TOOL_IMAGE, "imagePullPolicy": "Never",
+          "containers": [{"name": "w", "image": kit::BUSYBOX_IMAGE, "imagePullPolicy": "Never",
             "command": ["sh", "-c", "echo $NODE > /data/$NODE; while true; do ls /data; sleep 1; done"],
             "env": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
             "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
@@ -625,7 +625,7 @@ async fn kind_exercise(cluster: &cbam_cluster::kind::KindCluster, t: &Timeouts) 
     let pod = |name: &str, node: &str, script: &str| {
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"nodeName": node, "restartPolicy": "Never", "containers": [{"name": "c",
-                "image": kit::TOOL_IMAGE, "imagePullPolicy": "Never", "command": ["/bin/busybox", "sh", "-c", script]}]}})
+                "image": kit::BUSYBOX_IMAGE, "imagePullPolicy": "Never", "command": ["/bin/busybox", "sh", "-c", script]}]}})
     };
     let params = PatchParams::apply(MANAGER);
     default.patch("target", &params, &Patch::Apply(&pod("target", workers[0], "sleep 600"))).await?;

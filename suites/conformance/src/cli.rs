@@ -156,16 +156,19 @@ pub struct Args {
     /// under load (the release gate passes the last released tag's infra/).
     #[arg(long)]
     pub baseline: Option<PathBuf>,
-    /// The static prober the zero-downtime checks run in a tool pod
-    /// (`just image` builds it).
-    #[arg(long, default_value = "target/image/cbam-prober")]
-    pub prober: PathBuf,
+    /// The harness's tool image archive (`just image` builds it: the prober,
+    /// inspector and SIGTERM tool as one static binary on scratch), served to
+    /// the clusters the harness creates; on an existing cluster load it
+    /// first (`conformance cluster load`), or push it and pass --tool-image.
+    #[arg(long, default_value = "target/image/cbam-tool.tar")]
+    pub tool_archive: PathBuf,
     /// Resource scale factor for the test cluster: `auto` or a number.
     #[arg(long, default_value = "auto", value_parser = parse_fit)]
     pub fit: Fit,
-    /// Image with busybox the cluster can run, for the harness's ephemeral
-    /// tool container [default: the kit's; busybox:1.37 on an existing cluster].
-    #[arg(long)]
+    /// The tool image as your cluster pulls it (the tool archive pushed to
+    /// your registry or mirror) [default: the tool archive's image, by
+    /// digest, which the nodes must already have].
+    #[arg(long, value_name = "REF")]
     pub tool_image: Option<String>,
     /// Node image for `--cluster k3s`: the kit's (`just kit`) by default, or
     /// an upstream k3s image (rancher/k3s:TAG) where a registry has one.
@@ -436,7 +439,7 @@ fn static_step(args: &Args, plan: &Plan, console: &Console) -> Result<StaticRun,
 fn live_options(args: &Args, baseline: Option<Baseline>, report_dir: &Path) -> LiveOptions {
     LiveOptions {
         app_image: args.app_image.clone(),
-        prober: args.prober.clone(),
+        tool_archive: args.tool_archive.clone(),
         baseline,
         fit: match args.fit {
             Fit::Auto => None,

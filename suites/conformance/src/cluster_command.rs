@@ -56,9 +56,13 @@ pub enum Action {
     },
     /// The cluster's containers, nodes and system pods.
     Status,
-    /// Serves an OCI image archive (`just image` writes target/image/cbam-api.tar and the
-    /// oci-registry beside it) to every node, as the harness serves the application's.
-    Load { archive: PathBuf },
+    /// Serves OCI image archives to every node as one registry, as the harness
+    /// serves its own (`just image` writes target/image/cbam-api.tar, cbam-tool.tar
+    /// and the oci-registry beside them); each load replaces the last.
+    Load {
+        #[arg(required = true)]
+        archives: Vec<PathBuf>,
+    },
     /// Removes every container, volume and network labelled with the name, and its kubeconfig.
     Down,
 }
@@ -267,18 +271,21 @@ async fn status(label: &str, name: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-async fn load(label: &str, name: &str, archive: &Path, t: &Timeouts) -> Result<(), CommandError> {
-    let registry = registry_beside(archive);
-    for file in [archive, registry.as_path()] {
+async fn load(label: &str, name: &str, archives: &[PathBuf], t: &Timeouts) -> Result<(), CommandError> {
+    let archives: Vec<&Path> = archives.iter().map(PathBuf::as_path).collect();
+    // The registry binary beside the first archive serves them all.
+    let registry = registry_beside(archives[0]);
+    for file in archives.iter().copied().chain([registry.as_path()]) {
         if !file.is_file() {
             return Err(CommandError::Archive(file.to_owned()));
         }
     }
     let nodes = containers(label, name).await?;
     for node in &nodes {
-        docker::serve_image(node, archive, &registry, t.node_component.as_secs().max(1)).await?;
+        docker::serve_image(node, &archives, &registry, t.node_component.as_secs().max(1)).await?;
     }
-    eprintln!("cluster: serving {} to {} nodes of {name}", archive.display(), nodes.len());
+    let listed: Vec<String> = archives.iter().map(|a| a.display().to_string()).collect();
+    eprintln!("cluster: serving {} to {} nodes of {name}", listed.join(", "), nodes.len());
     Ok(())
 }
 
@@ -311,7 +318,7 @@ pub fn run(args: &ClusterArgs) -> u8 {
                         }
                         Action::Up { agents, node_image } => up(&args.name, *agents, node_image.as_deref(), &t).await,
                         Action::Status => status(label, &args.name).await,
-                        Action::Load { archive } => load(label, &args.name, archive, &t).await,
+                        Action::Load { archives } => load(label, &args.name, archives, &t).await,
                         Action::Down => down(provider, &args.name).await,
                     }
                 }),

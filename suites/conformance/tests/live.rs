@@ -17,6 +17,7 @@ use cbam_cluster::kit;
 use cbam_cluster::provider::{KitCluster, KitOptions, registry_beside};
 use cbam_cluster::readiness;
 use cbam_cluster::timeouts::Timeouts;
+use cbam_cluster::tool_image;
 use cbam_conformance::mutation::{self, Mutation};
 use cbam_error_chain::render as chain;
 use cbam_live_tier::checks::{LIVE_CHECKS, find};
@@ -123,7 +124,7 @@ async fn failing_live_checks(m: &Mutation, scope: Scope) -> Result<BTreeSet<Stri
     let run = static_tier::run(&options)?;
     let opts = LiveOptions {
         app_image: root().join("target/image/cbam-api.tar"),
-        prober: root().join("target/image/cbam-prober"),
+        tool_archive: root().join("target/image/cbam-tool.tar"),
         baseline: None,
         fit: None,
         agents: AGENTS,
@@ -294,18 +295,17 @@ async fn reached(client: &kube::Client, phase: Phase, namespace: &str, printed: 
 /// run must exit non-zero and leave the cluster exactly as it found it.
 async fn interrupted_at(phase: Phase) -> Result<(), Failed> {
     let (cluster, _slot) = cluster().await?;
+    // Both archives loaded as `conformance cluster load` loads them.
     let archive = root().join("target/image/cbam-api.tar");
-    cluster.serve_image(&archive, &registry_beside(&archive), Timeouts::default().node_component).await?;
+    let tool = tool_image::archive_beside(&archive);
+    cluster.serve_image(&[&archive, &tool], &registry_beside(&archive), Timeouts::default().node_component).await?;
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, &cluster.kubeconfig_yaml)?;
     // The cluster as a user would find it: ready (a first test may just have created it).
     readiness::gate(&cluster, &Timeouts::default()).await?;
     let before = snapshot(&cluster.client).await?;
-    let mut args: Vec<String> =
-        ["production", "--tier", "live", "--cluster", "existing", "--tool-image", kit::TOOL_IMAGE]
-            .map(str::to_owned)
-            .to_vec();
+    let mut args: Vec<String> = ["production", "--tier", "live", "--cluster", "existing"].map(str::to_owned).to_vec();
     args.extend(["--kubeconfig".into(), kubeconfig.display().to_string()]);
     args.extend(["--report".into(), dir.path().join("report").display().to_string()]);
     // Only what leads to the phase runs.

@@ -29,7 +29,8 @@ pub(crate) struct LiveContext<'a> {
     pub(crate) timeouts: Timeouts,
     /// The ingress controller's image (what serves the annotations).
     pub(crate) controller: String,
-    /// An image with busybox the cluster can run (ephemeral tool containers).
+    /// The harness's tool image (cbam-prober: load, idle, inspect, signal),
+    /// by digest or as `--tool-image` names it.
     pub(crate) tool_image: String,
     /// The resource scale factor applied to this environment.
     pub(crate) factor: u32,
@@ -45,8 +46,6 @@ pub(crate) struct LiveContext<'a> {
     pub(crate) report_dir: &'a Path,
     /// fixtures/disruption.yaml
     pub(crate) disruption: &'a cbam_model::fixtures::Disruption,
-    /// The static prober binary for the in-cluster load (`--prober`).
-    pub(crate) prober: &'a Path,
     /// The nodes the harness may stop and start, as (node name, container);
     /// Err: why not (an existing cluster's are not the harness's; kind's not yet).
     pub(crate) nodes: Result<Vec<(String, String)>, cbam_cluster::cluster::NotStoppable>,
@@ -55,6 +54,8 @@ pub(crate) struct LiveContext<'a> {
     /// The application image archive (`--app-image`), served to a node
     /// that joins during the run.
     pub(crate) app_image: &'a Path,
+    /// The tool image archive (`--tool-archive`), served beside it.
+    pub(crate) tool_archive: &'a Path,
     /// The node image of the workers an upgrade joins (`--upgrade-to`);
     /// None: the cluster's own.
     pub(crate) upgrade_to: Option<&'a str>,

@@ -25,6 +25,8 @@ pub(crate) enum ArchiveError {
     Corrupt { path: String, found: String },
     #[error("find manifest {0}: index.json names it, the archive does not hold it")]
     MissingManifest(String),
+    #[error("serve {reference}: two archives name it, with manifests {first} and {second}")]
+    Conflict { reference: String, first: String, second: String },
 }
 
 /// A manifest the registry can serve: its digest and media type.
@@ -95,6 +97,29 @@ impl Archive {
             archive.tags.insert(name.to_string(), Manifest { digest: digest.to_string(), media_type });
         }
         Ok(archive)
+    }
+
+    /// Adds OTHER's references and blobs: one registry serves both. The same
+    /// reference for two different manifests is refused (which would be
+    /// served depends on order); blobs are content-addressed, so a shared
+    /// one is the same bytes.
+    pub(crate) fn merge(&mut self, other: Archive) -> Result<(), ArchiveError> {
+        for (reference, manifest) in other.tags {
+            match self.tags.get(&reference) {
+                Some(have) if *have != manifest => {
+                    return Err(ArchiveError::Conflict {
+                        reference,
+                        first: have.digest.clone(),
+                        second: manifest.digest,
+                    });
+                }
+                _ => {
+                    self.tags.insert(reference, manifest);
+                }
+            }
+        }
+        self.blobs.extend(other.blobs);
+        Ok(())
     }
 
     /// The registry hosts the references name (Docker's rule: a first
@@ -191,5 +216,21 @@ mod tests {
         let bad = tarball(&[("index.json", b"{}"), ("blobs/sha256/00", b"x")]);
         assert!(matches!(Archive::from_tar(&bad[..]), Err(ArchiveError::Corrupt { .. })));
         assert!(matches!(Archive::from_tar(&tarball(&[])[..]), Err(ArchiveError::NoIndex)));
+    }
+
+    #[test]
+    fn serves_two_archives_as_one_and_refuses_a_reference_they_disagree_on() {
+        let (tar, digest) = image();
+        let mut served = Archive::from_tar(&tar[..]).expect("archive");
+        let mut tool = Archive::default();
+        let other = Manifest { digest: "sha256:1".into(), media_type: "m".into() };
+        tool.tags.insert("cbam-conformance.invalid/tool:1".into(), other.clone());
+        served.merge(tool).expect("no shared reference");
+        assert_eq!(served.manifest(None, "greenlang/cbam-api", "v1.0.0").map(|m| &m.digest), Some(&digest));
+        assert_eq!(served.manifest(Some("cbam-conformance.invalid"), "tool", "1"), Some(&other));
+        let mut clash = Archive::default();
+        clash.tags.insert("ghcr.io/greenlang/cbam-api:v1.0.0".into(), other);
+        let err = served.merge(clash).expect_err("two manifests for one reference");
+        assert!(err.to_string().contains("two archives name it"), "{err}");
     }
 }

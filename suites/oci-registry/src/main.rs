@@ -1,5 +1,6 @@
-//! `oci-registry --archive IMAGE.tar --listen 127.0.0.1:5000`: serves the
-//! image archive read-only until stopped. The harness runs one on every node
+//! `oci-registry --archive IMAGE.tar [--archive ..] --listen 127.0.0.1:5000`:
+//! serves the image archives read-only until stopped (the application's and
+//! the harness's tool image, side by side). The harness runs one on every node
 //! of a cluster it creates, on the node's loopback, and points the node's
 //! containerd at it (hosts.toml): pods then pull the application image as in
 //! production, and `imagePullPolicy: Always` resolves the tag on every start.
@@ -16,9 +17,10 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(about = "Serve an OCI image archive read-only over the distribution API")]
 struct Args {
-    /// The image archive (`just image` writes target/image/cbam-api.tar).
-    #[arg(long)]
-    archive: PathBuf,
+    /// An image archive (`just image` writes target/image/cbam-api.tar and
+    /// cbam-tool.tar); repeat for several, served as one registry.
+    #[arg(long = "archive", required = true)]
+    archives: Vec<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:5000")]
     listen: String,
@@ -30,7 +32,7 @@ struct Args {
 
 #[derive(Debug, thiserror::Error)]
 enum RegistryError {
-    #[error("open the image archive")]
+    #[error("open the image archives")]
     Archive(#[from] archive::ArchiveError),
     #[error("start the runtime")]
     Runtime(#[source] std::io::Error),
@@ -41,7 +43,11 @@ enum RegistryError {
 }
 
 fn run(args: Args) -> Result<(), RegistryError> {
-    let archive = Arc::new(archive::Archive::open(&args.archive)?);
+    let mut archive = archive::Archive::default();
+    for path in &args.archives {
+        archive.merge(archive::Archive::open(path)?)?;
+    }
+    let archive = Arc::new(archive);
     if args.hosts {
         for host in archive.hosts() {
             println!("{host}");

@@ -11,6 +11,7 @@ pub mod http1;
 pub mod runs;
 pub mod schedule;
 pub mod summary;
+pub mod tool;
 
 use serde::{Deserialize, Serialize};
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use cbam_prober::http1::Request;
 use cbam_prober::schedule::{Plan, run};
 use cbam_prober::summary::Summary;
-use cbam_prober::{Record, Stream, Usage, http1};
+use cbam_prober::{Record, Stream, Usage, http1, tool};
 use clap::{Parser, Subcommand};
 use tokio::sync::{mpsc, watch};
 
@@ -48,6 +48,21 @@ enum Mode {
         #[command(flatten)]
         runs: Runs,
     },
+    /// Block for SECONDS: a tool pod's main process, for exec sessions.
+    Idle {
+        #[arg(long, default_value_t = 86_400)]
+        seconds: u64,
+    },
+    /// Print PID 1's /proc status and mounts (the app, from a tool container
+    /// in its PID namespace).
+    Inspect,
+    /// Send PID 1 (or --pid) a signal.
+    Signal {
+        #[arg(value_enum)]
+        signal: tool::Signal,
+        #[arg(long, default_value_t = 1)]
+        pid: i32,
+    },
     /// Measure the prober against a local server that answers at once.
     Bench {
         #[arg(long, default_value_t = 2000.0)]
@@ -76,6 +91,8 @@ enum ProberError {
     Runtime(#[source] std::io::Error),
     #[error("start the bench server")]
     Server(#[source] std::io::Error),
+    #[error(transparent)]
+    Tool(tool::ToolJobError),
     #[error("plan the load: --rate, --seconds and --run-seconds must be positive, --run-rate not negative")]
     Plan,
 }
@@ -218,6 +235,12 @@ fn main() -> ExitCode {
             }
         }
         Mode::Bench { rate, seconds } => bench(rate, seconds),
+        Mode::Idle { seconds } => {
+            tool::idle(seconds);
+            Ok(())
+        }
+        Mode::Inspect => tool::inspect().map_err(ProberError::Tool),
+        Mode::Signal { signal, pid } => tool::signal(pid, signal).map_err(ProberError::Tool),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -51,7 +51,9 @@ async fn ready(cx: &LiveContext<'_>, node: &str) -> Result<(), WaitError> {
 /// Joins a new worker and waits until it is Ready; its node name.
 pub(crate) async fn add_worker(cx: &LiveContext<'_>) -> Result<String, NodePoolError> {
     let registry = registry_beside(cx.app_image);
-    let image = ServedImage { archive: cx.app_image, registry: &registry, timeout: cx.timeouts.node_component };
+    let archives: Vec<&std::path::Path> =
+        [cx.app_image, cx.tool_archive].into_iter().filter(|a| *a == cx.app_image || a.is_file()).collect();
+    let image = ServedImage { archives: &archives, registry: &registry, timeout: cx.timeouts.node_component };
     let name = cx.cluster.add_worker(image, cx.upgrade_to).await?;
     ready(cx, &name).await?;
     Ok(name)

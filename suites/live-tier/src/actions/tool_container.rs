@@ -16,19 +16,8 @@ use kube::api::{Api, LogParams, Patch, PatchParams};
 use serde_json::json;
 
 use crate::context::LiveContext;
+use crate::judges::container_start::{ToolFailure, reading};
 use cbam_error_chain::render as chain;
-
-/// A waiting reason no retry of the kubelet can change: the container's
-/// settings or image, as given.
-const CANNOT_START: [&str; 7] = [
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "RunContainerError",
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "ErrImageNeverPull",
-    "InvalidImageName",
-];
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ToolError {
@@ -108,36 +97,6 @@ fn state(pod: &Pod, name: &str) -> Option<ContainerState> {
         .and_then(|s| s.state.clone())
 }
 
-/// Why a tool container did not do its job.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum ToolFailure {
-    #[error("{reason}: {message}")]
-    CannotStart { reason: String, message: String },
-    #[error("exited {code} {detail}")]
-    Exited { code: i32, detail: String },
-}
-
-/// How the tool's state reads: Ok(true) ended with exit 0, Ok(false) not
-/// yet, Err when it cannot start or failed.
-pub(crate) fn reading(state: Option<&ContainerState>) -> Result<bool, ToolFailure> {
-    let Some(state) = state else { return Ok(false) };
-    if let Some(t) = &state.terminated {
-        return if t.exit_code == 0 {
-            Ok(true)
-        } else {
-            let detail = t.message.clone().or_else(|| t.reason.clone()).unwrap_or_default();
-            Err(ToolFailure::Exited { code: t.exit_code, detail })
-        };
-    }
-    match &state.waiting {
-        Some(w) if CANNOT_START.contains(&w.reason.as_deref().unwrap_or_default()) => Err(ToolFailure::CannotStart {
-            reason: w.reason.clone().unwrap_or_default(),
-            message: w.message.clone().unwrap_or_default(),
-        }),
-        _ => Ok(false),
-    }
-}
-
 /// Whether the tool container NAME of POD cannot start or failed, as far as
 /// the pod's status says now (None: running, done, or unreadable).
 pub(crate) async fn failure(pods: &Api<Pod>, pod: &str, name: &str) -> Option<ToolFailure> {
@@ -180,35 +139,4 @@ pub(crate) async fn run(
     pods.logs(pod, &LogParams { container: Some(name.to_owned()), ..LogParams::default() })
         .await
         .map_err(|source| ToolError::Log { pod: pod.to_owned(), container: name.to_owned(), source })
-}
-
-#[cfg(test)]
-mod tests {
-    use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStateWaiting};
-
-    use super::*;
-
-    fn waiting(reason: &str) -> ContainerState {
-        ContainerState {
-            waiting: Some(ContainerStateWaiting { reason: Some(reason.into()), message: Some("m".into()) }),
-            ..ContainerState::default()
-        }
-    }
-
-    fn exited(code: i32) -> ContainerState {
-        ContainerState {
-            terminated: Some(ContainerStateTerminated { exit_code: code, ..ContainerStateTerminated::default() }),
-            ..ContainerState::default()
-        }
-    }
-
-    #[test]
-    fn a_tool_that_cannot_start_is_known_at_once() {
-        let refused = reading(Some(&waiting("CreateContainerConfigError"))).expect_err("cannot start");
-        assert_eq!(refused.to_string(), "CreateContainerConfigError: m");
-        assert_eq!(reading(Some(&waiting("ContainerCreating"))), Ok(false));
-        assert_eq!(reading(None), Ok(false));
-        assert_eq!(reading(Some(&exited(0))), Ok(true));
-        assert!(reading(Some(&exited(1))).is_err());
-    }
 }

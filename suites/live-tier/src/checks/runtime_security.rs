@@ -10,12 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::actions::tool_container;
 use crate::app_pods::{app_pods, is_ready};
 use crate::context::LiveContext;
+use crate::traffic::prober_pod::PROBER;
 use cbam_error_chain::render as chain;
 use cbam_model::fixtures::Security;
 use cbam_model::outcome::Recorder;
 
-/// Separates the two files in the tool's output.
-const MOUNTS_MARK: &str = "--- /proc/1/mounts ---";
+use cbam_prober::tool::MOUNTS_MARK;
 
 /// What the kernel says of the app process.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -142,10 +142,7 @@ pub(crate) fn judge(s: &Security, p: &Process) -> Vec<(String, String, String, b
 }
 
 /// The tool container's command: both files, the mark between them.
-fn command() -> Vec<String> {
-    let script = format!("cat /proc/1/status && echo '{MOUNTS_MARK}' && cat /proc/1/mounts");
-    vec!["/bin/busybox".into(), "sh".into(), "-c".into(), script]
-}
+const COMMAND: [&str; 2] = [PROBER, "inspect"];
 
 pub(crate) async fn runtime_security(cx: &LiveContext<'_>, r: &mut Recorder) {
     let label = cx.deployment_label();
@@ -157,11 +154,9 @@ pub(crate) async fn runtime_security(cx: &LiveContext<'_>, r: &mut Recorder) {
     if ready.is_empty() {
         return r.record(&label, "app pods", "Ready pods to inspect", "none", false);
     }
-    let command = command();
-    let command: Vec<&str> = command.iter().map(String::as_str).collect();
     for pod in &ready {
         let object = format!("Pod {}/{pod} container {}", cx.namespace(), cx.workload.container);
-        let said = tool_container::run(cx, pod, "cbam-conformance-inspect", &command, cx.timeouts.rollout).await;
+        let said = tool_container::run(cx, pod, "cbam-conformance-inspect", &COMMAND, cx.timeouts.rollout).await;
         // Every ToolError is the harness's tool failing, not the app.
         let text = match said {
             Ok(text) => text,

@@ -14,6 +14,7 @@ use kube::api::{Api, ListParams};
 use crate::actions::tool_container;
 use crate::app_pods::{app_pods, is_ready};
 use crate::context::LiveContext;
+use crate::traffic::prober_pod::PROBER;
 use cbam_error_chain::render as chain;
 use cbam_model::outcome::Recorder;
 
@@ -77,7 +78,7 @@ pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recor
         return;
     }
     cx.restarts.on_purpose(&name);
-    if let Err(e) = tool_container::add(cx, &name, SIGTERM_TOOL, &["/bin/busybox", "kill", "-TERM", "1"]).await {
+    if let Err(e) = tool_container::add(cx, &name, SIGTERM_TOOL, &[PROBER, "signal", "term"]).await {
         return r.skip(&object, "make a pod unready", "SIGTERM delivered", chain(&e));
     }
     let t = cx.timeouts.rollout;

@@ -1,5 +1,6 @@
 //! Pure judgements of what the live tier observed: data in, facts out.
 
+pub(crate) mod container_start;
 pub(crate) mod disruption;
 pub(crate) mod hpa_reading;
 pub(crate) mod rate_bucket;

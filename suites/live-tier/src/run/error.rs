@@ -26,8 +26,8 @@ pub enum LiveError {
     UpgradeImageMissing(String),
     #[error("read {0}, the application image or the registry serving it (run `just image`, or pass --app-image)")]
     AppImageMissing(PathBuf),
-    #[error("read {0}, the prober the zero-downtime checks run in the cluster (run `just image`, or pass --prober)")]
-    ProberMissing(PathBuf),
+    #[error("find the harness's tool image")]
+    ToolImage(#[source] cbam_cluster::tool_image::ToolImageError),
     #[error("bring the cluster up")]
     Cluster(#[source] Box<ClusterError>),
     #[error("bring the kind cluster up")]

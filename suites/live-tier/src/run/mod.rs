@@ -48,13 +48,25 @@ async fn controller_image(client: &Client) -> String {
     "unknown".into()
 }
 
+/// The archives a cluster the harness created is served: the application's
+/// and, unless `--tool-image` names another that is not built here, the
+/// harness's tool image.
+pub(crate) fn served_archives(opts: &LiveOptions) -> Vec<&std::path::Path> {
+    let mut archives = vec![opts.app_image.as_path()];
+    if opts.tool_archive.is_file() {
+        archives.push(opts.tool_archive.as_path());
+    }
+    archives
+}
+
 /// The live tier on a cluster the caller owns (tests reuse one cluster for
 /// many runs): gate, image, then every environment of `run`.
 pub async fn run_on(run: &StaticRun, opts: &LiveOptions, cluster: &KitCluster) -> Result<LiveRun, LiveError> {
     let mut out = LiveRun::default();
     let journal = Journal::in_memory();
     let t = opts.timeouts;
-    let result = body(run, opts, &Target::owned(cluster, &journal), &t, &mut out).await;
+    let tool = opts.tool_image().map_err(LiveError::ToolImage)?;
+    let result = body(run, opts, &Target::owned(cluster, &journal, &tool), &t, &mut out).await;
     if result.is_err() {
         // The cluster outlives the run (the tests share one): leave it clean.
         journal.unwind(&cluster.client, t.rollout).await;
@@ -87,11 +99,12 @@ async fn body(
     };
     out.notes.push(format!("ingress controller: {controller}"));
     let registry = registry_beside(&opts.app_image);
-    match cluster.cluster.serve_image(&opts.app_image, &registry, t.node_component) {
+    let archives = served_archives(opts);
+    match cluster.cluster.serve_image(&archives, &registry, t.node_component) {
         Some(served) => {
             let since = Instant::now();
             served.await.map_err(LiveError::Image)?;
-            timed(&mut out.timings, "application image served".into(), since);
+            timed(&mut out.timings, "application and tool images served".into(), since);
         }
         None => out.notes.push(
             "application image: the overlay's own reference, pulled by the cluster (--app-image is for clusters the harness creates)"
@@ -132,7 +145,8 @@ async fn run_existing(
         out.notes.push(format!("undone first, left by an interrupted earlier run: {}", leftovers.join(", ")));
     }
     timed(&mut out.timings, "connect".into(), since);
-    let target = Target::existing(&cluster, &journal);
+    let tool = opts.tool_image().map_err(LiveError::ToolImage)?;
+    let target = Target::existing(&cluster, &journal, &tool);
     let result = tokio::select! {
         result = body(static_run, opts, &target, &t, &mut out) => result,
         () = interrupted() => Err(LiveError::Interrupted(String::new())),
@@ -179,7 +193,8 @@ async fn run_kind(static_run: &StaticRun, opts: &LiveOptions, image: String) -> 
     timed(&mut out.timings, "cluster up".into(), since);
     let journal = Journal::in_memory();
     // Removed right after the run: no need to wait for its namespaces.
-    let target = Target { wait_cleanup: false, ..Target::owned(&cluster, &journal) };
+    let tool = opts.tool_image().map_err(LiveError::ToolImage)?;
+    let target = Target { wait_cleanup: false, ..Target::owned(&cluster, &journal, &tool) };
     let result = tokio::select! {
         result = body(static_run, opts, &target, &t, &mut out) => result,
         () = interrupted() => Err(LiveError::Interrupted("the cluster the run created is removed".into())),
@@ -193,9 +208,11 @@ async fn run_kind(static_run: &StaticRun, opts: &LiveOptions, image: String) -> 
 }
 
 pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, LiveError> {
-    let prober = || if opts.prober.is_file() { Ok(()) } else { Err(LiveError::ProberMissing(opts.prober.clone())) };
+    // Read before anything starts: a missing or foreign tool archive is the
+    // caller's to fix (exit 2), not a check's.
+    let tool = || opts.tool_image().map(drop).map_err(LiveError::ToolImage);
     if let Provider::Existing(existing) = &opts.provider {
-        prober()?;
+        tool()?;
         return run_existing(static_run, opts, existing).await;
     }
     if !docker::engine_reachable().await {
@@ -221,7 +238,7 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
             return Err(LiveError::AppImageMissing(file));
         }
     }
-    prober()?;
+    tool()?;
     if matches!(opts.provider, Provider::Kind { .. }) {
         return run_kind(static_run, opts, image).await;
     }
@@ -245,7 +262,8 @@ pub async fn run(static_run: &StaticRun, opts: &LiveOptions) -> Result<LiveRun, 
     timed(&mut out.timings, "cluster up".into(), since);
     // A cluster removed right after the run need not wait for its namespaces.
     let journal = Journal::in_memory();
-    let target = Target { wait_cleanup: cluster.kept(), ..Target::owned(&cluster, &journal) };
+    let tool = opts.tool_image().map_err(LiveError::ToolImage)?;
+    let target = Target { wait_cleanup: cluster.kept(), ..Target::owned(&cluster, &journal, &tool) };
     let result = tokio::select! {
         result = body(static_run, opts, &target, &t, &mut out) => result,
         () = interrupted() => Err(LiveError::Interrupted(String::new())),

@@ -136,7 +136,7 @@ pub(crate) async fn environment(
         ca_pem: tls.ca_pem.clone(),
         timeouts: *t,
         controller: env.controller.to_owned(),
-        tool_image: opts.tool_image.clone().unwrap_or_else(|| cluster.tool_image.clone()),
+        tool_image: cluster.tool_image.clone(),
         factor,
         journal: cluster.journal,
         ingress_log: IngressLog::default(),
@@ -144,7 +144,6 @@ pub(crate) async fn environment(
         profile: opts.profile,
         report_dir: &opts.report_dir,
         disruption: &run.expectations.disruption,
-        prober: &opts.prober,
         baseline: opts.baseline.as_ref().and_then(|b| b.objects.get(&env.result.env)).map(|objects| {
             let mut objects = objects.clone();
             fit::scale(&mut objects, factor);
@@ -154,6 +153,7 @@ pub(crate) async fn environment(
         nodes: cluster.cluster.stoppable_nodes(),
         cluster: cluster.cluster,
         app_image: &opts.app_image,
+        tool_archive: &opts.tool_archive,
         upgrade_to: match &opts.provider {
             Provider::Kit { upgrade_to, .. } => upgrade_to.as_deref(),
             _ => None,

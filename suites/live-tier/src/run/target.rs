@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use cbam_cluster::cluster::Cluster;
 use cbam_cluster::existing::{ExistingCluster, ExistingOptions};
-use cbam_cluster::kit;
 use cbam_cluster::timeouts::Timeouts;
+use cbam_cluster::tool_image::{self, ToolImageError};
 use cbam_model::run::Baseline;
 use kube::Client;
 
@@ -16,8 +16,9 @@ use cbam_model::profile::Profile;
 #[derive(Debug, Clone)]
 pub struct LiveOptions {
     pub app_image: PathBuf,
-    /// The static `cbam-prober` binary (copied into a tool pod).
-    pub prober: PathBuf,
+    /// The harness's tool image archive (`just image`: target/image/cbam-tool.tar),
+    /// served beside the application's on clusters the harness creates.
+    pub tool_archive: PathBuf,
     /// A previous release to roll out from and back to (`--baseline`).
     pub baseline: Option<Baseline>,
     /// None: choose the factor from the node's capacity (`--fit auto`).
@@ -27,8 +28,8 @@ pub struct LiveOptions {
     pub profile: Profile,
     /// Where to run: a kit cluster the harness creates, or an existing one.
     pub provider: Provider,
-    /// Image with busybox for tool containers; None: the kit's, or
-    /// busybox:1.37 pulled by an existing cluster.
+    /// The tool image as the cluster pulls it (`--tool-image`, a mirror of
+    /// the tool archive); None: the archive's own, by digest.
     pub tool_image: Option<String>,
     /// Checks not run (`--skip-check`), each reported as not verified.
     pub skip_checks: Vec<String>,
@@ -79,27 +80,35 @@ impl std::fmt::Debug for Target<'_> {
 }
 
 impl<'c> Target<'c> {
-    /// A cluster the harness made (kit or kind): the kit's tool image is in
-    /// its nodes.
-    pub fn owned(cluster: &'c dyn Cluster, journal: &'c Journal) -> Self {
+    /// A cluster the harness made (kit or kind), which it serves the tool
+    /// image TOOL_IMAGE.
+    pub fn owned(cluster: &'c dyn Cluster, journal: &'c Journal, tool_image: &str) -> Self {
         Target {
             client: cluster.client().clone(),
             http_port: cluster.http_port(),
             https_port: cluster.https_port(),
             cluster,
-            tool_image: kit::TOOL_IMAGE.to_owned(),
+            tool_image: tool_image.to_owned(),
             wait_cleanup: true,
             controller: None,
             journal,
         }
     }
 
-    pub(crate) fn existing(cluster: &'c ExistingCluster, journal: &'c Journal) -> Self {
-        Target {
-            // Pulled by the cluster itself (the harness reaches no registry).
-            tool_image: "docker.io/library/busybox:1.37".to_owned(),
-            controller: Some(cluster.ingress_image.clone()),
-            ..Target::owned(cluster, journal)
+    /// A cluster the harness did not make: its nodes have TOOL_IMAGE
+    /// (loaded by the user, or pullable from the registry they named).
+    pub(crate) fn existing(cluster: &'c ExistingCluster, journal: &'c Journal, tool_image: &str) -> Self {
+        Target { controller: Some(cluster.ingress_image.clone()), ..Target::owned(cluster, journal, tool_image) }
+    }
+}
+
+impl LiveOptions {
+    /// The tool image the run's pods name: `--tool-image`, or the tool
+    /// archive's own image by digest.
+    pub fn tool_image(&self) -> Result<String, ToolImageError> {
+        match &self.tool_image {
+            Some(reference) => Ok(reference.clone()),
+            None => tool_image::reference(&self.tool_archive),
         }
     }
 }

@@ -1,7 +1,7 @@
-//! The in-cluster half of the zero-downtime load: a tool pod (the cluster's
-//! busybox image, restricted like the app) in the environment's namespace,
-//! the static `cbam-prober` streamed into it over an exec session, then run
-//! against the Service's ClusterIP. Its records come back on the exec's
+//! The in-cluster half of the zero-downtime load: a tool pod (the harness's
+//! tool image, restricted like the app) in the environment's namespace,
+//! idling until the static `cbam-prober` it holds is run over an exec
+//! session against the Service's ClusterIP. Its records come back on the exec's
 //! stdout as they complete; closing its stdin stops it. Works on any cluster
 //! the harness reaches (no registry, no port-forward); the pod goes with the
 //! namespace at the latest.
@@ -17,30 +17,40 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::task::JoinHandle;
 
 use crate::context::LiveContext;
+use crate::judges::container_start;
 
 pub(crate) const POD: &str = "cbam-conformance-prober";
-const DIR: &str = "/probe";
+/// The prober in the tool image (its entrypoint).
+pub(crate) const PROBER: &str = "/cbam-prober";
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ProberPodError {
-    #[error("read the prober binary {0}")]
-    Binary(String, #[source] std::io::Error),
     #[error("read Service {0}'s ClusterIP")]
     Service(String, #[source] kube::Error),
     #[error("Service {0} has no ClusterIP")]
     NoClusterIp(String),
     #[error("create the tool pod {POD}")]
     Create(#[source] kube::Error),
-    #[error(transparent)]
-    Running(#[from] WaitError),
+    #[error("start the tool pod {POD} of image {image}")]
+    Running {
+        image: String,
+        #[source]
+        source: WaitError,
+    },
     #[error("open an exec session in {POD} to {0}")]
     Exec(&'static str, #[source] kube::Error),
-    #[error("copy the prober into {POD}")]
-    Copy(#[source] std::io::Error),
-    #[error("copy the prober into {POD}: {0}")]
-    CopyFailed(String),
     #[error("the prober in {POD} printed no start line: {0}")]
     NotStarted(String),
+}
+
+impl ProberPodError {
+    /// Whether the harness's tool failed (its image, its pod, its exec
+    /// session), not the deployment under test: the check it serves is then
+    /// "not verified", never failed. A Service without a ClusterIP is the
+    /// deployment's.
+    pub(crate) fn is_the_tools(&self) -> bool {
+        !matches!(self, ProberPodError::Service(..) | ProberPodError::NoClusterIp(_))
+    }
 }
 
 /// Where the tool pod runs.
@@ -90,14 +100,12 @@ fn pod_spec(cx: &LiveContext<'_>, placement: Placement) -> Pod {
                 "name": "prober",
                 "image": cx.tool_image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["/bin/busybox", "sleep", "86400"],
+                "command": [PROBER, "idle"],
                 "resources": {"requests": {"cpu": cpu(100), "memory": "32Mi"},
                               "limits": {"cpu": cpu(1000), "memory": "64Mi", "ephemeral-storage": "64Mi"}},
                 "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
-                                    "capabilities": {"drop": ["ALL"]}},
-                "volumeMounts": [{"name": "probe", "mountPath": DIR}]
-            }],
-            "volumes": [{"name": "probe", "emptyDir": {"sizeLimit": "32Mi"}}]
+                                    "capabilities": {"drop": ["ALL"]}}
+            }]
         }
     });
     let mut pod: Pod = serde_json::from_value(manifest).unwrap_or_default();
@@ -118,32 +126,40 @@ async fn cluster_ip(cx: &LiveContext<'_>) -> Result<String, ProberPodError> {
     service.spec.and_then(|s| s.cluster_ip).filter(|ip| ip != "None").ok_or(ProberPodError::NoClusterIp(name))
 }
 
+/// Whether the tool pod runs; a container the kubelet cannot start (its
+/// image cannot be pulled, its settings refused) ends the wait at once.
+fn running(pod: &Pod) -> Poll<()> {
+    let status = pod.status.as_ref();
+    let phase = status.and_then(|s| s.phase.clone()).unwrap_or_default();
+    let state =
+        status.and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.first()).and_then(|c| c.state.as_ref());
+    if phase == "Running" {
+        return Poll::Done(());
+    }
+    match container_start::reading(state) {
+        Err(failure) => Poll::Refused(format!("phase {phase}, {failure}")),
+        Ok(_) => {
+            let waiting = state.and_then(|s| s.waiting.as_ref()).map(|w| {
+                format!(" ({} {})", w.reason.clone().unwrap_or_default(), w.message.clone().unwrap_or_default())
+            });
+            Poll::Pending(format!("phase {phase}{}", waiting.unwrap_or_default()))
+        }
+    }
+}
+
 /// Creates the tool pod (once per environment) and waits until it runs.
 async fn ensure_pod(cx: &LiveContext<'_>, pods: &Api<Pod>, placement: Placement) -> Result<(), ProberPodError> {
     if pods.get_opt(POD).await.ok().flatten().is_none() {
         pods.create(&PostParams::default(), &pod_spec(cx, placement)).await.map_err(ProberPodError::Create)?;
     }
-    until(&format!("tool pod {POD} running"), cx.timeouts.rollout, || async {
+    let condition = format!("tool pod {POD} running");
+    let running = until(&condition, cx.timeouts.rollout, || async {
         match pods.get(POD).await {
-            Ok(p) => {
-                let phase = p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
-                let waiting = p
-                    .status
-                    .and_then(|s| s.container_statuses)
-                    .and_then(|c| c.first().and_then(|c| c.state.clone()))
-                    .and_then(|s| s.waiting)
-                    .map(|w| format!(" ({} {})", w.reason.unwrap_or_default(), w.message.unwrap_or_default()));
-                if phase == "Running" {
-                    Poll::Done(())
-                } else {
-                    Poll::Pending(format!("phase {phase}{}", waiting.unwrap_or_default()))
-                }
-            }
+            Ok(p) => running(&p),
             Err(e) => Poll::failed(e.to_string(), &e),
         }
-    })
-    .await?;
-    Ok(())
+    });
+    running.await.map_err(|source| ProberPodError::Running { image: cx.tool_image.clone(), source })
 }
 
 /// Everything an exec session's output pipe says, read on its own task (a
@@ -156,37 +172,6 @@ fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>) ->
         }
         text
     })
-}
-
-/// Streams the binary into the pod (`cat` from the exec's stdin).
-async fn copy_binary(cx: &LiveContext<'_>, pods: &Api<Pod>) -> Result<(), ProberPodError> {
-    let binary =
-        tokio::fs::read(cx.prober).await.map_err(|e| ProberPodError::Binary(cx.prober.display().to_string(), e))?;
-    let script = format!("cat > {DIR}/cbam-prober && chmod 755 {DIR}/cbam-prober && echo copied");
-    let params = AttachParams {
-        stdin: true,
-        stdout: true,
-        stderr: true,
-        max_stdin_buf_size: Some(64 * 1024),
-        ..Default::default()
-    };
-    let mut process = pods
-        .exec(POD, ["/bin/busybox", "sh", "-c", &script], &params)
-        .await
-        .map_err(|e| ProberPodError::Exec("copy the prober", e))?;
-    let (stdout, stderr) = (read_all(process.stdout()), read_all(process.stderr()));
-    if let Some(mut stdin) = process.stdin() {
-        stdin.write_all(&binary).await.map_err(ProberPodError::Copy)?;
-        stdin.shutdown().await.map_err(ProberPodError::Copy)?;
-    }
-    let said = tokio::time::timeout(cx.timeouts.rollout, async {
-        let (out, err) = (stdout.await.unwrap_or_default(), stderr.await.unwrap_or_default());
-        format!("{}{}", out.trim(), err.trim())
-    })
-    .await
-    .unwrap_or_default();
-    let _ = process.join().await;
-    if said.contains("copied") { Ok(()) } else { Err(ProberPodError::CopyFailed(said)) }
 }
 
 /// Starts the prober against the Service at `rate` requests per second,
@@ -202,14 +187,13 @@ pub(crate) async fn start(
     let pods: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
     let ip = cluster_ip(cx).await?;
     ensure_pod(cx, &pods, placement).await?;
-    copy_binary(cx, &pods).await?;
     let load = &cx.disruption.load;
     let addr = format!("{ip}:{}", cx.workload.service.port);
     let host = format!("{}.{}.svc", cx.workload.service.name, cx.namespace());
     let (rate, seconds, timeout) = (rate.to_string(), bound.as_secs_f64().to_string(), load.timeout_ms.to_string());
     let (run_rate, run_seconds) = (run_rate.to_string(), load.runs.duration_seconds.to_string());
     let command = [
-        "/probe/cbam-prober",
+        PROBER,
         "probe",
         "--addr",
         &addr,
@@ -286,4 +270,52 @@ impl InCluster {
 pub(crate) async fn remove(cx: &LiveContext<'_>) {
     let pods: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
     let _ = pods.delete(POD, &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateWaiting, ContainerStatus, PodStatus};
+
+    use super::*;
+
+    fn pod(phase: &str, waiting: Option<&str>) -> Pod {
+        let state = waiting.map(|reason| ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.into()),
+                message: Some("failed to resolve cbam-conformance.invalid".into()),
+            }),
+            ..ContainerState::default()
+        });
+        Pod {
+            status: Some(PodStatus {
+                phase: Some(phase.into()),
+                container_statuses: Some(vec![ContainerStatus { state, ..ContainerStatus::default() }]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    #[test]
+    fn an_image_that_cannot_be_pulled_ends_the_wait_at_once_naming_the_answer() {
+        for reason in ["ErrImagePull", "ImagePullBackOff", "InvalidImageName"] {
+            match running(&pod("Pending", Some(reason))) {
+                Poll::Refused(said) => assert!(said.contains(reason) && said.contains("cbam-conformance.invalid")),
+                other => panic!("{reason}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_pod_on_its_way_is_waited_for_and_a_running_one_is_done() {
+        assert!(matches!(running(&pod("Pending", Some("ContainerCreating"))), Poll::Pending(_)));
+        assert!(matches!(running(&pod("Pending", None)), Poll::Pending(_)));
+        assert!(matches!(running(&pod("Running", None)), Poll::Done(())));
+    }
+
+    #[test]
+    fn only_the_deployments_own_service_is_its_fault() {
+        assert!(!ProberPodError::NoClusterIp("cbam-api".into()).is_the_tools());
+        assert!(ProberPodError::NotStarted("no stdout".into()).is_the_tools());
+    }
 }
