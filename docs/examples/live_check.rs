@@ -28,5 +28,6 @@ pub(crate) const ROW: LiveCheck = LiveCheck {
     role: Role::NeedsRollout,
     order: Order::Free,
     nightly_only: false,
+    needs: &[],
     run: |cx, r| Box::pin(my_check(cx, r)),
 };

@@ -286,9 +286,7 @@ impl Cluster for ExistingCluster {
         false
     }
     fn gate<'a>(&'a self, t: &'a Timeouts) -> Pending<'a, Result<(), GateError>> {
-        Box::pin(
-            async move { readiness::gate_existing(&self.client, self.http_port, t).await.map_err(GateError::from) },
-        )
+        Box::pin(async move { readiness::gate_existing(&self.client, t).await.map_err(GateError::from) })
     }
     fn serve_image<'a>(
         &'a self,

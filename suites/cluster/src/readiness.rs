@@ -121,7 +121,7 @@ async fn metrics_api(client: &Client, timeout: Duration) -> Result<(), WaitError
 
 /// `kit`: also require the kit's Traefik DaemonSet Ready (an existing
 /// cluster's controller is reached through a port-forward instead).
-async fn ingress_serving(client: &Client, http_port: u16, t: &Timeouts, kit: bool) -> Result<(), WaitError> {
+pub async fn ingress_serving(client: &Client, http_port: u16, t: &Timeouts, kit: bool) -> Result<(), WaitError> {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), "traefik");
     let http = reqwest::Client::builder()
         .timeout(t.request)
@@ -213,13 +213,12 @@ pub async fn gate(cluster: &KitCluster, t: &Timeouts) -> Result<(), GateError> {
 }
 
 /// The gate on a cluster the harness did not create: every node it has
-/// Ready, a default StorageClass, the metrics API, and the forwarded
-/// ingress port answering (DNS is the cluster's own business).
-pub async fn gate_existing(client: &Client, http_port: u16, t: &Timeouts) -> Result<(), WaitError> {
+/// Ready. What the checks need beyond that (storage, metrics APIs, the
+/// ingress, the tool image) is the live tier's preflight, which makes the
+/// checks needing what is missing "not verified" instead of stopping the
+/// run (DNS is the cluster's own business).
+pub async fn gate_existing(client: &Client, t: &Timeouts) -> Result<(), WaitError> {
     let api: Api<Node> = Api::all(client.clone());
     let count = api.list(&ListParams::default()).await.map_or(0, |l| l.items.len()).max(1);
-    nodes_ready(client, count, t.nodes_ready).await?;
-    default_storage_class(client, t.addons_ready).await?;
-    metrics_api(client, t.addons_ready).await?;
-    ingress_serving(client, http_port, t, false).await
+    nodes_ready(client, count, t.nodes_ready).await.map(drop)
 }

@@ -47,6 +47,7 @@ timeouts! {
     metrics_pipeline,
     routing_settle,
     node_loss,
+    preflight,
 }
 
 mod seconds {

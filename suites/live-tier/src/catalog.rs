@@ -42,6 +42,39 @@ pub enum Order {
     Last,
 }
 
+/// What a check needs of a cluster beyond nodes Ready. A cluster the harness
+/// creates has it all (its readiness gate); on an existing cluster the
+/// preflight (`run/preflight.rs`) looks for each before anything is applied,
+/// and a check whose need is missing is not verified, with the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Need {
+    /// An ingress controller answering, of the overlays' IngressClass.
+    Ingress,
+    /// The resource metrics API (metrics.k8s.io), which the HPA's CPU reads.
+    ResourceMetrics,
+    /// custom.metrics.k8s.io, which the HPA's pipeline metric reads.
+    CustomMetrics,
+    /// A default StorageClass (the PVCs bind through it).
+    DefaultStorage,
+    /// The right to cordon nodes and evict pods.
+    Eviction,
+    /// The harness's tool image runs on the nodes.
+    ToolImage,
+}
+
+impl Need {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Need::Ingress => "an ingress controller of the overlays' IngressClass, answering",
+            Need::ResourceMetrics => "the resource metrics API (v1beta1.metrics.k8s.io) available",
+            Need::CustomMetrics => "the custom metrics API (v1beta1.custom.metrics.k8s.io) available",
+            Need::DefaultStorage => "a default StorageClass",
+            Need::Eviction => "the right to cordon nodes and evict pods",
+            Need::ToolImage => "the harness's tool image running on the nodes",
+        }
+    }
+}
+
 /// A check's run: it records its facts into the recorder.
 pub(crate) type CheckFuture<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
 pub(crate) type CheckRun = for<'a, 'b> fn(&'a LiveContext<'b>, &'a mut Recorder) -> CheckFuture<'a>;
@@ -57,5 +90,7 @@ pub struct LiveCheck {
     /// Runs only with `--profile nightly` (in the quick profile it is not
     /// asked for, like a governed check in an ungoverned environment).
     pub nightly_only: bool,
+    /// What it needs of the cluster (the preflight's rows).
+    pub needs: &'static [Need],
     pub(crate) run: CheckRun,
 }

@@ -20,7 +20,7 @@ mod runtime_security;
 mod unready;
 mod workload;
 
-use crate::catalog::{LiveCheck, Order, Role, Scope};
+use crate::catalog::{LiveCheck, Need, Order, Role, Scope};
 
 /// The checks that send requests through the ingress from this host: the
 /// rate limit's burst spends that client's budget for a minute, which would
@@ -47,6 +47,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::Rollout,
         order: Order::First,
         nightly_only: false,
+        needs: &[Need::DefaultStorage],
         run: |cx, r| Box::pin(rollout::rollout(cx, r)),
     },
     LiveCheck {
@@ -56,6 +57,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::Independent,
         order: Order::Free,
         nightly_only: false,
+        needs: &[Need::DefaultStorage],
         run: |cx, r| Box::pin(workload::inventory(cx, r)),
     },
     LiveCheck {
@@ -65,6 +67,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[],
         run: |cx, r| Box::pin(workload::replicas(cx, r)),
     },
     LiveCheck {
@@ -74,6 +77,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[],
         run: |cx, r| Box::pin(workload::probes(cx, r)),
     },
     LiveCheck {
@@ -83,6 +87,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[Need::ToolImage],
         run: |cx, r| Box::pin(runtime_security::runtime_security(cx, r)),
     },
     LiveCheck {
@@ -92,6 +97,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[],
         run: |cx, r| Box::pin(pod_security::pod_security_enforced(cx, r)),
     },
     LiveCheck {
@@ -101,6 +107,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[Need::ToolImage],
         run: |cx, r| Box::pin(unready::unready_leaves_endpoints(cx, r)),
     },
     LiveCheck {
@@ -110,6 +117,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[Need::Ingress],
         run: |cx, r| Box::pin(edge::tls(cx, r)),
     },
     LiveCheck {
@@ -119,6 +127,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[Need::Ingress],
         run: |cx, r| Box::pin(edge::https_redirect(cx, r)),
     },
     LiveCheck {
@@ -128,6 +137,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[Need::Ingress],
         run: |cx, r| Box::pin(edge::security_headers(cx, r)),
     },
     LiveCheck {
@@ -137,6 +147,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[Need::Ingress],
         run: |cx, r| Box::pin(edge::cors(cx, r)),
     },
     LiveCheck {
@@ -146,6 +157,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[Need::Ingress],
         run: |cx, r| Box::pin(edge::api_docs(cx, r)),
     },
     LiveCheck {
@@ -155,6 +167,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[],
         run: |cx, r| Box::pin(admission::limit_range_enforced(cx, r)),
     },
     LiveCheck {
@@ -164,6 +177,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[],
         run: |cx, r| Box::pin(admission::quota_enforced(cx, r)),
     },
     LiveCheck {
@@ -173,6 +187,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[Need::Eviction],
         run: |cx, r| Box::pin(drain::pdb_during_drain(cx, r)),
     },
     LiveCheck {
@@ -182,6 +197,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[Need::Ingress, Need::ToolImage],
         run: |cx, r| Box::pin(rollout_under_load::rollout_under_load(cx, r)),
     },
     LiveCheck {
@@ -191,6 +207,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[Need::Ingress, Need::Eviction, Need::ToolImage],
         run: |cx, r| Box::pin(drain_under_load::drain_under_load(cx, r)),
     },
     LiveCheck {
@@ -200,6 +217,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Free,
         nightly_only: false,
+        needs: &[Need::Ingress, Need::ResourceMetrics, Need::CustomMetrics],
         run: |cx, r| Box::pin(autoscaling::autoscaling(cx, r)),
     },
     LiveCheck {
@@ -211,6 +229,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         // while the later checks run, never under the autoscaling judges.
         order: Order::After(&["live-autoscaling"]),
         nightly_only: true,
+        needs: &[Need::Ingress, Need::ToolImage],
         run: |cx, r| Box::pin(node_loss::node_loss(cx, r)),
     },
     LiveCheck {
@@ -221,6 +240,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         // After the other disruptions: its new nodes change where pods run.
         order: Order::After(&["live-autoscaling", "live-node-loss"]),
         nightly_only: true,
+        needs: &[Need::Ingress, Need::Eviction, Need::ToolImage],
         run: |cx, r| Box::pin(cluster_upgrade::cluster_upgrade(cx, r)),
     },
     LiveCheck {
@@ -230,6 +250,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::After(INGRESS_TRAFFIC),
         nightly_only: false,
+        needs: &[Need::Ingress],
         run: |cx, r| Box::pin(edge::rate_limit(cx, r)),
     },
     LiveCheck {
@@ -239,6 +260,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
         role: Role::NeedsRollout,
         order: Order::Last,
         nightly_only: false,
+        needs: &[],
         run: |cx, r| Box::pin(restarts::no_restarts(cx, r)),
     },
 ];

@@ -17,10 +17,12 @@ use kube::api::Api;
 
 use cbam_model::run::{LiveRun, StaticRun};
 
+use crate::checks::LIVE_CHECKS;
 use crate::journal::Journal;
 use crate::run::cleanup::{finally, interrupted, replayed_journal};
 use crate::run::error::LiveError;
 use crate::run::phases::{Env, environment, timed};
+use crate::run::preflight::Preflight;
 use crate::run::target::{LiveOptions, Provider, Target};
 
 pub mod cleanup;
@@ -28,6 +30,7 @@ pub(crate) mod diagnostics;
 pub mod error;
 pub(crate) mod fit;
 pub(crate) mod phases;
+pub(crate) mod preflight;
 pub(crate) mod run_ca;
 pub mod target;
 
@@ -111,9 +114,29 @@ async fn body(
                 .into(),
         ),
     }
+    let preflight = if cluster.cluster.owned() {
+        Preflight::complete()
+    } else {
+        let since = Instant::now();
+        let first = run.results.first().map(|r| run.expectations.environments[&r.env].namespace.clone());
+        let ask = preflight::Ask {
+            client: &cluster.client,
+            http_port: cluster.http_port,
+            ingress_classes: [run.expectations.workload.ingress.class.clone()].into(),
+            namespace: first.as_deref().unwrap_or("default"),
+            tool_image: &cluster.tool_image,
+            journal: cluster.journal,
+            timeouts: t,
+        };
+        let found = preflight::existing(&ask).await;
+        out.notes.extend(found.notes(LIVE_CHECKS));
+        timed(&mut out.timings, "preflight".into(), since);
+        found
+    };
     for result in &run.results {
         let fixture = &run.expectations.environments[&result.env];
-        environment(run, Env { result, fixture, controller: &controller }, cluster, opts, t, out).await?;
+        let env = Env { result, fixture, controller: &controller, preflight: &preflight };
+        environment(run, env, cluster, opts, t, out).await?;
     }
     Ok(())
 }

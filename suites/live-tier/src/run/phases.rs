@@ -19,6 +19,7 @@ use crate::journal::{self, Undo};
 use crate::judges::rate_bucket::IngressLog;
 use crate::judges::restart_log::RestartLog;
 use crate::run::error::LiveError;
+use crate::run::preflight::Preflight;
 use crate::run::target::{LiveOptions, Provider, Target};
 use crate::run::{diagnostics, fit, run_ca};
 use crate::traffic::https as edge;
@@ -64,6 +65,8 @@ pub(crate) struct Env<'a> {
     pub(crate) fixture: &'a Environment,
     /// The ingress controller's image, read once per run.
     pub(crate) controller: &'a str,
+    /// What an existing cluster lacks of the checks' needs.
+    pub(crate) preflight: &'a Preflight,
 }
 
 #[expect(clippy::too_many_lines, reason = "one environment's sequence reads best in order")]
@@ -171,12 +174,14 @@ pub(crate) async fn environment(
         let since = Instant::now();
         if opts.skip_checks.iter().any(|s| s == check.id) {
             r.exclude(&cx.deployment_label(), format!("--skip-check {}", check.id));
+        } else if let Some((need, why)) = env.preflight.missing_for(check) {
+            r.skip(&cx.deployment_label(), "prerequisite (preflight)", need.describe(), why);
         } else if check.role == Role::NeedsRollout && !rolled {
             r.skip(
                 &cx.deployment_label(),
                 "precondition",
                 "a rolled-out Deployment",
-                "the rollout failed (see live-rollout)",
+                "the rollout did not pass (see live-rollout)",
             );
         } else {
             // Progress: a live run takes minutes (an interrupt test waits for these too).
