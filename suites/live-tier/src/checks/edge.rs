@@ -191,21 +191,46 @@ const CLOCK_MARGIN_TOKENS: f64 = 0.05;
 
 /// One burst: the send times up to the first 429 (inclusive), whether one
 /// came, or the error that stopped it.
-async fn burst(cx: &LiveContext<'_>, client: &Client, budget: u32) -> Result<(Vec<Instant>, bool), EdgeError> {
-    let mut times = Vec::new();
+/// A burst as sent: each request's send time, the longest round trip of
+/// any (each request met the controller between its send and its answer),
+/// and whether the last was refused.
+#[derive(Debug)]
+struct Burst {
+    times: Vec<Instant>,
+    longest_round_trip: std::time::Duration,
+    refused: bool,
+}
+
+async fn burst(cx: &LiveContext<'_>, client: &Client, budget: u32) -> Result<Burst, EdgeError> {
+    let mut b = Burst { times: Vec::new(), longest_round_trip: std::time::Duration::ZERO, refused: false };
     for n in 1..=budget {
         let sent = Instant::now();
-        times.push(sent);
-        match client.get(url(cx, &cx.workload.probes.liveness)).send().await {
+        b.times.push(sent);
+        let answer = client.get(url(cx, &cx.workload.probes.liveness)).send().await;
+        b.longest_round_trip = b.longest_round_trip.max(sent.elapsed());
+        match answer {
             Ok(resp) if rate_limited(&resp) => {
                 cx.ingress_log.record(sent, false);
-                return Ok((times, true));
+                b.refused = true;
+                return Ok(b);
             }
             Ok(_) => cx.ingress_log.record(sent, true),
             Err(source) => return Err(EdgeError::Burst { n, source }),
         }
     }
-    Ok((times, false))
+    Ok(b)
+}
+
+/// The model's clock uncertainty for a burst, in tokens: the controller saw
+/// each request somewhere between its send and its answer, so the time
+/// between two arrivals is known to within the longest round trip. Over
+/// loopback and Docker's port proxy that is a few milliseconds (the floor,
+/// CLOCK_MARGIN_TOKENS, holds); through an existing cluster's port-forward
+/// (the API server in between) a first request of a new stream can take
+/// tens of milliseconds longer than the rest, which the floor alone judged
+/// as a refusal one request early.
+fn clock_margin(limit: Limit, longest_round_trip: std::time::Duration) -> f64 {
+    CLOCK_MARGIN_TOKENS.max(limit.per_minute / 60.0 * longest_round_trip.as_secs_f64())
 }
 
 /// Traefik applies a provider's change up to its `providersThrottleDuration`
@@ -290,7 +315,7 @@ pub(crate) async fn rate_limit(cx: &LiveContext<'_>, r: &mut Recorder) {
         // Progress (the interrupt test waits for it): the burst starts now.
         eprintln!("live-rate-limit: burst of at most {budget} requests");
         let started = Instant::now();
-        let (times, refused) = match burst(cx, &client, budget).await {
+        let Burst { times, longest_round_trip, refused } = match burst(cx, &client, budget).await {
             Ok(b) => b,
             Err(e) => return r.record(&object, &subject, "responses", chain(&e), false),
         };
@@ -310,12 +335,14 @@ pub(crate) async fn rate_limit(cx: &LiveContext<'_>, r: &mut Recorder) {
                 "endpoints or the Ingress changed during both bursts (the controller restarts its bucket)",
             );
         }
-        let j = rate_bucket::judge(limit, &earlier, &times, refused, CLOCK_MARGIN_TOKENS);
+        let margin = clock_margin(limit, longest_round_trip);
+        let j = rate_bucket::judge(limit, &earlier, &times, refused, margin);
         let expected = format!(
-            "first 429 at request {} (a bucket of {} refilled at {per_minute}/min; {} earlier requests of this run in the last minute)",
+            "first 429 at request {} (a bucket of {} refilled at {per_minute}/min; {} earlier requests of this run in the last minute; a request within {margin:.2} tokens of the threshold may go either way, the longest round trip being {} ms)",
             j.predicted.map_or_else(|| "none".into(), |n| n.to_string()),
             limit.burst,
-            j.earlier_in_last_minute
+            j.earlier_in_last_minute,
+            longest_round_trip.as_millis()
         );
         let found = if refused {
             format!("first 429 at request {} ({elapsed:.1} s)", times.len())
@@ -334,6 +361,14 @@ pub(crate) async fn rate_limit(cx: &LiveContext<'_>, r: &mut Recorder) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clock_margin_is_the_longest_round_trip_in_tokens_and_never_below_the_floor() {
+        let limit = Limit { per_minute: 100.0, burst: 100.0 };
+        assert!((clock_margin(limit, std::time::Duration::from_millis(3)) - CLOCK_MARGIN_TOKENS).abs() < 1e-9);
+        // 120 ms over a port-forward: 0.2 tokens at 100 per minute.
+        assert!((clock_margin(limit, std::time::Duration::from_millis(120)) - 0.2).abs() < 1e-9);
+    }
 
     #[test]
     fn knows_which_traefik_lacks_limit_rpm() {

@@ -246,6 +246,23 @@ mod tests {
     }
 
     #[test]
+    fn a_slower_first_arrival_is_within_a_margin_of_the_longest_round_trip() {
+        let t = Instant::now();
+        // 102 requests in 0.8 s, the 102nd refused (an existing cluster's
+        // run, 2026-12-07): by the send times the refill (1.35 tokens) lets
+        // it wait and pass, 0.18 tokens inside the threshold; had the first
+        // reached the controller 110 ms late (a port-forward's new stream),
+        // the refill was 0.18 tokens less and the refusal is right.
+        let times = burst(t, 102, 8);
+        assert_eq!(judge(DOCUMENTED, &[], &times, true, 0.05).predicted, Some(103));
+        assert!(!judge(DOCUMENTED, &[], &times, true, 0.05).consistent, "too strict for a slow first hop");
+        let margin = 100.0 / 60.0 * 0.15; // a longest round trip of 150 ms
+        assert!(judge(DOCUMENTED, &[], &times, true, margin).consistent);
+        // The margin does not excuse a bucket one token smaller.
+        assert!(!judge(DOCUMENTED, &[], &burst(t, 100, 8), true, margin).consistent);
+    }
+
+    #[test]
     fn the_last_routing_change_is_where_a_new_bucket_may_start() {
         let log = IngressLog::default();
         let t = Instant::now();
