@@ -168,7 +168,7 @@ pub struct Args {
     /// The tool image as your cluster pulls it (the tool archive pushed to
     /// your registry or mirror) [default: the tool archive's image, by
     /// digest, which the nodes must already have].
-    #[arg(long, value_name = "REF")]
+    #[arg(long, value_name = "REF", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub tool_image: Option<String>,
     /// Node image for `--cluster k3s`: the kit's (`just kit`) by default, or
     /// an upstream k3s image (rancher/k3s:TAG) where a registry has one.

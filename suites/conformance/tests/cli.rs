@@ -233,6 +233,11 @@ fn a_failed_check_exits_1_with_one_line_naming_check_object_expected_found() {
 #[case::rollout_not_skippable(&["production", "--skip-check", "live-rollout"], "live-rollout cannot be skipped")]
 #[case::unknown_timeout(&["production", "--timeout", "patience=9"], "override timeout \"patience\": not one of")]
 #[case::malformed_timeout(&["production", "--timeout", "rollout"], "expected NAME=SECONDS")]
+#[case::empty_tool_image(&["production", "--cluster", "existing", "--tool-image", ""], "--tool-image <REF>")]
+#[case::missing_tool_archive(
+    &["production", "--tier", "live", "--cluster", "existing", "--tool-archive", "/nonexistent/cbam-tool.tar"],
+    "failed to find the harness's tool image: read the tool image archive /nonexistent/cbam-tool.tar (run `just image`)"
+)]
 #[case::missing_infra(&["dev", "--tier", "static", "--infra", "/nonexistent/infra"], "/nonexistent/infra: no such directory")]
 #[case::missing_baseline(
     &["dev", "--tier", "static", "--baseline", "/nonexistent/release"],

@@ -104,7 +104,9 @@ fn workflows_and_ci_call_existing_recipes_with_valid_flags() {
         .iter()
         .flat_map(|p| run_scripts(p).into_iter().map(move |s| (p.display().to_string(), s)))
         .collect();
-    scripts.push((".ci/run".into(), std::fs::read_to_string(root().join(".ci/run")).expect("read .ci/run")));
+    for script in [".ci/run", "ci/release-gate-existing.sh"] {
+        scripts.push((script.into(), std::fs::read_to_string(root().join(script)).expect("read a CI script")));
+    }
     let mut conformance_calls = 0;
     for (origin, script) in &scripts {
         for call in just_calls(script) {
