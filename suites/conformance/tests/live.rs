@@ -379,6 +379,120 @@ async fn interrupted_at(phase: Phase) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The live checks that run a harness tool, one per family: a tool
+/// container beside the app (the inspector, the SIGTERM tool) and the
+/// in-cluster prober's pod under load (a rollout, a drain).
+const TOOL_CHECKS: [&str; 4] =
+    ["live-runtime-security", "live-unready-endpoints", "live-rollout-under-load", "live-drain-under-load"];
+
+/// A tool image no registry has: the tool archive's repository at a digest
+/// it does not hold.
+fn unpullable_tool_image() -> String {
+    format!("{}@sha256:{}", tool_image::REPOSITORY, "0".repeat(64))
+}
+
+/// Every live check but the rollout and TOOL_CHECKS, as --skip-check ids.
+fn all_but_tool_checks() -> Vec<String> {
+    LIVE_CHECKS
+        .iter()
+        .map(|c| c.id)
+        .filter(|id| *id != ROLLOUT && !TOOL_CHECKS.contains(id))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// On a cluster the harness created, a tool image the kubelet cannot pull
+/// makes each tool check "not verified" naming the image: never a failure.
+async fn unpullable_tool_on_an_owned_cluster() -> Result<(), Failed> {
+    let options = StaticOptions {
+        envs: vec![cbam_model::environment::Env::new("production")?],
+        infra: root().join("infra"),
+        fixtures: root().join("fixtures"),
+        kustomize: Kustomize::locate(None)?,
+    };
+    let run = static_tier::run(&options)?;
+    let image = unpullable_tool_image();
+    let opts = LiveOptions {
+        app_image: root().join("target/image/cbam-api.tar"),
+        tool_archive: root().join("target/image/cbam-tool.tar"),
+        baseline: None,
+        fit: None,
+        agents: AGENTS,
+        report_dir: root().join("target/live-mutations/unpullable-tool-image"),
+        profile: Profile::Quick,
+        provider: Provider::Kit { reuse: true, node_image: None, upgrade_to: None },
+        tool_image: Some(image.clone()),
+        skip_checks: all_but_tool_checks(),
+        timeouts: mutation_timeouts(),
+    };
+    let (cluster, _slot) = cluster().await?;
+    let live = run_on(&run, &opts, &cluster).await.map_err(|e| chain(&e))?;
+    let failed: Vec<String> = live.outcomes.iter().filter(|o| o.status == Status::Fail).map(|o| o.line()).collect();
+    if !failed.is_empty() {
+        return Err(format!("an unpullable tool image failed checks:\n{}", failed.join("\n")).into());
+    }
+    for check in TOOL_CHECKS {
+        let named =
+            live.outcomes.iter().any(|o| o.check == check && o.status == Status::Skip && o.found.contains(&image));
+        if !named {
+            let seen: Vec<String> = live.outcomes.iter().filter(|o| o.check == check).map(|o| o.line()).collect();
+            return Err(format!("{check}: expected not verified naming {image}, found:\n{}", seen.join("\n")).into());
+        }
+    }
+    Ok(())
+}
+
+/// On an existing cluster whose nodes lack the tool image, the preflight
+/// says so before anything is applied: exit 3, the image named, the tool
+/// checks not verified, the cluster left as found.
+async fn tool_image_not_loaded_on_an_existing_cluster() -> Result<(), Failed> {
+    let (cluster, _slot) = cluster().await?;
+    // The application image only, as a user who forgot the tool's.
+    let archive = root().join("target/image/cbam-api.tar");
+    cluster.serve_image(&[&archive], &registry_beside(&archive), Timeouts::default().node_component).await?;
+    let image = tool_image::reference(&tool_image::archive_beside(&archive))?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, &cluster.kubeconfig_yaml)?;
+    readiness::gate(&cluster, &Timeouts::default()).await?;
+    let before = snapshot(&cluster.client).await?;
+    let mut args: Vec<String> = ["production", "--tier", "live", "--cluster", "existing"].map(str::to_owned).to_vec();
+    args.extend(["--kubeconfig".into(), kubeconfig.display().to_string()]);
+    args.extend(["--report".into(), dir.path().join("report").display().to_string()]);
+    for check in all_but_tool_checks() {
+        args.extend(["--skip-check".into(), check]);
+    }
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_conformance"))
+        .current_dir(root())
+        .args(&args)
+        .env("CBAM_CACHE", dir.path())
+        .output()
+        .await?;
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let after = snapshot(&cluster.client).await?;
+    if out.status.code() != Some(3) || !printed.contains(&image) || printed.contains("FAIL ") {
+        return Err(format!(
+            "expected exit 3 naming {image} and no failure, found {:?}:
+{printed}",
+            out.status.code()
+        )
+        .into());
+    }
+    if before != after {
+        return Err(format!(
+            "the cluster differs:
+before {before:#?}
+after {after:#?}"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failed> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
 fn run_interrupted(phase: Phase) -> Result<(), Failed> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(interrupted_at(phase))
 }
@@ -410,6 +524,12 @@ fn main() {
         }
     }
     // An existing cluster is left as found whatever phase a run is interrupted in.
+    trials.push(Trial::test("tool_image::unpullable_on_an_owned_cluster_is_not_verified", || {
+        runtime()?.block_on(unpullable_tool_on_an_owned_cluster())
+    }));
+    trials.push(Trial::test("tool_image::not_loaded_on_an_existing_cluster_exits_3", || {
+        runtime()?.block_on(tool_image_not_loaded_on_an_existing_cluster())
+    }));
     trials.push(Trial::test("cleanup::interrupted_during_apply", || run_interrupted(Phase::Apply)));
     trials.push(Trial::test("cleanup::interrupted_during_drain", || run_interrupted(Phase::Drain)));
     // Nightly: each takes minutes (autoscaling waits for the HPA at rest and the pipeline).

@@ -28,10 +28,11 @@ pub(crate) enum ToolError {
         #[source]
         source: kube::Error,
     },
-    #[error("the tool container {container} in pod {pod} cannot run ({said})")]
+    #[error("the tool container {container} of image {image} in pod {pod} cannot run ({said})")]
     CannotRun {
         pod: String,
         container: String,
+        image: String,
         /// Its last words, if any (a permission it lacks, a missing file).
         said: String,
         #[source]
@@ -134,7 +135,13 @@ pub(crate) async fn run(
             .unwrap_or_default();
         let said =
             if said.trim().is_empty() { "it said nothing".to_owned() } else { format!("it said: {}", said.trim()) };
-        return Err(ToolError::CannotRun { pod: pod.to_owned(), container: name.to_owned(), said, failure });
+        return Err(ToolError::CannotRun {
+            pod: pod.to_owned(),
+            container: name.to_owned(),
+            image: cx.tool_image.clone(),
+            said,
+            failure,
+        });
     }
     pods.logs(pod, &LogParams { container: Some(name.to_owned()), ..LogParams::default() })
         .await

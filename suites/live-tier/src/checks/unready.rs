@@ -101,7 +101,10 @@ pub(crate) async fn unready_leaves_endpoints(cx: &LiveContext<'_>, r: &mut Recor
                 &object,
                 &format!("endpoint of unready pod {name}"),
                 "not listed ready",
-                format!("the tool container {SIGTERM_TOOL} could not make it unready: {reason}"),
+                format!(
+                    "the tool container {SIGTERM_TOOL} of image {} could not make it unready: {reason}",
+                    cx.tool_image
+                ),
             );
         }
         Err(e) => {
