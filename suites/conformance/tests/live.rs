@@ -442,22 +442,24 @@ async fn unpullable_tool_on_an_owned_cluster() -> Result<(), Failed> {
     Ok(())
 }
 
-/// On an existing cluster whose nodes lack the tool image, the preflight
-/// says so before anything is applied: exit 3, the image named, the tool
-/// checks not verified, the cluster left as found.
+/// On an existing cluster whose nodes cannot get the tool image, the
+/// preflight says so before anything is applied: exit 3, the image named,
+/// the tool checks not verified, the cluster left as found. (A digest no
+/// registry holds: the real one may be on a reused cluster's nodes from an
+/// earlier test.)
 async fn tool_image_not_loaded_on_an_existing_cluster() -> Result<(), Failed> {
     let (cluster, _slot) = cluster().await?;
-    // The application image only, as a user who forgot the tool's.
     let archive = root().join("target/image/cbam-api.tar");
-    cluster.serve_image(&[&archive], &registry_beside(&archive), Timeouts::default().node_component).await?;
-    let image = tool_image::reference(&tool_image::archive_beside(&archive))?;
+    let tool = tool_image::archive_beside(&archive);
+    cluster.serve_image(&[&archive, &tool], &registry_beside(&archive), Timeouts::default().node_component).await?;
+    let image = unpullable_tool_image();
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, &cluster.kubeconfig_yaml)?;
     readiness::gate(&cluster, &Timeouts::default()).await?;
     let before = snapshot(&cluster.client).await?;
     let mut args: Vec<String> = ["production", "--tier", "live", "--cluster", "existing"].map(str::to_owned).to_vec();
-    args.extend(["--kubeconfig".into(), kubeconfig.display().to_string()]);
+    args.extend(["--kubeconfig".into(), kubeconfig.display().to_string(), "--tool-image".into(), image.clone()]);
     args.extend(["--report".into(), dir.path().join("report").display().to_string()]);
     for check in all_but_tool_checks() {
         args.extend(["--skip-check".into(), check]);
