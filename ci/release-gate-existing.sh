@@ -6,15 +6,16 @@
 # The run must pass (exit 0), and the cluster must be left exactly as found:
 # its objects are listed before and after and must be equal. The cluster is
 # removed at the end, whatever happened.
-# Usage: bash ci/release-gate-existing.sh
+# Usage: bash ci/release-gate-existing.sh ENV
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=versions.env
 source ci/versions.env
+env_name="${1:?usage: ci/release-gate-existing.sh ENV}"
 name=cbam-release-gate
 kit="${CBAM_KIT:-${CBAM_CACHE:-$HOME/.cache/cbam-conformance}/kit}"
 kubectl="$kit/kubernetes-$KUBERNETES_VERSION/bin/kubectl"
-report=target/release-gate
+report="target/release-gate/$env_name"
 work="$(mktemp -d)"
 down() { just cluster down --cluster kind --name "$name" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap down EXIT
@@ -36,7 +37,7 @@ snapshot() {
 snapshot | sort >"$work/before"
 echo "release gate: $(wc -l <"$work/before") objects listed before the run" >&2
 rc=0
-just conformance production --cluster existing --kubeconfig "$kubeconfig" --report "$report" || rc=$?
+just conformance "$env_name" --cluster existing --kubeconfig "$kubeconfig" --report "$report" || rc=$?
 snapshot | sort >"$work/after"
 if ! diff -u "$work/before" "$work/after" >"$work/diff"; then
   echo "release gate: the cluster was not left as found (- before, + after):" >&2

@@ -119,7 +119,8 @@ fn workflows_and_ci_call_existing_recipes_with_valid_flags() {
                 conformance_calls += 1;
                 // Expressions stand for a real environment or path at run time.
                 let argv = call[1..].iter().map(|w| {
-                    if w.contains("matrix.env") {
+                    // A workflow's matrix or a script's ENV argument.
+                    if w.contains("matrix.env") || w == "$env_name" {
                         "production".to_owned()
                     } else if w.starts_with('$') {
                         "/tmp/x".to_owned()
