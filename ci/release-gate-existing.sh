@@ -17,8 +17,9 @@ kit="${CBAM_KIT:-${CBAM_CACHE:-$HOME/.cache/cbam-conformance}/kit}"
 kubectl="$kit/kubernetes-$KUBERNETES_VERSION/bin/kubectl"
 report="target/release-gate/$env_name"
 work="$(mktemp -d)"
-down() { just cluster down --cluster kind --name "$name" >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap down EXIT
+down() { just cluster down --cluster kind --name "$name" >/dev/null 2>&1 || true; }
+trap 'down; rm -rf "$work"' EXIT
+# A cluster of this name left by an interrupted run goes first.
 down
 kubeconfig="$(just cluster up --cluster kind --name "$name" | tail -n 1)"
 just cluster load target/image/cbam-api.tar target/image/cbam-tool.tar --cluster kind --name "$name"
