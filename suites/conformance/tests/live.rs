@@ -427,6 +427,10 @@ async fn unpullable_tool_on_an_owned_cluster() -> Result<(), Failed> {
     };
     let (cluster, _slot) = cluster().await?;
     let live = run_on(&run, &opts, &cluster).await.map_err(|e| chain(&e))?;
+    // Evidence of how soon each refusal was known (the output of a passing test).
+    for (phase, seconds) in live.timings.iter().filter(|(p, _)| TOOL_CHECKS.iter().any(|c| p.ends_with(c))) {
+        eprintln!("  {phase}: {seconds:.1} s");
+    }
     let failed: Vec<String> = live.outcomes.iter().filter(|o| o.status == Status::Fail).map(|o| o.line()).collect();
     if !failed.is_empty() {
         return Err(format!("an unpullable tool image failed checks:\n{}", failed.join("\n")).into());
