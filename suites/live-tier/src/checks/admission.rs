@@ -14,12 +14,15 @@ use cbam_model::outcome::Recorder;
 use cbam_model::quantity::Quantity;
 
 /// A pod that passes the "restricted" Pod Security Standard, so only the
-/// resource rules can reject it.
+/// resource rules can reject it; of the harness's tool image (IMAGE), the
+/// one image the user supplied for the harness (an admission policy that
+/// allows only known registries has no other reason to refuse it). Never
+/// created (a server-side dry run), never pulled.
 /// One container per CPU amount (millicores, requests = limits).
-fn pod(name: &str, cpu_millis: &[u64]) -> Result<Pod, serde_json::Error> {
+fn pod(name: &str, image: &str, cpu_millis: &[u64]) -> Result<Pod, serde_json::Error> {
     let container = |(i, cpu): (usize, &u64)| {
         json!({
-            "name": format!("c{i}"), "image": "registry.k8s.io/pause:3.10.1", "imagePullPolicy": "Never",
+            "name": format!("c{i}"), "image": image, "imagePullPolicy": "Never",
             "resources": {"requests": {"cpu": format!("{cpu}m"), "memory": "16Mi"}, "limits": {"cpu": format!("{cpu}m"), "memory": "16Mi"}},
             "securityContext": {"allowPrivilegeEscalation": false, "runAsNonRoot": true, "runAsUser": 65535,
                 "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
@@ -96,7 +99,7 @@ async fn probe(
     subject: String,
     want: Want,
 ) {
-    let pod = match pod(pod_name, cpu) {
+    let pod = match pod(pod_name, &cx.tool_image, cpu) {
         Ok(p) => p,
         Err(e) => return r.record(object, "probe pod", "built", e.to_string(), false),
     };
