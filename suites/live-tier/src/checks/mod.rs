@@ -62,7 +62,7 @@ pub const LIVE_CHECKS: &[LiveCheck] = &[
     },
     LiveCheck {
         id: "live-replicas",
-        about: "documented replicas Ready at rest",
+        about: "documented replicas Ready at rest, spread across nodes",
         scope: Scope::Every,
         role: Role::NeedsRollout,
         order: Order::Free,

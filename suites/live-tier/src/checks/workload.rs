@@ -1,14 +1,19 @@
 //! Live checks of the workload: the objects exist, the documented replicas
-//! are Ready, every pod answers its probes and exposes the pipeline metric.
+//! are Ready and spread as the anti-affinity documents, every pod answers
+//! its probes and exposes the pipeline metric.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::Api;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams};
 
 use cbam_error_chain::render as chain;
 use cbam_model::outcome::Recorder;
 
-use crate::app_pods::{app_pods, is_ready, pod_get};
+use crate::app_pods::{app_pods, is_ready, node_of, pod_get};
 use crate::context::LiveContext;
+use crate::judges::spread;
 
 pub(crate) async fn inventory(cx: &LiveContext<'_>, r: &mut Recorder) {
     let mut wanted: Vec<(String, String)> =
@@ -108,9 +113,39 @@ pub(crate) async fn replicas(cx: &LiveContext<'_>, r: &mut Recorder) {
             let want = usize::try_from(cx.replicas_at_rest()).unwrap_or(0);
             let hpa = if cx.fixture.governance { hpa_replicas(cx).await } else { String::new() };
             r.record(&object, "Ready replicas at rest", want, format!("{ready}{hpa}"), ready == want);
+            spread_at_rest(cx, r, &object, &pods).await;
         }
         Err(e) => r.record(&object, "Ready replicas at rest", cx.replicas_at_rest(), chain(&e), false),
     }
+}
+
+/// The Ready replicas' topology domains (`rollout.anti_affinity_topology_key`
+/// of fixtures/workload.yaml) against even spreading over the domains the
+/// pods may be scheduled to (judges/spread.rs).
+async fn spread_at_rest(cx: &LiveContext<'_>, r: &mut Recorder, object: &str, pods: &[Pod]) {
+    let key = &cx.workload.rollout.anti_affinity_topology_key;
+    let subject = format!("Ready replicas per {key} at rest (the preferred anti-affinity)");
+    let nodes = match Api::<Node>::all(cx.client.clone()).list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(e) => return r.record(object, &subject, "the nodes read", chain(&e), false),
+    };
+    let tolerations =
+        pods.first().and_then(|p| p.spec.as_ref()).and_then(|s| s.tolerations.clone()).unwrap_or_default();
+    let domain_of = |node: &Node| node.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned();
+    let domains: BTreeSet<String> =
+        nodes.iter().filter(|n| spread::schedulable(n, &tolerations)).filter_map(domain_of).collect();
+    let by_node: BTreeMap<String, String> =
+        nodes.iter().filter_map(|n| Some((n.metadata.name.clone()?, domain_of(n)?))).collect();
+    let placed: Vec<String> =
+        pods.iter().filter(|p| is_ready(p)).filter_map(|p| by_node.get(node_of(p)?).cloned()).collect();
+    let s = spread::judge(&placed, domains.len());
+    r.record(
+        object,
+        &subject,
+        format!("at most {} per {key} ({} replicas, {} schedulable)", s.allowed, placed.len(), domains.len()),
+        format!("{} on {}", s.most, s.domain),
+        s.holds(),
+    );
 }
 
 /// ", HPA current/desired N/M", for the evidence of an autoscaled environment.

@@ -7,3 +7,4 @@ pub(crate) mod rate_bucket;
 pub(crate) mod restart_log;
 pub(crate) mod scale_down;
 pub(crate) mod scaling_timeline;
+pub(crate) mod spread;
