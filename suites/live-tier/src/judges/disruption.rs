@@ -86,14 +86,32 @@ pub(crate) fn judge(r: &mut Recorder, object: &str, what: &str, ev: &Evidence, b
             unfinished.is_empty(),
         );
     }
-    let low = ev.ready.iter().map(|(_, n)| *n).min();
+    let (during, before) = ready_window(ev);
+    let low = during.iter().min().copied();
+    // A dip while the load only warmed up is shown, not judged: the
+    // disruption is judged from the state it started in.
+    let earlier = before.filter(|b| *b < min_ready).map(|b| format!(" ({b} before the {what} began)"));
     r.record(
         object,
-        &format!("Ready replicas during the {what} ({} samples)", ev.ready.len()),
+        &format!("Ready replicas during the {what} ({} samples)", during.len()),
         format!(">= {min_ready}"),
-        low.map_or_else(|| "no sample".to_owned(), |n| format!("lowest {n}")),
+        low.map_or_else(|| "no sample".to_owned(), |n| format!("lowest {n}{}", earlier.unwrap_or_default())),
         low.is_some_and(|n| n >= min_ready),
     );
+}
+
+/// The Ready counts that judge the disruption: the last sample before its
+/// first phase after the load's start (the state it began in) and every one
+/// after; and the lowest count before that, if any. Without a phase, all.
+fn ready_window(ev: &Evidence) -> (Vec<usize>, Option<usize>) {
+    let Some(start) = ev.phases.get(1).map(|(at, _)| *at) else {
+        return (ev.ready.iter().map(|(_, n)| *n).collect(), None);
+    };
+    let first_after = ev.ready.iter().position(|(at, _)| *at >= start).unwrap_or(ev.ready.len());
+    let from = first_after.saturating_sub(1);
+    let during = ev.ready[from..].iter().map(|(_, n)| *n).collect();
+    let before = ev.ready[..from].iter().map(|(_, n)| *n).min();
+    (during, before)
 }
 
 #[cfg(test)]
@@ -145,5 +163,32 @@ mod tests {
         let mut r = Recorder::new(Env::new("production").expect("a name"), "live-rollout-under-load");
         judge(&mut r, "o", "rollout", &Evidence::default(), Budget { failed: 0, p99_ms: 1.0, runs_cut: 0 }, 0);
         assert!(!r.outcomes.iter().any(|o| o.subject.starts_with("runs held")));
+    }
+
+    #[test]
+    fn ready_replicas_are_judged_from_the_state_the_disruption_began_in() {
+        let ev = Evidence {
+            ready: vec![(1800.0, 4), (4100.0, 4), (4400.0, 5), (6500.0, 5), (7000.0, 5), (9000.0, 6)],
+            phases: vec![(0.0, "load".into()), (6727.0, "rollout restart".into())],
+            ..Evidence::default()
+        };
+        assert_eq!(ready_window(&ev), (vec![5, 5, 6], Some(4)));
+        // Still 4 when the rollout began: judged, and fails.
+        let late = Evidence {
+            ready: vec![(1800.0, 4), (6500.0, 4), (7000.0, 5)],
+            phases: vec![(0.0, "load".into()), (6727.0, "rollout restart".into())],
+            ..Evidence::default()
+        };
+        assert_eq!(ready_window(&late), (vec![4, 5], Some(4)));
+        // A dip during the disruption counts.
+        let dip = Evidence {
+            ready: vec![(6500.0, 5), (7000.0, 4), (9000.0, 5)],
+            phases: vec![(0.0, "load".into()), (6727.0, "drain".into())],
+            ..Evidence::default()
+        };
+        assert_eq!(ready_window(&dip).0.iter().min(), Some(&4));
+        // No phase: every sample.
+        let bare = Evidence { ready: vec![(1.0, 3), (2.0, 2)], ..Evidence::default() };
+        assert_eq!(ready_window(&bare), (vec![3, 2], None));
     }
 }
