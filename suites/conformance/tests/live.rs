@@ -111,6 +111,25 @@ async fn cluster() -> Result<(KitCluster, std::fs::File), Failed> {
     Ok((cluster, lock))
 }
 
+/// A live run on a warm kit cluster of this suite: the built images, the
+/// quick profile, the checks SKIP left out, evidence under
+/// target/live-mutations/NAME.
+fn test_options(name: &str, skip: Vec<String>) -> LiveOptions {
+    LiveOptions {
+        app_image: root().join("target/image/cbam-api.tar"),
+        tool_archive: root().join("target/image/cbam-tool.tar"),
+        baseline: None,
+        fit: None,
+        agents: AGENTS,
+        report_dir: root().join("target/live-mutations").join(name),
+        profile: Profile::Quick,
+        provider: Provider::Kit { reuse: true, node_image: None, upgrade_to: None },
+        tool_image: None,
+        skip_checks: skip,
+        timeouts: mutation_timeouts(),
+    }
+}
+
 async fn failing_live_checks(m: &Mutation, scope: Scope) -> Result<BTreeSet<String>, Failed> {
     let dir = tempfile::tempdir()?;
     let infra = dir.path().join("infra");
@@ -122,25 +141,14 @@ async fn failing_live_checks(m: &Mutation, scope: Scope) -> Result<BTreeSet<Stri
     };
     let options = StaticOptions { envs: vec![m.env], infra, fixtures, kustomize: Kustomize::locate(None)? };
     let run = static_tier::run(&options)?;
-    let opts = LiveOptions {
-        app_image: root().join("target/image/cbam-api.tar"),
-        tool_archive: root().join("target/image/cbam-tool.tar"),
-        baseline: None,
-        fit: None,
-        agents: AGENTS,
-        report_dir: root().join("target/live-mutations").join(&m.name),
-        // A mutation that names its scenarios, or a nightly-only check, runs
-        // with the nightly profile.
-        profile: if m.scenarios.is_some() || m.fails.iter().any(|f| find(f).is_some_and(|c| c.nightly_only)) {
-            Profile::Nightly
-        } else {
-            Profile::Quick
-        },
-        provider: Provider::Kit { reuse: true, node_image: None, upgrade_to: None },
-        tool_image: None,
-        skip_checks: skipped(m, scope),
-        timeouts: mutation_timeouts(),
+    // A mutation that names its scenarios, or a nightly-only check, runs
+    // with the nightly profile.
+    let profile = if m.scenarios.is_some() || m.fails.iter().any(|f| find(f).is_some_and(|c| c.nightly_only)) {
+        Profile::Nightly
+    } else {
+        Profile::Quick
     };
+    let opts = LiveOptions { profile, ..test_options(&m.name, skipped(m, scope)) };
     let (cluster, _slot) = cluster().await?;
     let live = run_on(&run, &opts, &cluster).await.map_err(|e| chain(&e))?;
     for o in live.outcomes.iter().filter(|o| o.status == Status::Fail) {
@@ -293,21 +301,28 @@ async fn reached(client: &kube::Client, phase: Phase, namespace: &str, printed: 
 /// The kit cluster driven as `--cluster existing` (as the release gate
 /// drives its staging cluster), interrupted with SIGINT at `phase`: the
 /// run must exit non-zero and leave the cluster exactly as it found it.
-async fn interrupted_at(phase: Phase) -> Result<(), Failed> {
-    let (cluster, _slot) = cluster().await?;
-    // Both archives loaded as `conformance cluster load` loads them.
+/// The kit cluster as a user of `--cluster existing` finds it: both archives
+/// loaded as `conformance cluster load` loads them, ready (a first test may
+/// just have created it), its kubeconfig in DIR. What it holds, and the
+/// front door's arguments for a production live run against it.
+async fn as_a_user_finds_it(cluster: &KitCluster, dir: &Path) -> Result<(Vec<String>, Vec<String>), Failed> {
     let archive = root().join("target/image/cbam-api.tar");
     let tool = tool_image::archive_beside(&archive);
     cluster.serve_image(&[&archive, &tool], &registry_beside(&archive), Timeouts::default().node_component).await?;
-    let dir = tempfile::tempdir()?;
-    let kubeconfig = dir.path().join("kubeconfig");
+    let kubeconfig = dir.join("kubeconfig");
     std::fs::write(&kubeconfig, &cluster.kubeconfig_yaml)?;
-    // The cluster as a user would find it: ready (a first test may just have created it).
-    readiness::gate(&cluster, &Timeouts::default()).await?;
+    readiness::gate(cluster, &Timeouts::default()).await?;
     let before = snapshot(&cluster.client).await?;
     let mut args: Vec<String> = ["production", "--tier", "live", "--cluster", "existing"].map(str::to_owned).to_vec();
     args.extend(["--kubeconfig".into(), kubeconfig.display().to_string()]);
-    args.extend(["--report".into(), dir.path().join("report").display().to_string()]);
+    args.extend(["--report".into(), dir.join("report").display().to_string()]);
+    Ok((before, args))
+}
+
+async fn interrupted_at(phase: Phase) -> Result<(), Failed> {
+    let (cluster, _slot) = cluster().await?;
+    let dir = tempfile::tempdir()?;
+    let (before, mut args) = as_a_user_finds_it(&cluster, dir.path()).await?;
     // Only what leads to the phase runs.
     for check in LIVE_CHECKS.iter().filter(|c| c.id != ROLLOUT && !phase.checks().contains(&c.id)) {
         args.extend(["--skip-check".into(), check.id.to_owned()]);
@@ -412,19 +427,8 @@ async fn unpullable_tool_on_an_owned_cluster() -> Result<(), Failed> {
     };
     let run = static_tier::run(&options)?;
     let image = unpullable_tool_image();
-    let opts = LiveOptions {
-        app_image: root().join("target/image/cbam-api.tar"),
-        tool_archive: root().join("target/image/cbam-tool.tar"),
-        baseline: None,
-        fit: None,
-        agents: AGENTS,
-        report_dir: root().join("target/live-mutations/unpullable-tool-image"),
-        profile: Profile::Quick,
-        provider: Provider::Kit { reuse: true, node_image: None, upgrade_to: None },
-        tool_image: Some(image.clone()),
-        skip_checks: all_but_tool_checks(),
-        timeouts: mutation_timeouts(),
-    };
+    let opts =
+        LiveOptions { tool_image: Some(image.clone()), ..test_options("unpullable-tool-image", all_but_tool_checks()) };
     let (cluster, _slot) = cluster().await?;
     let live = run_on(&run, &opts, &cluster).await.map_err(|e| chain(&e))?;
     // Evidence of how soon each refusal was known (the output of a passing test).
@@ -453,18 +457,10 @@ async fn unpullable_tool_on_an_owned_cluster() -> Result<(), Failed> {
 /// earlier test.)
 async fn tool_image_not_loaded_on_an_existing_cluster() -> Result<(), Failed> {
     let (cluster, _slot) = cluster().await?;
-    let archive = root().join("target/image/cbam-api.tar");
-    let tool = tool_image::archive_beside(&archive);
-    cluster.serve_image(&[&archive, &tool], &registry_beside(&archive), Timeouts::default().node_component).await?;
     let image = unpullable_tool_image();
     let dir = tempfile::tempdir()?;
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, &cluster.kubeconfig_yaml)?;
-    readiness::gate(&cluster, &Timeouts::default()).await?;
-    let before = snapshot(&cluster.client).await?;
-    let mut args: Vec<String> = ["production", "--tier", "live", "--cluster", "existing"].map(str::to_owned).to_vec();
-    args.extend(["--kubeconfig".into(), kubeconfig.display().to_string(), "--tool-image".into(), image.clone()]);
-    args.extend(["--report".into(), dir.path().join("report").display().to_string()]);
+    let (before, mut args) = as_a_user_finds_it(&cluster, dir.path()).await?;
+    args.extend(["--tool-image".into(), image.clone()]);
     for check in all_but_tool_checks() {
         args.extend(["--skip-check".into(), check]);
     }

@@ -2,7 +2,7 @@
 //! waiting reasons that no retry changes (its image, its settings), read
 //! at once rather than waited out.
 
-use k8s_openapi::api::core::v1::ContainerState;
+use k8s_openapi::api::core::v1::{ContainerState, Pod};
 
 /// A waiting reason no retry of the kubelet can change: the container's
 /// settings or image, as given.
@@ -43,6 +43,25 @@ pub(crate) fn reading(state: Option<&ContainerState>) -> Result<bool, ToolFailur
             message: w.message.clone().unwrap_or_default(),
         }),
         _ => Ok(false),
+    }
+}
+
+/// The state of POD's first container (a tool pod has one).
+pub(crate) fn first_state(pod: &Pod) -> Option<&ContainerState> {
+    pod.status.as_ref()?.container_statuses.as_ref()?.first()?.state.as_ref()
+}
+
+/// A pod in PHASE whose one container is in STATE (the tool pods' tests).
+#[cfg(test)]
+pub(crate) fn pod_in(phase: &str, state: Option<ContainerState>) -> Pod {
+    use k8s_openapi::api::core::v1::{ContainerStatus, PodStatus};
+    Pod {
+        status: Some(PodStatus {
+            phase: Some(phase.into()),
+            container_statuses: Some(vec![ContainerStatus { state, ..ContainerStatus::default() }]),
+            ..PodStatus::default()
+        }),
+        ..Pod::default()
     }
 }
 

@@ -224,9 +224,7 @@ fn test_pod(image: &str) -> Result<Pod, serde_json::Error> {
 pub(crate) fn test_pod_state(pod: &Pod) -> Poll<()> {
     let status = pod.status.as_ref();
     let phase = status.and_then(|s| s.phase.clone()).unwrap_or_default();
-    let state =
-        status.and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.first()).and_then(|c| c.state.as_ref());
-    match container_start::reading(state) {
+    match container_start::reading(container_start::first_state(pod)) {
         Ok(true) => Poll::Done(()),
         Err(failure) => Poll::Refused(failure.to_string()),
         Ok(false) if phase == "Failed" => Poll::Refused("the pod failed".into()),
@@ -283,23 +281,11 @@ async fn run_test_pod(ask: &Ask<'_>) -> Result<(), Missing> {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{
-        ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, PodStatus,
-    };
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStateWaiting};
 
     use super::*;
     use crate::catalog::{Order, Role, Scope};
-
-    fn pod(phase: &str, state: Option<ContainerState>) -> Pod {
-        Pod {
-            status: Some(PodStatus {
-                phase: Some(phase.into()),
-                container_statuses: Some(vec![ContainerStatus { state, ..ContainerStatus::default() }]),
-                ..PodStatus::default()
-            }),
-            ..Pod::default()
-        }
-    }
+    use crate::judges::container_start::pod_in as pod;
 
     #[test]
     fn the_test_pod_is_refused_at_once_when_its_image_cannot_be_pulled() {

@@ -274,7 +274,7 @@ pub(crate) async fn remove(cx: &LiveContext<'_>) {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateWaiting, ContainerStatus, PodStatus};
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateWaiting};
 
     use super::*;
 
@@ -286,14 +286,7 @@ mod tests {
             }),
             ..ContainerState::default()
         });
-        Pod {
-            status: Some(PodStatus {
-                phase: Some(phase.into()),
-                container_statuses: Some(vec![ContainerStatus { state, ..ContainerStatus::default() }]),
-                ..PodStatus::default()
-            }),
-            ..Pod::default()
-        }
+        container_start::pod_in(phase, state)
     }
 
     #[test]
