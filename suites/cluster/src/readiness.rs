@@ -119,15 +119,23 @@ async fn metrics_api(client: &Client, timeout: Duration) -> Result<(), WaitError
     .await
 }
 
-/// `kit`: also require the kit's Traefik DaemonSet Ready (an existing
-/// cluster's controller is reached through a port-forward instead).
-pub async fn ingress_serving(client: &Client, http_port: u16, t: &Timeouts, kit: bool) -> Result<(), WaitError> {
+/// The ingress controller answering on 127.0.0.1:HTTP_PORT within BOUND
+/// (each request within `t.request`). `kit`: also require the kit's Traefik
+/// DaemonSet Ready (an existing cluster's controller is reached through a
+/// port-forward instead).
+pub async fn ingress_serving(
+    client: &Client,
+    http_port: u16,
+    t: &Timeouts,
+    bound: Duration,
+    kit: bool,
+) -> Result<(), WaitError> {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), "traefik");
     let http = reqwest::Client::builder()
         .timeout(t.request)
         .build()
         .map_err(|e| WaitError::Refused { condition: "an HTTP client".into(), reason: e.to_string() })?;
-    until(&format!("ingress controller answering on 127.0.0.1:{http_port}"), t.addons_ready, || {
+    until(&format!("ingress controller answering on 127.0.0.1:{http_port}"), bound, || {
         let (api, http) = (api.clone(), http.clone());
         async move {
             let ready = api.get("traefik").await.ok().and_then(|d| d.status).map_or(0, |s| s.number_ready);
@@ -144,6 +152,16 @@ pub async fn ingress_serving(client: &Client, http_port: u16, t: &Timeouts, kit:
     .await
 }
 
+/// Whether CLASS is marked the cluster's default StorageClass.
+pub fn is_default_class(class: &StorageClass) -> bool {
+    class
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
+        .is_some_and(|v| v == "true")
+}
+
 async fn default_storage_class(client: &Client, timeout: Duration) -> Result<String, WaitError> {
     let api: Api<StorageClass> = Api::all(client.clone());
     until("a default StorageClass", timeout, || {
@@ -153,13 +171,7 @@ async fn default_storage_class(client: &Client, timeout: Duration) -> Result<Str
                 Ok(list) => list
                     .items
                     .iter()
-                    .find(|sc| {
-                        sc.metadata
-                            .annotations
-                            .as_ref()
-                            .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
-                            .is_some_and(|v| v == "true")
-                    })
+                    .find(|sc| is_default_class(sc))
                     .and_then(|sc| sc.metadata.name.clone())
                     .map_or_else(|| Poll::Pending(format!("{} classes, none default", list.items.len())), Poll::Done),
                 Err(e) => Poll::failed(format!("list: {e}"), &e),
@@ -181,7 +193,7 @@ pub async fn platform_ready(client: &Client, nodes: usize, http_port: u16, t: &T
     deployment_available(client, "kube-system", "coredns", t.addons_ready).await?;
     default_storage_class(client, t.addons_ready).await?;
     metrics_api(client, t.addons_ready).await?;
-    ingress_serving(client, http_port, t, true).await
+    ingress_serving(client, http_port, t, t.addons_ready, true).await
 }
 
 pub async fn gate(cluster: &KitCluster, t: &Timeouts) -> Result<(), GateError> {

@@ -72,10 +72,6 @@ impl Preflight {
 #[derive(Debug)]
 pub(crate) struct Missing(String);
 
-fn missing(why: String) -> Missing {
-    Missing(why)
-}
-
 /// What the preflight needs to know of the run.
 pub(crate) struct Ask<'a> {
     pub(crate) client: &'a Client,
@@ -125,15 +121,16 @@ async fn ingress(ask: &Ask<'_>) -> Result<(), Missing> {
     let classes: Api<IngressClass> = Api::all(ask.client.clone());
     let have: BTreeSet<String> = match classes.list(&ListParams::default()).await {
         Ok(list) => list.items.into_iter().filter_map(|c| c.metadata.name).collect(),
-        Err(e) => return Err(missing(format!("list IngressClasses: {}", chain(&e)))),
+        Err(e) => return Err(Missing(format!("list IngressClasses: {}", chain(&e)))),
     };
     let absent: Vec<&String> = ask.ingress_classes.difference(&have).collect();
     if !absent.is_empty() {
         let have: Vec<&String> = have.iter().collect();
-        return Err(missing(format!("no IngressClass {absent:?} (the cluster has {have:?})")));
+        return Err(Missing(format!("no IngressClass {absent:?} (the cluster has {have:?})")));
     }
-    let short = Timeouts { addons_ready: ask.timeouts.preflight, ..*ask.timeouts };
-    readiness::ingress_serving(ask.client, ask.http_port, &short, false).await.map_err(|e| Missing(chain(&e)))
+    readiness::ingress_serving(ask.client, ask.http_port, ask.timeouts, ask.timeouts.preflight, false)
+        .await
+        .map_err(|e| Missing(chain(&e)))
 }
 
 async fn api_service(client: &Client, name: &str) -> Result<(), Missing> {
@@ -143,20 +140,10 @@ async fn api_service(client: &Client, name: &str) -> Result<(), Missing> {
     }
 }
 
-/// The StorageClass marked default, as the gate knows it.
-fn is_default(class: &StorageClass) -> bool {
-    class
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
-        .is_some_and(|v| v == "true")
-}
-
 async fn default_storage(client: &Client) -> Result<(), Missing> {
     let api: Api<StorageClass> = Api::all(client.clone());
     match api.list(&ListParams::default()).await {
-        Ok(list) if list.items.iter().any(is_default) => Ok(()),
+        Ok(list) if list.items.iter().any(readiness::is_default_class) => Ok(()),
         Ok(list) => Err(Missing(format!("{} StorageClasses, none marked default", list.items.len()))),
         Err(e) => Err(Missing(format!("list StorageClasses: {}", chain(&e)))),
     }
@@ -237,9 +224,9 @@ async fn tool_image(ask: &Ask<'_>) -> Result<(), Missing> {
     match namespaces.get_opt(NAMESPACE).await {
         Ok(None) => {}
         Ok(Some(_)) => {
-            return Err(missing(format!("namespace {NAMESPACE} exists already (not made by this run; left alone)")));
+            return Err(Missing(format!("namespace {NAMESPACE} exists already (not made by this run; left alone)")));
         }
-        Err(e) => return Err(missing(format!("read namespace {NAMESPACE}: {}", chain(&e)))),
+        Err(e) => return Err(Missing(format!("read namespace {NAMESPACE}: {}", chain(&e)))),
     }
     let undo = Undo::DeleteNamespace { name: NAMESPACE.to_owned() };
     ask.journal.record(undo.clone()).map_err(|e| Missing(chain(&e)))?;
@@ -249,7 +236,7 @@ async fn tool_image(ask: &Ask<'_>) -> Result<(), Missing> {
         // Kept in the journal: the run's cleanup tries again and reports it.
         Err(e) => {
             let pod = found.err().map_or_else(|| "the test pod succeeded".to_owned(), |m| m.0);
-            return Err(missing(format!("{pod}; then failed to remove namespace {NAMESPACE}: {}", chain(&e))));
+            return Err(Missing(format!("{pod}; then failed to remove namespace {NAMESPACE}: {}", chain(&e))));
         }
     }
     found.map_err(|why| Missing(format!("image {}: {}", ask.tool_image, why.0)))
@@ -258,16 +245,16 @@ async fn tool_image(ask: &Ask<'_>) -> Result<(), Missing> {
 async fn run_test_pod(ask: &Ask<'_>) -> Result<(), Missing> {
     let namespaces: Api<Namespace> = Api::all(ask.client.clone());
     let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))
-        .map_err(|e| missing(format!("build namespace {NAMESPACE}: {e}")))?;
+        .map_err(|e| Missing(format!("build namespace {NAMESPACE}: {e}")))?;
     namespaces
         .create(&PostParams::default(), &namespace)
         .await
-        .map_err(|e| missing(format!("create namespace {NAMESPACE}: {}", chain(&e))))?;
+        .map_err(|e| Missing(format!("create namespace {NAMESPACE}: {}", chain(&e))))?;
     let pods: Api<Pod> = Api::namespaced(ask.client.clone(), NAMESPACE);
-    let pod = test_pod(ask.tool_image).map_err(|e| missing(format!("build the test pod: {e}")))?;
+    let pod = test_pod(ask.tool_image).map_err(|e| Missing(format!("build the test pod: {e}")))?;
     pods.create(&PostParams::default(), &pod)
         .await
-        .map_err(|e| missing(format!("create the test pod: {}", chain(&e))))?;
+        .map_err(|e| Missing(format!("create the test pod: {}", chain(&e))))?;
     let condition = format!("the tool image's test pod {NAMESPACE}/{POD} succeeded");
     until(&condition, ask.timeouts.preflight, || async {
         match pods.get(POD).await {
