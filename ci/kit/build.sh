@@ -21,7 +21,7 @@ kit="${CBAM_KIT:-$HOME/.cache/cbam-conformance/kit}"
 export CBAM_KIT="$kit"
 mkdir -p "$kit/images"
 timings="$kit/timings.log"
-total=15 n=0
+total=18 n=0
 
 step() { # step TITLE COMMAND...: numbered, timed progress
   local title="$1" started; shift
@@ -117,7 +117,12 @@ build_node() {
 components() {
   echo "etcd|go.etcd.io/etcd/server/v3|$ETCD_VERSION|etcd=go.etcd.io/etcd/server/v3"
   echo "containerd|github.com/containerd/containerd/v2|$CONTAINERD_VERSION|containerd=github.com/containerd/containerd/v2/cmd/containerd containerd-shim-runc-v2=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 ctr=github.com/containerd/containerd/v2/cmd/ctr"
-  echo "cni-plugins|github.com/containernetworking/plugins|$CNI_PLUGINS_VERSION|bridge=github.com/containernetworking/plugins/plugins/main/bridge loopback=github.com/containernetworking/plugins/plugins/main/loopback host-local=github.com/containernetworking/plugins/plugins/ipam/host-local portmap=github.com/containernetworking/plugins/plugins/meta/portmap"
+  # kind's four (host-local, loopback, ptp, portmap) and the kit node's bridge.
+  echo "cni-plugins|github.com/containernetworking/plugins|$CNI_PLUGINS_VERSION|bridge=github.com/containernetworking/plugins/plugins/main/bridge loopback=github.com/containernetworking/plugins/plugins/main/loopback host-local=github.com/containernetworking/plugins/plugins/ipam/host-local portmap=github.com/containernetworking/plugins/plugins/meta/portmap ptp=github.com/containernetworking/plugins/plugins/main/ptp"
+  # The kind node's runtime, as kind's base image builds it.
+  echo "runc|github.com/opencontainers/runc|$RUNC_VERSION|runc=github.com/opencontainers/runc"
+  echo "cri-tools|sigs.k8s.io/cri-tools|$CRI_TOOLS_VERSION|crictl=sigs.k8s.io/cri-tools/cmd/crictl"
+  echo "fuse-overlayfs|github.com/containerd/fuse-overlayfs-snapshotter/v2|$CONTAINERD_FUSE_OVERLAYFS_VERSION|containerd-fuse-overlayfs-grpc=github.com/containerd/fuse-overlayfs-snapshotter/v2/cmd/containerd-fuse-overlayfs-grpc"
   # The plugins the Corefile uses, not all of them (ci/kit/main/coredns.go).
   echo "coredns|github.com/coredns/coredns|$COREDNS_VERSION|coredns=./coredns"
   echo "metrics-server|sigs.k8s.io/metrics-server|$METRICS_SERVER_VERSION|metrics-server=sigs.k8s.io/metrics-server/cmd/metrics-server"
@@ -126,13 +131,26 @@ components() {
   echo "prometheus-adapter|sigs.k8s.io/prometheus-adapter|$PROMETHEUS_ADAPTER_VERSION|adapter=sigs.k8s.io/prometheus-adapter/cmd/adapter"
 }
 
+# runc's seccomp support links Debian's libseccomp (the node has libseccomp2).
+need_libseccomp() {
+  [ -f /usr/include/seccomp.h ] && return 0
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libseccomp-dev >/dev/null
+}
+
 component() { # component NAME: builds it (its module resolved ahead, see below)
   local line name module version bins
   line="$(components | grep "^$1|")"
   IFS='|' read -r name module version bins <<<"$line"
   # shellcheck disable=SC2086 # BIN=PACKAGE words
   case "$name" in
-    containerd) GO_TAGS="no_btrfs no_devmapper no_zfs" go_build "$name" "$module" "$version" $bins ;;
+    # kind's build tags, and the version `containerd --version` reports.
+    containerd) GO_TAGS="no_aufs no_zfs no_btrfs no_devmapper" \
+      LDFLAGS_EXTRA="-X github.com/containerd/containerd/v2/version.Version=$version" \
+      go_build "$name" "$module" "$version" $bins ;;
+    # With seccomp (cgo, libseccomp), as runc's Makefile and kind build it.
+    runc) need_libseccomp && CGO=1 GO_TAGS="seccomp urfave_cli_no_docs" LDFLAGS_EXTRA="-X main.version=${version#v}" \
+      go_build "$name" "$module" "$version" $bins ;;
+    cri-tools) LDFLAGS_EXTRA="-X sigs.k8s.io/cri-tools/pkg/version.Version=$version" go_build "$name" "$module" "$version" $bins ;;
     # Kubernetes service discovery only: the other discovery plugins are not needed.
     prometheus) GO_TAGS="remove_all_sd enable_kubernetes_sd" go_build "$name" "$module" "$version" $bins ;;
     *) go_build "$name" "$module" "$version" $bins ;;
@@ -144,6 +162,7 @@ component() { # component NAME: builds it (its module resolved ahead, see below)
 # compiler keeps both cores); each build step then finds them in place.
 ahead() {
   bash "$here/build-rootfs.sh" >"$kit/rootfs-ahead.log" 2>&1 || true
+  bash "$here/build-rootfs.sh" kind >>"$kit/rootfs-ahead.log" 2>&1 || true
   GO_BUILD_RESOLVE_ONLY=1 bash "$here/build-traefik.sh" >>"$kit/resolve-ahead.log" 2>&1 || true
   local line name module version bins
   while IFS='|' read -r name module version bins; do
@@ -164,6 +183,9 @@ step "kubernetes $KUBERNETES_VERSION" bash "$here/build-kubernetes.sh"
 step "etcd $ETCD_VERSION" component etcd
 step "containerd $CONTAINERD_VERSION" component containerd
 step "CNI plugins $CNI_PLUGINS_VERSION" component cni-plugins
+step "runc $RUNC_VERSION" component runc
+step "crictl $CRI_TOOLS_VERSION" component cri-tools
+step "containerd-fuse-overlayfs $CONTAINERD_FUSE_OVERLAYFS_VERSION" component fuse-overlayfs
 step "coredns $COREDNS_VERSION" component coredns
 step "metrics-server $METRICS_SERVER_VERSION" component metrics-server
 step "local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION" component local-path-provisioner

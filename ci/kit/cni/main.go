@@ -1,7 +1,8 @@
 // cbam-cni: the pod network of the kind node image built here (issue 29),
 // run as a host-network DaemonSet from /kind/manifests/default-cni.yaml.
-// On its node it writes the CNI config for the node's podCIDR (bridge +
-// host-local + portmap, the plugins the node image carries), keeps a route
+// On its node it writes the CNI config for the node's podCIDR (ptp +
+// host-local + portmap: plugins kind's base image carries, as kindnet
+// configures them), keeps a route
 // to every other node's podCIDR via that node's address (nodes share one
 // L2 network, as kindnet and flannel's host-gw assume), and masquerades
 // pod traffic leaving the pod range. The same job cbam-node's pod_routes
@@ -63,7 +64,7 @@ func conflist(podCIDR string) ([]byte, error) {
 		"name":       "cbam",
 		"plugins": []any{
 			map[string]any{
-				"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+				"type": "ptp", "ipMasq": false,
 				"ipam": map[string]any{
 					"type":   "host-local",
 					"ranges": [][]map[string]string{{{"subnet": podCIDR}}},

@@ -19,13 +19,39 @@ use kube::discovery::{self, Scope};
 const FIELD_MANAGER: &str = "cbam-addons";
 
 /// Applied in this order (a namespace before what lives in it).
-const MANIFESTS: [(&str, &str); 5] = [
-    ("20-local-path.yaml", include_str!("../../../ci/addons/20-local-path.yaml")),
+const MANIFESTS: [(&str, &str); 6] = [
+    ("20-local-path-config.yaml", include_str!("../../../ci/addons/20-local-path-config.yaml")),
+    (PROVISIONER_MANIFEST, include_str!("../../../ci/addons/21-local-path.yaml")),
     ("30-metrics-server.yaml", include_str!("../../../ci/addons/30-metrics-server.yaml")),
     ("40-traefik.yaml", include_str!("../../../ci/addons/40-traefik.yaml")),
     ("50-prometheus.yaml", include_str!("../../../ci/addons/50-prometheus.yaml")),
     ("60-prometheus-adapter.yaml", include_str!("../../../ci/addons/60-prometheus-adapter.yaml")),
 ];
+
+/// The kit's storage provisioner and its default class, which a node image
+/// that ships its own (kind's) does not get.
+const PROVISIONER_MANIFEST: &str = "21-local-path.yaml";
+
+/// Who provides the cluster's storage provisioner and its one default
+/// StorageClass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provisioner {
+    /// The harness (21-local-path.yaml): the kit's node ships none.
+    Harness,
+    /// The node image (kind's local-path-provisioner and `standard` class):
+    /// the harness only configures it, and restarts it so that its next
+    /// volume follows the configuration.
+    NodeImage,
+}
+
+/// Where local-path-provisioner runs, in every provider's manifests.
+pub const PROVISIONER_NAMESPACE: &str = "local-path-storage";
+pub const PROVISIONER_DEPLOYMENT: &str = "local-path-provisioner";
+/// The pod template annotation that restarts the provisioner when its
+/// configuration changed: the ConfigMap's resourceVersion (a mounted
+/// ConfigMap reaches a running pod only at the kubelet's next sync, up to a
+/// minute later, and a volume provisioned meanwhile would be node-local).
+const CONFIG_VERSION_ANNOTATION: &str = "cbam.io/local-path-config-version";
 
 /// The pins every image tag comes from (`__NAME_VERSION__` in a manifest).
 const VERSIONS: &str = include_str!("../../../ci/versions.env");
@@ -57,6 +83,8 @@ pub enum AddonError {
     Discovery(String, #[source] Box<kube::Error>),
     #[error("apply {0}")]
     Apply(String, #[source] Box<kube::Error>),
+    #[error("restart {PROVISIONER_NAMESPACE}/{PROVISIONER_DEPLOYMENT} on its new configuration")]
+    Restart(#[source] Box<kube::Error>),
 }
 
 /// Every `(__NAME__, value)` of ci/versions.env's pins.
@@ -119,9 +147,15 @@ fn label(object: &DynamicObject) -> String {
 }
 
 /// Applies every addon object (server-side, forced: the addons are the
-/// harness's own), finding each kind's API by discovery.
-pub async fn install(client: &Client) -> Result<(), AddonError> {
+/// harness's own), finding each kind's API by discovery; with a provisioner
+/// the node image ships, its configuration only, and the provisioner
+/// restarted on it.
+pub async fn install(client: &Client, provisioner: Provisioner) -> Result<(), AddonError> {
+    let mut config_version = None;
     for (file, object) in objects()? {
+        if provisioner == Provisioner::NodeImage && file == PROVISIONER_MANIFEST {
+            continue;
+        }
         let what = label(&object);
         let TypeMeta { api_version, kind } =
             object.types.clone().ok_or_else(|| AddonError::Incomplete { file, object: what.clone(), what: "kind" })?;
@@ -130,6 +164,7 @@ pub async fn install(client: &Client) -> Result<(), AddonError> {
             object: what.clone(),
             what: "name",
         })?;
+        let is_provisioner_config = kind == "ConfigMap" && name == "local-path-config";
         let gvk = GroupVersionKind::try_from(&TypeMeta { api_version, kind })
             .map_err(|source| AddonError::ApiVersion { file, object: what.clone(), source })?;
         let (resource, capabilities) =
@@ -139,10 +174,31 @@ pub async fn install(client: &Client) -> Result<(), AddonError> {
             (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &resource),
             (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
         };
-        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object))
+        let applied = api
+            .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object))
             .await
             .map_err(|e| AddonError::Apply(what, Box::new(e)))?;
+        if is_provisioner_config {
+            config_version = applied.metadata.resource_version;
+        }
     }
+    match (provisioner, config_version) {
+        (Provisioner::NodeImage, Some(version)) => restart_provisioner(client, &version).await,
+        _ => Ok(()),
+    }
+}
+
+/// Rolls the node image's provisioner onto configuration VERSION (a merge
+/// patch of its pod template: kind's own fields stay kind's).
+async fn restart_provisioner(client: &Client, version: &str) -> Result<(), AddonError> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), PROVISIONER_NAMESPACE);
+    let patch = serde_json::json!({
+        "spec": {"template": {"metadata": {"annotations": {CONFIG_VERSION_ANNOTATION: version}}}}
+    });
+    api.patch(PROVISIONER_DEPLOYMENT, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| AddonError::Restart(Box::new(e)))?;
     Ok(())
 }
 

@@ -104,12 +104,100 @@ pub struct KindOptions {
 /// (the local-path addon's shared path, as on the kit).
 pub const STORAGE_PATH: &str = "/var/lib/cbam/storage";
 
+/// What a node image says of the images it carries, in the labels
+/// ci/kit/build-kind-node.sh gives it: each image there is tagged with the
+/// version it contains, and where kubeadm or kind's containerd would ask
+/// for another tag the label names the one to ask for. A published
+/// `kindest/node` has none of these labels: kind's own defaults stand.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+pub struct NodeImageTags {
+    /// kubeadm's `etcd.local.imageTag`.
+    #[serde(rename = "cbam.io/kubeadm-etcd-image-tag")]
+    pub etcd: Option<String>,
+    /// kubeadm's `dns.imageTag` (CoreDNS).
+    #[serde(rename = "cbam.io/kubeadm-dns-image-tag")]
+    pub dns: Option<String>,
+    /// containerd's sandbox (pause) image.
+    #[serde(rename = "cbam.io/sandbox-image")]
+    pub sandbox: Option<String>,
+}
+
+/// The labels of IMAGE; none when the engine does not have it yet (kind
+/// pulls a published image itself, and a published image has none).
+pub async fn node_image_tags(image: &str) -> Result<NodeImageTags, KindError> {
+    let Ok(labels) = docker::docker(&["image", "inspect", "--format", "{{json .Config.Labels}}", image]).await else {
+        return Ok(NodeImageTags::default());
+    };
+    // `null` when the image has no labels at all.
+    let labels: Option<NodeImageTags> = serde_json::from_str(labels.trim()).map_err(|e| KindError::Config(e.into()))?;
+    Ok(labels.unwrap_or_default())
+}
+
+/// What the cluster's configuration adapts to: the node image's labels and
+/// the host.
+#[derive(Debug, Clone, Default)]
+pub struct NodeFacts {
+    pub tags: NodeImageTags,
+    /// The host cannot grant CAP_SYS_RESOURCE (its capability bounding set
+    /// lacks it): a node cannot lower a pod's OOM score below its own.
+    pub restrict_oom_score_adj: bool,
+}
+
+impl NodeFacts {
+    /// IMAGE's labels, and this process's bounding set, which is the
+    /// engine's host's: node containers get no capability it lacks.
+    pub async fn of(image: &str) -> Result<NodeFacts, KindError> {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        Ok(NodeFacts { tags: node_image_tags(image).await?, restrict_oom_score_adj: lacks_sys_resource(&status) })
+    }
+}
+
+/// CAP_SYS_RESOURCE's bit in a capability mask.
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// Whether /proc/self/status text STATUS shows a bounding set without
+/// CAP_SYS_RESOURCE (an unreadable status: assume it is there, as kind does).
+fn lacks_sys_resource(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << CAP_SYS_RESOURCE) == 0)
+}
+
+/// A TOML basic string holding TEXT: JSON's string escapes are all TOML's.
+fn toml_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// kind's `containerdConfigPatches` (merged into the node's containerd
+/// config, kind's base config format): registry hosts from
+/// /etc/containerd/certs.d always, which kind documents as the way to
+/// configure registries and `serve_image` writes; the sandbox image the node
+/// image names; and, on a host without CAP_SYS_RESOURCE, containerd's
+/// restrict_oom_score_adj, as kind's own entrypoint sets it where a node
+/// cannot lower OOM scores (rootless).
+fn containerd_patches(facts: &NodeFacts) -> Vec<String> {
+    const CRI: &str = "[plugins.\"io.containerd.grpc.v1.cri\"]";
+    let mut patches = vec![format!(
+        "{CRI}\n  [plugins.\"io.containerd.grpc.v1.cri\".registry]\n    config_path = \"/etc/containerd/certs.d\"\n"
+    )];
+    if let Some(image) = &facts.tags.sandbox {
+        patches.push(format!("{CRI}\n  sandbox_image = {}\n", toml_string(image)));
+    }
+    if facts.restrict_oom_score_adj {
+        patches.push(format!("{CRI}\n  restrict_oom_score_adj = true\n"));
+    }
+    patches
+}
+
 /// The cluster's configuration, as data: one control plane, labelled as the
 /// kit's server (the ingress controller's node: ci/addons select it), with
 /// HTTP and HTTPS published on 127.0.0.1 at ports kind picks, and the
 /// workers; the API server on 127.0.0.1 only; STORAGE (a host directory)
-/// mounted into every node at STORAGE_PATH.
-pub fn config(opts: &KindOptions, storage: &Path) -> serde_json::Value {
+/// mounted into every node at STORAGE_PATH; kubeadm and containerd told what
+/// FACTS say.
+pub fn config(opts: &KindOptions, storage: &Path, facts: &NodeFacts) -> serde_json::Value {
     let mount = serde_json::json!([{"hostPath": path(storage), "containerPath": STORAGE_PATH}]);
     let ports: Vec<serde_json::Value> = [80, 443]
         .iter()
@@ -131,16 +219,23 @@ pub fn config(opts: &KindOptions, storage: &Path) -> serde_json::Value {
     // APIService said Available); cause not found.
     // kind v0.33 writes kubeadm's v1beta3 for 1.34 (extraArgs a map) and
     // matches a patch without apiVersion by its kind.
-    let aggregator_routing = serde_json::json!({
+    let mut cluster_configuration = serde_json::json!({
         "kind": "ClusterConfiguration",
         "apiServer": {"extraArgs": {"enable-aggregator-routing": "true"}},
     });
+    if let Some(tag) = &facts.tags.etcd {
+        cluster_configuration["etcd"] = serde_json::json!({"local": {"imageTag": tag}});
+    }
+    if let Some(tag) = &facts.tags.dns {
+        cluster_configuration["dns"] = serde_json::json!({"imageTag": tag});
+    }
     serde_json::json!({
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
         "networking": {"apiServerAddress": "127.0.0.1"},
         // kind reads each patch as YAML; JSON is YAML.
-        "kubeadmConfigPatches": [aggregator_routing.to_string()],
+        "kubeadmConfigPatches": [cluster_configuration.to_string()],
+        "containerdConfigPatches": containerd_patches(facts),
         "nodes": nodes,
     })
 }
@@ -238,7 +333,9 @@ impl KindCluster {
         };
         let config_file = dir.path().join("kind.json");
         let kubeconfig = dir.path().join("kubeconfig");
-        let text = serde_json::to_vec_pretty(&config(opts, storage.path())).map_err(|e| KindError::Config(e.into()))?;
+        let facts = NodeFacts::of(&opts.image).await?;
+        let text = serde_json::to_vec_pretty(&config(opts, storage.path(), &facts))
+            .map_err(|e| KindError::Config(e.into()))?;
         std::fs::write(&config_file, text).map_err(KindError::Config)?;
         // Everything from the create on: on any failure the cluster is deleted.
         let made = async {
@@ -267,7 +364,7 @@ impl KindCluster {
             // control plane; a drain then left one node for every pod).
             untaint_control_plane(&client, &control_plane).await?;
             // The harness's platform layer, as on the kit (images in the node image).
-            crate::addons::install(&client).await?;
+            crate::addons::install(&client, crate::addons::Provisioner::NodeImage).await?;
             Ok::<_, KindError>(KindCluster {
                 name: opts.name.clone(),
                 client,
@@ -438,7 +535,7 @@ mod tests {
             create_timeout: Duration::from_secs(1),
             kept_storage: None,
         };
-        let config = config(&opts, Path::new("/srv/storage"));
+        let config = config(&opts, Path::new("/srv/storage"), &NodeFacts::default());
         let roles: Vec<&str> =
             config["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["role"].as_str()).collect();
         assert_eq!(roles, ["control-plane", "worker", "worker"]);
@@ -450,5 +547,65 @@ mod tests {
         let ports = &config["nodes"][0]["extraPortMappings"];
         assert_eq!(ports[0]["listenAddress"], "127.0.0.1");
         assert_eq!(ports[1]["containerPort"], 443);
+        // A published image, a host with every capability: only certs.d.
+        assert_eq!(config["containerdConfigPatches"].as_array().map(Vec::len), Some(1));
+        assert!(!config["kubeadmConfigPatches"][0].as_str().is_some_and(|p| p.contains("imageTag")));
+    }
+
+    fn options() -> KindOptions {
+        KindOptions {
+            name: "c".into(),
+            workers: 0,
+            image: "i".into(),
+            create_timeout: Duration::from_secs(1),
+            kept_storage: None,
+        }
+    }
+
+    /// Tags that look like numbers, booleans or TOML/JSON syntax stay the
+    /// strings they are in both patches.
+    #[test]
+    fn the_node_images_tags_reach_kubeadm_and_containerd_as_strings() {
+        for hostile in ["3.10", "true", "1e3", "a\"b\\c\n[x]", "'q'"] {
+            let facts = NodeFacts {
+                tags: NodeImageTags {
+                    etcd: Some(hostile.into()),
+                    dns: Some(hostile.into()),
+                    sandbox: Some(hostile.into()),
+                },
+                restrict_oom_score_adj: true,
+            };
+            let config = config(&options(), Path::new("/s"), &facts);
+            let kubeadm: serde_json::Value =
+                serde_norway::from_str(config["kubeadmConfigPatches"][0].as_str().expect("a patch")).expect("YAML");
+            assert_eq!(kubeadm["etcd"]["local"]["imageTag"], hostile);
+            assert_eq!(kubeadm["dns"]["imageTag"], hostile);
+            let patches: Vec<toml_edit::DocumentMut> = config["containerdConfigPatches"]
+                .as_array()
+                .expect("patches")
+                .iter()
+                .map(|p| p.as_str().expect("text").parse().expect("TOML"))
+                .collect();
+            let cri = |doc: &toml_edit::DocumentMut| doc["plugins"]["io.containerd.grpc.v1.cri"].clone();
+            assert_eq!(cri(&patches[0])["registry"]["config_path"].as_str(), Some("/etc/containerd/certs.d"));
+            assert_eq!(cri(&patches[1])["sandbox_image"].as_str(), Some(hostile));
+            assert_eq!(cri(&patches[2])["restrict_oom_score_adj"].as_bool(), Some(true));
+        }
+    }
+
+    #[test]
+    fn a_bounding_set_without_cap_sys_resource_is_seen() {
+        assert!(lacks_sys_resource("Name:\tx\nCapBnd:\t000001fffeffffff\n"));
+        assert!(!lacks_sys_resource("CapBnd:\t000001ffffffffff\n"));
+        assert!(!lacks_sys_resource("no such line"));
+    }
+
+    #[test]
+    fn labels_of_a_published_image_are_none() {
+        let none: Option<NodeImageTags> = serde_json::from_str("null").expect("null");
+        assert_eq!(none.unwrap_or_default(), NodeImageTags::default());
+        let some: NodeImageTags =
+            serde_json::from_str(r#"{"cbam.io/kubeadm-etcd-image-tag": "v3.6.16", "other": "x"}"#).expect("labels");
+        assert_eq!(some.etcd.as_deref(), Some("v3.6.16"));
     }
 }

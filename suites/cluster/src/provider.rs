@@ -554,7 +554,7 @@ impl KitCluster {
         let ports = (port(k3s::API_PORT).await?, port(80).await?, port(443).await?);
         let cluster = Self::connected(opts, nodes, ports, opts.keep || opts.reuse).await?;
         // The platform layer, once the API answers; the gate waits for it.
-        addons::install(&cluster.client).await?;
+        addons::install(&cluster.client, addons::Provisioner::Harness).await?;
         Ok(cluster)
     }
 

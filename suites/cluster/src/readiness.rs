@@ -1,6 +1,6 @@
 //! The gate before any suite runs: nodes Ready, CoreDNS, the metrics API,
-//! the ingress controller serving on the published port, a default
-//! StorageClass, and on a kit cluster every node's components steady. Each
+//! the ingress controller serving on the published port, exactly one default
+//! StorageClass and its provisioner, and on a kit cluster every node's components steady. Each
 //! is a named wait that reports what it last saw; a component that
 //! crash-loops meanwhile stops the gate at once, naming it.
 
@@ -13,6 +13,7 @@ use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::Client;
 use kube::api::{Api, ListParams};
 
+use crate::addons::{PROVISIONER_DEPLOYMENT, PROVISIONER_NAMESPACE};
 use crate::components::{self, CrashLoop};
 use crate::provider::KitCluster;
 use crate::timeouts::Timeouts;
@@ -162,18 +163,16 @@ pub fn is_default_class(class: &StorageClass) -> bool {
         .is_some_and(|v| v == "true")
 }
 
+/// The cluster's one default StorageClass, by name. Two defaults are
+/// refused at once: a claim without a class would go to either, and
+/// nothing heals that.
 async fn default_storage_class(client: &Client, timeout: Duration) -> Result<String, WaitError> {
     let api: Api<StorageClass> = Api::all(client.clone());
-    until("a default StorageClass", timeout, || {
+    until("exactly one default StorageClass", timeout, || {
         let api = api.clone();
         async move {
             match api.list(&ListParams::default()).await {
-                Ok(list) => list
-                    .items
-                    .iter()
-                    .find(|sc| is_default_class(sc))
-                    .and_then(|sc| sc.metadata.name.clone())
-                    .map_or_else(|| Poll::Pending(format!("{} classes, none default", list.items.len())), Poll::Done),
+                Ok(list) => one_default(&list.items),
                 Err(e) => Poll::failed(format!("list: {e}"), &e),
             }
         }
@@ -181,17 +180,63 @@ async fn default_storage_class(client: &Client, timeout: Duration) -> Result<Str
     .await
 }
 
+/// One poll of `default_storage_class` over CLASSES.
+fn one_default(classes: &[StorageClass]) -> Poll<String> {
+    let defaults: Vec<String> =
+        classes.iter().filter(|sc| is_default_class(sc)).filter_map(|sc| sc.metadata.name.clone()).collect();
+    match defaults.as_slice() {
+        [one] => Poll::Done(one.clone()),
+        [] => Poll::Pending(format!("{} classes, none default", classes.len())),
+        many => Poll::Refused(format!("{} default StorageClasses: {}", many.len(), many.join(", "))),
+    }
+}
+
+/// Deployment NS/NAME rolled out: every replica of its newest template
+/// available and no older one left (a restarted storage provisioner serves
+/// only its new configuration).
+async fn deployment_rolled_out(client: &Client, ns: &str, name: &str, timeout: Duration) -> Result<(), WaitError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    until(&format!("Deployment {ns}/{name} rolled out"), timeout, || {
+        let api = api.clone();
+        async move {
+            match api.get(name).await {
+                Ok(d) => rolled_out(&d),
+                Err(e) => Poll::failed(format!("get: {e}"), &e),
+            }
+        }
+    })
+    .await
+}
+
+fn rolled_out(d: &Deployment) -> Poll<()> {
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let generation = d.metadata.generation.unwrap_or(0);
+    let Some(status) = d.status.as_ref() else { return Poll::Pending("no status yet".into()) };
+    let seen = status.observed_generation.unwrap_or(0);
+    let (total, updated, available) =
+        (status.replicas.unwrap_or(0), status.updated_replicas.unwrap_or(0), status.available_replicas.unwrap_or(0));
+    if seen >= generation && updated == want && available == want && total == want {
+        Poll::Done(())
+    } else {
+        Poll::Pending(format!(
+            "generation {seen} of {generation} seen; {updated} updated, {available} available, {total} in all, of {want}"
+        ))
+    }
+}
+
 /// Everything a suite needs on a kit cluster, or the first thing that is
 /// not there. A component crash-looping on any node ends it first (where
 /// the node image's supervisor records its components: the kit's).
 /// A cluster with the harness's addons is ready: NODES nodes Ready, CoreDNS
-/// available, a default StorageClass, the metrics API serving node metrics,
+/// available, exactly one default StorageClass and its provisioner rolled
+/// out, the metrics API serving node metrics,
 /// and the ingress controller (the addons' Traefik DaemonSet) answering on
 /// 127.0.0.1:HTTP_PORT. The kit's gate and kind's.
 pub async fn platform_ready(client: &Client, nodes: usize, http_port: u16, t: &Timeouts) -> Result<(), WaitError> {
     nodes_ready(client, nodes, t.nodes_ready).await?;
     deployment_available(client, "kube-system", "coredns", t.addons_ready).await?;
     default_storage_class(client, t.addons_ready).await?;
+    deployment_rolled_out(client, PROVISIONER_NAMESPACE, PROVISIONER_DEPLOYMENT, t.addons_ready).await?;
     metrics_api(client, t.addons_ready).await?;
     ingress_serving(client, http_port, t, t.addons_ready, true).await
 }
@@ -233,4 +278,43 @@ pub async fn gate_existing(client: &Client, t: &Timeouts) -> Result<(), WaitErro
     let api: Api<Node> = Api::all(client.clone());
     let count = api.list(&ListParams::default()).await.map_or(0, |l| l.items.len()).max(1);
     nodes_ready(client, count, t.nodes_ready).await.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(name: &str, default: bool) -> StorageClass {
+        let mut sc = StorageClass::default();
+        sc.metadata.name = Some(name.into());
+        if default {
+            sc.metadata.annotations =
+                Some([("storageclass.kubernetes.io/is-default-class".to_owned(), "true".to_owned())].into());
+        }
+        sc
+    }
+
+    #[test]
+    fn exactly_one_default_class_is_ready_and_two_are_refused() {
+        assert!(matches!(one_default(&[class("standard", true), class("x", false)]), Poll::Done(n) if n == "standard"));
+        assert!(matches!(one_default(&[class("x", false)]), Poll::Pending(_)));
+        match one_default(&[class("standard", true), class("local-path", true)]) {
+            Poll::Refused(why) => assert_eq!(why, "2 default StorageClasses: standard, local-path"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_deployment_with_an_old_replica_left_is_not_rolled_out() {
+        let d: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"generation": 2},
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1},
+        }))
+        .expect("a deployment");
+        assert!(matches!(rolled_out(&d), Poll::Pending(_)));
+        let mut done = d.clone();
+        done.status.as_mut().expect("status").replicas = Some(1);
+        assert!(matches!(rolled_out(&done), Poll::Done(())));
+    }
 }
