@@ -152,7 +152,13 @@ component() { # component NAME: builds it (its module resolved ahead, see below)
       go_build "$name" "$module" "$version" $bins ;;
     cri-tools) LDFLAGS_EXTRA="-X sigs.k8s.io/cri-tools/pkg/version.Version=$version" go_build "$name" "$module" "$version" $bins ;;
     # Kubernetes service discovery only: the other discovery plugins are not needed.
-    prometheus) GO_TAGS="remove_all_sd enable_kubernetes_sd" go_build "$name" "$module" "$version" $bins ;;
+    # The version each program reports is the one its image's tag says
+    # (each project's own release ldflags).
+    prometheus) GO_TAGS="remove_all_sd enable_kubernetes_sd" \
+      LDFLAGS_EXTRA="-X github.com/prometheus/common/version.Version=${PROMETHEUS_IMAGE_TAG#v}" \
+      go_build "$name" "$module" "$version" $bins ;;
+    metrics-server) LDFLAGS_EXTRA="-X k8s.io/client-go/pkg/version.gitVersion=$version" go_build "$name" "$module" "$version" $bins ;;
+    local-path-provisioner) LDFLAGS_EXTRA="-X main.VERSION=$version" go_build "$name" "$module" "$version" $bins ;;
     *) go_build "$name" "$module" "$version" $bins ;;
   esac
 }

@@ -26,6 +26,9 @@ own=()
 for spec in "$@"; do [[ "${spec#*=}" == ./* ]] && own+=("$here/main/${spec%%=*}.go"); done
 complete=""
 [ ${#own[@]} = 0 ] || complete="own main $(cat "${own[@]}" | sha256sum | cut -c1-16)"
+own_key="$complete"
+# Built with other link flags (a version stamped in), built again.
+complete="$complete${LDFLAGS_EXTRA:+ ldflags $LDFLAGS_EXTRA}"
 if [ -f "$out/.complete" ] && [ "$(cat "$out/.complete")" = "$complete" ]; then echo "kit: $name $version cached"; exit 0; fi
 src="$out/src"
 mkdir -p "$src" "$out/bin"
@@ -37,7 +40,7 @@ for spec in "$@"; do
 done
 exec 9>"$out/.resolve.lock"
 flock 9
-resolved="$name $module $version $* ${GO_REPLACE:-} $complete"
+resolved="$name $module $version $* ${GO_REPLACE:-} $own_key"
 if [ "$(cat .resolved 2>/dev/null)" != "$resolved" ]; then
 rm -f .resolved
 info="$(go mod download -json "$module@$version")"

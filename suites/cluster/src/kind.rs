@@ -109,28 +109,27 @@ pub const STORAGE_PATH: &str = "/var/lib/cbam/storage";
 /// version it contains, and where kubeadm or kind's containerd would ask
 /// for another tag the label names the one to ask for. A published
 /// `kindest/node` has none of these labels: kind's own defaults stand.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeImageTags {
     /// kubeadm's `etcd.local.imageTag`.
-    #[serde(rename = "cbam.io/kubeadm-etcd-image-tag")]
     pub etcd: Option<String>,
     /// kubeadm's `dns.imageTag` (CoreDNS).
-    #[serde(rename = "cbam.io/kubeadm-dns-image-tag")]
     pub dns: Option<String>,
     /// containerd's sandbox (pause) image.
-    #[serde(rename = "cbam.io/sandbox-image")]
     pub sandbox: Option<String>,
 }
 
 /// The labels of IMAGE; none when the engine does not have it yet (kind
 /// pulls a published image itself, and a published image has none).
 pub async fn node_image_tags(image: &str) -> Result<NodeImageTags, KindError> {
-    let Ok(labels) = docker::docker(&["image", "inspect", "--format", "{{json .Config.Labels}}", image]).await else {
+    if !docker::image_present(image).await {
         return Ok(NodeImageTags::default());
-    };
-    // `null` when the image has no labels at all.
-    let labels: Option<NodeImageTags> = serde_json::from_str(labels.trim()).map_err(|e| KindError::Config(e.into()))?;
-    Ok(labels.unwrap_or_default())
+    }
+    Ok(NodeImageTags {
+        etcd: docker::image_label(image, "cbam.io/kubeadm-etcd-image-tag").await?,
+        dns: docker::image_label(image, "cbam.io/kubeadm-dns-image-tag").await?,
+        sandbox: docker::image_label(image, "cbam.io/sandbox-image").await?,
+    })
 }
 
 /// What the cluster's configuration adapts to: the node image's labels and
@@ -598,14 +597,5 @@ mod tests {
         assert!(lacks_sys_resource("Name:\tx\nCapBnd:\t000001fffeffffff\n"));
         assert!(!lacks_sys_resource("CapBnd:\t000001ffffffffff\n"));
         assert!(!lacks_sys_resource("no such line"));
-    }
-
-    #[test]
-    fn labels_of_a_published_image_are_none() {
-        let none: Option<NodeImageTags> = serde_json::from_str("null").expect("null");
-        assert_eq!(none.unwrap_or_default(), NodeImageTags::default());
-        let some: NodeImageTags =
-            serde_json::from_str(r#"{"cbam.io/kubeadm-etcd-image-tag": "v3.6.16", "other": "x"}"#).expect("labels");
-        assert_eq!(some.etcd.as_deref(), Some("v3.6.16"));
     }
 }

@@ -25,6 +25,7 @@ use kube::api::{Api, ListParams, LogParams, Patch, PatchParams};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::json;
 
+mod kind_node_image;
 mod token_shapes;
 
 /// What a step of the suite failed with, shown as the test's failure.
