@@ -105,14 +105,14 @@ pub async fn serve_image(
     registry: &Path,
     timeout: u64,
 ) -> Result<(), DockerError> {
-    let clear = format!("mkdir -p {SERVE_DIR} && rm -f {SERVE_DIR}/image*.tar");
-    docker(&["exec", container, "sh", "-c", &clear]).await?;
+    use crate::node_exec::{self, NodeProgram};
+    node_exec::run(container, NodeProgram::Sh, &["-c", node_exec::CLEAR_ARCHIVES, "clear", SERVE_DIR]).await?;
     let names: Vec<String> = (0..archives.len()).map(|i| format!("image-{i}.tar")).collect();
     let copies = archives.iter().zip(&names).map(|(a, n)| (*a, n.as_str()));
     for (source, name) in copies.chain([(registry, "oci-registry")]) {
         let target = format!("{container}:{SERVE_DIR}/{name}");
         docker(&["cp", &source.to_string_lossy(), &target]).await?;
     }
-    let script = include_str!("../../../ci/kit/serve-image.sh");
-    docker(&["exec", container, "sh", "-c", script, "serve-image", SERVE_DIR, &timeout.to_string()]).await.map(drop)
+    let args = ["-c", node_exec::SERVE_IMAGE, "serve-image", SERVE_DIR, &timeout.to_string()];
+    node_exec::run(container, NodeProgram::Sh, &args).await.map(drop)
 }

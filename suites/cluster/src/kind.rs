@@ -17,17 +17,13 @@ use tokio::process::Command;
 
 use crate::docker::{self, DockerError};
 use crate::kit::{self, KitError};
+use crate::node_exec::{self, NodeProgram};
 use crate::wait::Poll;
 
 /// The Docker network kind puts every cluster on.
 pub const NETWORK: &str = "kind";
 /// The label kind puts on each node container: its cluster's name.
 pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
-/// One HTTP/1.0 request for the kubelet's /healthz on its default port; the
-/// answer, headers and body ("ok" when healthy), on stdout.
-const KUBELET_HEALTHZ: &str =
-    "exec 3<>/dev/tcp/127.0.0.1/10248 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3";
-
 /// Whether an answer to KUBELET_HEALTHZ says healthy: status 200, body "ok".
 fn kubelet_healthy(answer: &str) -> bool {
     let status_ok = answer.lines().next().is_some_and(|l| l.split_whitespace().nth(1) == Some("200"));
@@ -408,18 +404,18 @@ impl KindCluster {
     /// (systemd says inactive), started, and serving its health endpoint
     /// again, within TIMEOUT. Its Node's Ready is the caller's to wait for.
     pub async fn restart_kubelet(&self, node: &str, timeout: Duration) -> Result<(), KindError> {
-        docker::docker(&["exec", node, "systemctl", "stop", "kubelet"]).await?;
+        node_exec::run(node, NodeProgram::Systemctl, &["stop", "kubelet"]).await?;
         // `is-active` exits non-zero for a stopped unit, with its state.
-        if let Ok(active) = docker::docker(&["exec", node, "systemctl", "is-active", "kubelet"]).await {
+        if let Ok(active) = node_exec::run(node, NodeProgram::Systemctl, &["is-active", "kubelet"]).await {
             return Err(KindError::KubeletRestart { node: node.to_owned(), state: active.trim().to_owned() });
         }
-        docker::docker(&["exec", node, "systemctl", "start", "kubelet"]).await?;
+        node_exec::run(node, NodeProgram::Systemctl, &["start", "kubelet"]).await?;
         // The kubelet's own health endpoint (kind's kubelet configuration
-        // keeps the default port), asked with bash's /dev/tcp: the node
-        // image has no HTTP client. The last answer is reported on timeout.
-        let healthz = ["exec", node, "timeout", "2", "bash", "-c", KUBELET_HEALTHZ];
+        // keeps the default port), asked with bash's /dev/tcp under
+        // `timeout`. The last answer is reported on timeout.
+        let healthz = ["2", NodeProgram::Bash.name(), "-c", node_exec::KUBELET_HEALTHZ];
         crate::wait::until(&format!("the kubelet of {node} healthy"), timeout, || async {
-            match docker::docker(&healthz).await {
+            match node_exec::run(node, NodeProgram::Timeout, &healthz).await {
                 Ok(said) if kubelet_healthy(&said) => Poll::Done(()),
                 Ok(said) => Poll::Pending(said.lines().next().unwrap_or_default().to_owned()),
                 Err(e) => Poll::Pending(e.to_string()),

@@ -13,6 +13,7 @@ pub mod exposure;
 pub mod k3s;
 pub mod kind;
 pub mod kit;
+pub mod node_exec;
 pub mod provider;
 pub mod readiness;
 pub mod timeouts;

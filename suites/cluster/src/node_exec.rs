@@ -1,0 +1,56 @@
+//! Everything the harness runs inside a node container it did not build
+//! (a kind node: the kit's image built by kind's recipe, or kind's published
+//! `kindest/node`) goes through here: the programs by name, and the shell
+//! scripts they are given. Each program and each command of each script
+//! must come with kind's base image: `tests/node_tools.rs` holds them to the
+//! package list of the pinned kind module's Dockerfile (a node without
+//! `wget`, say, would otherwise fail only on a user's machine).
+
+use crate::docker::{self, DockerError};
+
+/// A program the harness runs in a kind node, and the Debian package that
+/// ships it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeProgram {
+    Sh,
+    Bash,
+    Systemctl,
+    Timeout,
+}
+
+impl NodeProgram {
+    pub const ALL: [NodeProgram; 4] =
+        [NodeProgram::Sh, NodeProgram::Bash, NodeProgram::Systemctl, NodeProgram::Timeout];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeProgram::Sh => "sh",
+            NodeProgram::Bash => "bash",
+            NodeProgram::Systemctl => "systemctl",
+            NodeProgram::Timeout => "timeout",
+        }
+    }
+}
+
+/// Clears the served archives of the last load ($1: the directory).
+pub const CLEAR_ARCHIVES: &str = "mkdir -p \"$1\" && rm -f \"$1\"/image*.tar";
+
+/// Serves image archives to the node's containerd (ci/kit/serve-image.sh).
+pub const SERVE_IMAGE: &str = include_str!("../../../ci/kit/serve-image.sh");
+
+/// One HTTP/1.0 request for the kubelet's /healthz on its default port; the
+/// answer, headers and body ("ok" when healthy), on stdout (bash's
+/// /dev/tcp: a node has no HTTP client that every image ships).
+pub const KUBELET_HEALTHZ: &str =
+    "exec 3<>/dev/tcp/127.0.0.1/10248 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3";
+
+/// Every script given to a node's shell, by name: what the tools test reads.
+pub const SCRIPTS: [(&str, &str); 3] =
+    [("CLEAR_ARCHIVES", CLEAR_ARCHIVES), ("serve-image.sh", SERVE_IMAGE), ("KUBELET_HEALTHZ", KUBELET_HEALTHZ)];
+
+/// `docker exec CONTAINER PROGRAM ARGS...`: stdout.
+pub async fn run(container: &str, program: NodeProgram, args: &[&str]) -> Result<String, DockerError> {
+    let mut argv = vec!["exec", container, program.name()];
+    argv.extend_from_slice(args);
+    docker::docker(&argv).await
+}
