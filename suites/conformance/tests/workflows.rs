@@ -1,4 +1,4 @@
-//! ci/: actionlint passes, every `just` recipe the workflows and .ci/run
+//! .github/workflows and ci/: actionlint passes, every `just` recipe the workflows and .ci/run
 //! call exists, with flags the front door accepts, and the kit's own CoreDNS
 //! main compiles every plugin the kit's Corefile names.
 
@@ -14,13 +14,13 @@ fn root() -> PathBuf {
 }
 
 fn workflows() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("ci/workflows"))
-        .expect("ci/workflows exists")
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(".github/workflows"))
+        .expect(".github/workflows exists")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no workflow in ci/workflows");
+    assert!(!files.is_empty(), "no workflow in .github/workflows");
     files
 }
 
