@@ -358,6 +358,14 @@ impl KindCluster {
             // three nodes for the app on both providers (kind taints its
             // control plane; a drain then left one node for every pod).
             untaint_control_plane(&client, &control_plane).await?;
+            // Each node's conntrack forgets an unanswered attempt as a kit
+            // node's does (provider::SYN_SENT_SECONDS says why); kind creates
+            // its containers without sysctls, so it is set in each (a
+            // per-network-namespace value: the host keeps its own).
+            let sysctl = format!("{}={}", crate::provider::SYN_SENT_SYSCTL, crate::provider::SYN_SENT_SECONDS);
+            for node in &nodes {
+                node_exec::run(node, NodeProgram::Sysctl, &["-w", &sysctl]).await?;
+            }
             // The harness's platform layer, as on the kit (images in the node image).
             crate::addons::install(&client, crate::addons::Provisioner::NodeImage).await?;
             Ok::<_, KindError>(KindCluster {

@@ -16,6 +16,7 @@ pub enum NodeProgram {
     Bash,
     Systemctl,
     Timeout,
+    Sysctl,
 }
 
 impl NodeProgram {
@@ -28,6 +29,7 @@ impl NodeProgram {
             NodeProgram::Bash => "bash",
             NodeProgram::Systemctl => "systemctl",
             NodeProgram::Timeout => "timeout",
+            NodeProgram::Sysctl => "sysctl",
         }
     }
 }

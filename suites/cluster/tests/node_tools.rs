@@ -44,7 +44,7 @@ const ESSENTIAL: [&str; 21] = [
 /// The Debian package each command the harness may run in a node comes
 /// from. A command not listed here fails the test until it is added with its
 /// package, and its package must be kind's or Essential.
-const PACKAGE_OF: [(&str, &str); 19] = [
+const PACKAGE_OF: [(&str, &str); 20] = [
     ("sh", "dash"),
     ("bash", "bash"),
     ("cat", "coreutils"),
@@ -62,6 +62,7 @@ const PACKAGE_OF: [(&str, &str); 19] = [
     ("iptables", "iptables"),
     ("sed", "sed"),
     ("ps", "procps"),
+    ("sysctl", "procps"),
     ("wget", "wget"),
     ("busybox", "busybox"),
 ];

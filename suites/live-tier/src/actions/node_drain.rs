@@ -236,17 +236,21 @@ pub(crate) async fn evict_the_rest(cx: &LiveContext<'_>, node: &str) -> Result<u
             if movable.is_empty() {
                 return Poll::Done(());
             }
+            let mut left = Vec::new();
             for (namespace, pod) in &movable {
                 match evict_in(cx, namespace, pod).await {
                     Ok(()) => {
                         evicted.fetch_add(1, Ordering::SeqCst);
+                        left.push(format!("{namespace}/{pod} (evicted)"));
                     }
                     // Gone meanwhile, or a budget of someone's: the next poll sees.
-                    Err(EvictionError::Refused { code: 404 | 429, .. }) => {}
+                    Err(EvictionError::Refused { code: code @ (404 | 429), .. }) => {
+                        left.push(format!("{namespace}/{pod} (eviction answered {code})"));
+                    }
                     Err(e) => return Poll::failed(chain(&e), &e),
                 }
             }
-            Poll::Pending(format!("{} pods left on {node}", movable.len()))
+            Poll::Pending(format!("{} pods left on {node}: {}", movable.len(), left.join(", ")))
         }
     })
     .await?;

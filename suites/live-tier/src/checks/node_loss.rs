@@ -17,8 +17,8 @@ use cbam_prober::{Kind, Record};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 
-use crate::actions::hpa_rest;
 use crate::actions::node_pool::node_ready;
+use crate::actions::{hpa_rest, respread};
 use crate::app_pods::{WorkloadError, app_pods, is_ready, node_of};
 use crate::context::LiveContext;
 use crate::judges::disruption::Evidence;
@@ -27,9 +27,9 @@ use crate::traffic::under_load::{Session, write_evidence};
 use cbam_error_chain::render as chain;
 use cbam_model::outcome::Recorder;
 
-/// The agent to kill: one hosting a Ready app pod and not the prober pod
-/// (whose records would die with it); never the first node, the server that
-/// runs the control plane.
+/// The agent to kill: one hosting a Ready app pod (the fewest, of those)
+/// and not the prober pod (whose records would die with it); never the
+/// first node, the server that runs the control plane.
 #[derive(Debug, thiserror::Error)]
 enum NodeLossError {
     #[error("list the app pods")]
@@ -46,13 +46,18 @@ async fn victim(cx: &LiveContext<'_>, nodes: &[(String, String)]) -> Result<(Str
     let pods = app_pods(cx).await.map_err(NodeLossError::Pods)?;
     let prober: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
     let prober_node = prober.get(prober_pod::POD).await.ok().and_then(|p| node_of(&p).map(str::to_owned));
+    let ready_on = |node: &str| pods.iter().filter(|p| is_ready(p) && node_of(p) == Some(node)).count();
+    // Of those, the one hosting the fewest: the checks before this one
+    // (drains, rollouts) leave pods where they were moved, and the
+    // preferred anti-affinity does not move them back, so a node may hold
+    // two of three replicas; losing that one is below minAvailable whatever
+    // the budget (no budget holds against a lost node). The spread at rest
+    // is `live-replicas`' fact; this check measures the loss of one replica.
     nodes
         .iter()
         .skip(1)
-        .find(|(name, _)| {
-            Some(name.as_str()) != prober_node.as_deref()
-                && pods.iter().any(|p| is_ready(p) && node_of(p) == Some(name.as_str()))
-        })
+        .filter(|(name, _)| Some(name.as_str()) != prober_node.as_deref() && ready_on(name) > 0)
+        .min_by_key(|(name, _)| ready_on(name))
         .cloned()
         .ok_or(NodeLossError::NoVictim(prober_node))
 }
@@ -101,7 +106,16 @@ pub(crate) async fn node_loss(cx: &LiveContext<'_>, r: &mut Recorder) {
     if !hpa_rest::record_rest(cx, r, &object, "kill").await {
         return;
     }
+    // One node lost is one replica lost only where the pods are spread as
+    // the anti-affinity places them; the checks before may have stacked them.
+    let names: Vec<String> = nodes.iter().map(|(name, _)| name.clone()).collect();
+    let respread = respread::respread(cx, &names).await;
     let Some(mut session) = Session::open(cx, r, &object, "node loss").await else { return };
+    match respread {
+        Ok(moved) if moved.is_empty() => {}
+        Ok(moved) => session.mark(format!("re-spread before: {}", moved.join(", "))),
+        Err(e) => session.mark(format!("not re-spread: {}", chain(&e))),
+    }
     let (node, container) = match victim(cx, nodes).await {
         Ok(v) => v,
         Err(e) => {
