@@ -229,7 +229,7 @@ impl Cluster for KindCluster {
     ) -> Option<Pending<'a, Result<(), DockerError>>> {
         Some(Box::pin(async move {
             for node in &self.nodes {
-                docker::serve_image(node, archives, registry, timeout.as_secs().max(1)).await?;
+                crate::node_exec::serve_image(node, archives, registry, timeout.as_secs().max(1)).await?;
             }
             Ok(())
         }))

@@ -1,7 +1,5 @@
 //! The Docker CLI, for what testcontainers does not manage: labelled
-//! networks and volumes, image presence, serving image archives to nodes.
-
-use std::path::Path;
+//! networks and volumes, image presence.
 
 use tokio::process::Command;
 
@@ -89,30 +87,4 @@ pub async fn still_present(owned: &std::collections::BTreeSet<String>) -> Result
         })
         .cloned()
         .collect())
-}
-
-/// Where a node keeps the archives it serves and the registry serving them.
-const SERVE_DIR: &str = "/var/lib/cbam-registry";
-
-/// Serves image archives (the application's, the harness's tool image) to a
-/// node's containerd as one registry: the archives and the registry binary
-/// copied into the node (the last load's archives removed first), then
-/// ci/kit/serve-image.sh run there (the one place that knows how;
-/// `conformance cluster load` runs it too).
-pub async fn serve_image(
-    container: &str,
-    archives: &[&Path],
-    registry: &Path,
-    timeout: u64,
-) -> Result<(), DockerError> {
-    use crate::node_exec::{self, NodeProgram};
-    node_exec::run(container, NodeProgram::Sh, &["-c", node_exec::CLEAR_ARCHIVES, "clear", SERVE_DIR]).await?;
-    let names: Vec<String> = (0..archives.len()).map(|i| format!("image-{i}.tar")).collect();
-    let copies = archives.iter().zip(&names).map(|(a, n)| (*a, n.as_str()));
-    for (source, name) in copies.chain([(registry, "oci-registry")]) {
-        let target = format!("{container}:{SERVE_DIR}/{name}");
-        docker(&["cp", &source.to_string_lossy(), &target]).await?;
-    }
-    let args = ["-c", node_exec::SERVE_IMAGE, "serve-image", SERVE_DIR, &timeout.to_string()];
-    node_exec::run(container, NodeProgram::Sh, &args).await.map(drop)
 }

@@ -6,6 +6,8 @@
 //! package list of the pinned kind module's Dockerfile (a node without
 //! `wget`, say, would otherwise fail only on a user's machine).
 
+use std::path::Path;
+
 use crate::docker::{self, DockerError};
 
 /// A program the harness runs in a kind node, and the Debian package that
@@ -55,4 +57,29 @@ pub async fn run(container: &str, program: NodeProgram, args: &[&str]) -> Result
     let mut argv = vec!["exec", container, program.name()];
     argv.extend_from_slice(args);
     docker::docker(&argv).await
+}
+
+/// Where a node keeps the archives it serves and the registry serving them.
+const SERVE_DIR: &str = "/var/lib/cbam-registry";
+
+/// Serves image archives (the application's, the harness's tool image) to a
+/// node's containerd as one registry: the archives and the registry binary
+/// copied into the node (the last load's archives removed first), then
+/// ci/kit/serve-image.sh run there (the one place that knows how;
+/// `conformance cluster load` runs it too).
+pub async fn serve_image(
+    container: &str,
+    archives: &[&Path],
+    registry: &Path,
+    timeout: u64,
+) -> Result<(), DockerError> {
+    run(container, NodeProgram::Sh, &["-c", CLEAR_ARCHIVES, "clear", SERVE_DIR]).await?;
+    let names: Vec<String> = (0..archives.len()).map(|i| format!("image-{i}.tar")).collect();
+    let copies = archives.iter().zip(&names).map(|(a, n)| (*a, n.as_str()));
+    for (source, name) in copies.chain([(registry, "oci-registry")]) {
+        let target = format!("{container}:{SERVE_DIR}/{name}");
+        docker::docker(&["cp", &source.to_string_lossy(), &target]).await?;
+    }
+    let args = ["-c", SERVE_IMAGE, "serve-image", SERVE_DIR, &timeout.to_string()];
+    run(container, NodeProgram::Sh, &args).await.map(drop)
 }

@@ -371,7 +371,8 @@ impl KitCluster {
         let node = Self::start_node(&opts, &name, Role::Agent, &server, &env).await?;
         let id = node.id.clone();
         self.nodes.lock().map_err(|_| ClusterError::Join("the node list is poisoned".into()))?.push(node);
-        docker::serve_image(&id.container, image.archives, image.registry, image.timeout.as_secs().max(1)).await?;
+        crate::node_exec::serve_image(&id.container, image.archives, image.registry, image.timeout.as_secs().max(1))
+            .await?;
         untaint(&self.client, &id.name).await.map_err(|e| ClusterError::Untaint(id.name.clone(), e))?;
         Ok(id)
     }
@@ -563,7 +564,7 @@ impl KitCluster {
     /// answering within `timeout`: pods pull them as they would in production.
     pub async fn serve_image(&self, archives: &[&Path], registry: &Path, timeout: Duration) -> Result<(), DockerError> {
         for node in self.nodes() {
-            docker::serve_image(&node.container, archives, registry, timeout.as_secs().max(1)).await?;
+            crate::node_exec::serve_image(&node.container, archives, registry, timeout.as_secs().max(1)).await?;
         }
         Ok(())
     }

@@ -57,19 +57,29 @@ pub async fn nodes_ready(client: &Client, expected: usize, timeout: Duration) ->
 }
 
 async fn deployment_available(client: &Client, ns: &str, name: &str, timeout: Duration) -> Result<(), WaitError> {
+    deployment_until(client, ns, name, "available", timeout, available).await
+}
+
+fn available(d: &Deployment) -> Poll<()> {
+    let available = d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+    if available >= 1 { Poll::Done(()) } else { Poll::Pending(format!("{available} available replicas")) }
+}
+
+/// Waits until CONDITION (named WHAT) holds for Deployment NS/NAME.
+async fn deployment_until(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    condition: fn(&Deployment) -> Poll<()>,
+) -> Result<(), WaitError> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    until(&format!("Deployment {ns}/{name} available"), timeout, || {
+    until(&format!("Deployment {ns}/{name} {what}"), timeout, || {
         let api = api.clone();
         async move {
             match api.get(name).await {
-                Ok(d) => {
-                    let available = d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
-                    if available >= 1 {
-                        Poll::Done(())
-                    } else {
-                        Poll::Pending(format!("{available} available replicas"))
-                    }
-                }
+                Ok(d) => condition(&d),
                 Err(e) => Poll::failed(format!("get: {e}"), &e),
             }
         }
@@ -195,17 +205,7 @@ fn one_default(classes: &[StorageClass]) -> Poll<String> {
 /// available and no older one left (a restarted storage provisioner serves
 /// only its new configuration).
 async fn deployment_rolled_out(client: &Client, ns: &str, name: &str, timeout: Duration) -> Result<(), WaitError> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    until(&format!("Deployment {ns}/{name} rolled out"), timeout, || {
-        let api = api.clone();
-        async move {
-            match api.get(name).await {
-                Ok(d) => rolled_out(&d),
-                Err(e) => Poll::failed(format!("get: {e}"), &e),
-            }
-        }
-    })
-    .await
+    deployment_until(client, ns, name, "rolled out", timeout, rolled_out).await
 }
 
 fn rolled_out(d: &Deployment) -> Poll<()> {

@@ -282,7 +282,7 @@ async fn load(label: &str, name: &str, archives: &[PathBuf], t: &Timeouts) -> Re
     }
     let nodes = containers(label, name).await?;
     for node in &nodes {
-        docker::serve_image(node, &archives, &registry, t.node_component.as_secs().max(1)).await?;
+        cbam_cluster::node_exec::serve_image(node, &archives, &registry, t.node_component.as_secs().max(1)).await?;
     }
     let listed: Vec<String> = archives.iter().map(|a| a.display().to_string()).collect();
     eprintln!("cluster: serving {} to {} nodes of {name}", listed.join(", "), nodes.len());
