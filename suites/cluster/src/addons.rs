@@ -85,6 +85,8 @@ pub enum AddonError {
     Apply(String, #[source] Box<kube::Error>),
     #[error("restart {PROVISIONER_NAMESPACE}/{PROVISIONER_DEPLOYMENT} on its new configuration")]
     Restart(#[source] Box<kube::Error>),
+    #[error("make StorageClass {0} bind at once")]
+    Binding(String, #[source] Box<kube::Error>),
 }
 
 /// Every `(__NAME__, value)` of ci/versions.env's pins.
@@ -183,9 +185,50 @@ pub async fn install(client: &Client, provisioner: Provisioner) -> Result<(), Ad
         }
     }
     match (provisioner, config_version) {
-        (Provisioner::NodeImage, Some(version)) => restart_provisioner(client, &version).await,
+        (Provisioner::NodeImage, Some(version)) => {
+            restart_provisioner(client, &version).await?;
+            bind_at_once(client).await
+        }
         _ => Ok(()),
     }
+}
+
+/// The provisioner's default class, made to bind a claim at once, as the
+/// kit's class does and as the shared filesystems the deployment documents
+/// (EFS, NFS) do. kind's `standard` waits for the first consumer: five
+/// replicas created together then all went to the node the first one was
+/// scheduled to, because every claim was being provisioned for that node
+/// (the release gate's staging on kind, 2026-12-08), although a volume of
+/// the shared filesystem is reachable from every node. A class's binding
+/// mode cannot change, so it is deleted and created again with the same
+/// name, provisioner, policy and default mark; only on a cluster the harness
+/// made, before any claim.
+async fn bind_at_once(client: &Client) -> Result<(), AddonError> {
+    use k8s_openapi::api::storage::v1::StorageClass;
+    use kube::api::{DeleteParams, ListParams, PostParams};
+    let api: Api<StorageClass> = Api::all(client.clone());
+    let failed = |name: &str, e| AddonError::Binding(name.to_owned(), Box::new(e));
+    let classes = api.list(&ListParams::default()).await.map_err(|e| failed("(list)", e))?;
+    for class in classes.items {
+        let name = class.metadata.name.clone().unwrap_or_default();
+        let waits = class.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer");
+        if class.provisioner != "rancher.io/local-path" || !waits {
+            continue;
+        }
+        let again = StorageClass {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                labels: class.metadata.labels.clone(),
+                annotations: class.metadata.annotations.clone(),
+                ..Default::default()
+            },
+            volume_binding_mode: Some("Immediate".to_owned()),
+            ..class
+        };
+        api.delete(&name, &DeleteParams::default()).await.map_err(|e| failed(&name, e))?;
+        api.create(&PostParams::default(), &again).await.map_err(|e| failed(&name, e))?;
+    }
+    Ok(())
 }
 
 /// Rolls the node image's provisioner onto configuration VERSION (a merge

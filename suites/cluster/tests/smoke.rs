@@ -582,8 +582,22 @@ async fn kind_exercise(cluster: &cbam_cluster::kind::KindCluster, t: &Timeouts) 
     // (its images are in the kind node image).
     let started = std::time::Instant::now();
     readiness::platform_ready(client, 3, cluster.http_port, t).await?;
+    // kind's own class is the one default, binding at once (the harness's
+    // shared-filesystem storage on top of it; addons::bind_at_once).
+    let classes: Api<k8s_openapi::api::storage::v1::StorageClass> = Api::all(client.clone());
+    let defaults: Vec<(String, String)> = classes
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(readiness::is_default_class)
+        .map(|c| (c.metadata.name.unwrap_or_default(), c.volume_binding_mode.unwrap_or_default()))
+        .collect();
+    if defaults != [("standard".to_owned(), "Immediate".to_owned())] {
+        return Err(format!("kind's default StorageClasses: {defaults:?}, not kind's standard binding at once").into());
+    }
     eprintln!(
-        "smoke: kind's addons ready in {:.1} s (ingress on 127.0.0.1:{}, metrics API, default StorageClass)",
+        "smoke: kind's addons ready in {:.1} s (ingress on 127.0.0.1:{}, metrics API, one default StorageClass)",
         started.elapsed().as_secs_f64(),
         cluster.http_port
     );

@@ -78,6 +78,32 @@ fn crates_depend_only_on_lower_layers() {
     assert!(wrong.is_empty(), "dependencies that do not point down:\n{}", wrong.join("\n"));
 }
 
+/// docs/design.md's table of crates says what each depends on: exactly its
+/// manifest's path dependencies (a table that drifted once said the live
+/// tier needed only the model and the cluster crate).
+#[test]
+fn the_design_pages_crate_table_is_the_manifests() {
+    let page = std::fs::read_to_string(suites().join("../docs/design.md")).expect("read docs/design.md");
+    let manifests: BTreeMap<String, BTreeSet<String>> =
+        crates().into_iter().map(|(name, _, deps)| (name, deps.into_iter().collect())).collect();
+    let mut rows = 0;
+    let mut wrong = Vec::new();
+    for line in page.lines().filter(|l| l.starts_with("| `cbam-")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let name = cells[1].trim_matches('`');
+        let said: BTreeSet<String> =
+            cells[3].split(',').map(str::trim).filter(|d| d.starts_with("cbam-")).map(str::to_owned).collect();
+        rows += 1;
+        match manifests.get(name) {
+            Some(deps) if *deps == said => {}
+            Some(deps) => wrong.push(format!("{name}: the page says {said:?}, Cargo.toml {deps:?}")),
+            None => wrong.push(format!("{name}: no such crate under suites/")),
+        }
+    }
+    assert!(rows >= 8, "{rows} crate rows found in docs/design.md");
+    assert!(wrong.is_empty(), "docs/design.md's crate table is not the manifests:\n{}", wrong.join("\n"));
+}
+
 /// Every `.rs` file under `src` as (module path, text); `lib.rs` is the
 /// crate root `crate`, `main.rs` the binary's `main`, `a/mod.rs` and `a.rs`
 /// are `crate::a`.

@@ -12,12 +12,14 @@
 //! - `traffic`: load and samplers (HTTPS client, pipeline-run load, the
 //!   in-cluster prober, Ready sampler, a session of load during a disruption);
 //! - `actions`: what the harness does to the cluster for a check (drain a
-//!   node, run a tool container, wait for the HPA at rest);
+//!   node, run a tool container, wait for the HPA at rest, re-spread
+//!   stacked pods);
 //! - `checks`: the table of live checks and one module per check;
 //! - `run`: the cluster's lifecycle and every environment's phases.
 //!
-//! Depends on `cbam-model` and `cbam-cluster`; never on the static tier,
-//! the report or the CLI.
+//! Depends on `cbam-model`, `cbam-cluster`, `cbam-prober` (the load
+//! generator and its records) and `cbam-error-chain`; never on the static
+//! tier, the report or the CLI.
 
 pub mod actions;
 pub mod app_pods;
