@@ -75,9 +75,12 @@ kube_proxy_image() {
   echo "$stamp" >"$images/kube-proxy.digest"
 }
 
+# The pod network's content (its source and the compiler): its binary's
+# cache key and its image's tag (it has no version).
+CNI_STAMP="$( { cat "$here/cni/main.go"; go version; } | sha256sum | cut -c1-16)"
+
 cni_binary() {
-  local out="$kit/cbam-cni/cbam-cni" stamp
-  stamp="$({ cat "$here/cni/main.go"; go version; } | sha256sum | cut -c1-16)"
+  local out="$kit/cbam-cni/cbam-cni" stamp="$CNI_STAMP"
   [ -x "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$stamp" ] && return 0
   mkdir -p "$(dirname "$out")"
   (cd "$here/cni" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -ldflags "-s -w" -o "$out.partial" main.go)
@@ -216,8 +219,7 @@ node_layer() {
   trap - EXIT
 }
 
-# The pod network's image, tagged with its own content (it has no version).
-CNI_IMAGE="docker.io/cbam-kit/cbam-cni:$( { cat "$here/cni/main.go"; go version; } | sha256sum | cut -c1-12)"
+CNI_IMAGE="docker.io/cbam-kit/cbam-cni:${CNI_STAMP:0:12}"
 base_image
 build_images
 ref="cbam-kit/kind-node:$KUBERNETES_VERSION-$(tag)"

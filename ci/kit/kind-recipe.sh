@@ -3,8 +3,6 @@
 # (sigs.k8s.io/kind at KIND_VERSION, from the Go module proxy) at build
 # time: its files are a dependency, used unchanged, never copied here.
 #   kind-recipe.sh dir        the module's images/base directory
-#   kind-recipe.sh packages   the Debian packages its Dockerfile installs
-#                             (the `clean-install` list), one per line
 #   kind-recipe.sh arg NAME   the default of the Dockerfile's `ARG NAME=...`
 #   kind-recipe.sh copies     the base stage's file copies: MODE SOURCE DEST
 #   kind-recipe.sh binaries   what the final image takes from the build
@@ -28,11 +26,6 @@ fi
 [ -f "$base/Dockerfile" ] || { echo "kind-recipe: no $base/Dockerfile (sigs.k8s.io/kind@$KIND_VERSION not served?)" >&2; exit 2; }
 case "${1:-}" in
   dir) echo "$base" ;;
-  packages)
-    # The words after `clean-install \` up to the line that starts with `&&`.
-    awk '/clean-install \\$/ { on = 1; next } on && /^[ \t]*&&/ { exit } on { sub(/\\$/, ""); print }' \
-      "$base/Dockerfile" | tr -s ' \t' '\n' | grep -v '^$'
-    ;;
   arg)
     [ -n "${2:-}" ] || { echo "usage: kind-recipe.sh arg NAME" >&2; exit 2; }
     sed -n "s/^ARG $2=\"\\{0,1\\}\\([^\"]*\\)\"\\{0,1\\}\$/\\1/p" "$base/Dockerfile" | head -1 | grep . ||
@@ -74,5 +67,5 @@ case "${1:-}" in
       { emit(inst); inst = "" }
     ' "$base/Dockerfile"
     ;;
-  *) echo "usage: kind-recipe.sh dir | packages | arg NAME | copies | binaries | dockerfile" >&2; exit 2 ;;
+  *) echo "usage: kind-recipe.sh dir | arg NAME | copies | binaries | dockerfile" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
-//! Everything the harness runs inside a node container it did not build
-//! (a kind node: the kit's image built by kind's recipe, or kind's published
-//! `kindest/node`) goes through here: the programs by name, and the shell
-//! scripts they are given. Each program and each command of each script
+//! Everything the harness runs inside a kind node (the kit's image built by
+//! kind's recipe, or kind's published `kindest/node`; serving images runs on
+//! the kit's nodes too) goes through here: the programs by name, and the
+//! shell scripts they are given. Each program and each command of each script
 //! must come with kind's base image: `tests/node_tools.rs` holds them to the
 //! package list of the pinned kind module's Dockerfile (a node without
 //! `wget`, say, would otherwise fail only on a user's machine).
@@ -10,30 +10,35 @@ use std::path::Path;
 
 use crate::docker::{self, DockerError};
 
-/// A program the harness runs in a kind node, and the Debian package that
-/// ships it there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeProgram {
-    Sh,
-    Bash,
-    Systemctl,
-    Timeout,
-    Sysctl,
+/// Declares `NodeProgram`, its names and `ALL` from one list, so that no
+/// program can be run without the tools test seeing it.
+macro_rules! node_programs {
+    ($($program:ident => $name:literal),+ $(,)?) => {
+        /// A program the harness runs in a node.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum NodeProgram {
+            $($program),+
+        }
+
+        impl NodeProgram {
+            /// Every program, for the tools test.
+            pub const ALL: &[NodeProgram] = &[$(NodeProgram::$program),+];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(NodeProgram::$program => $name),+
+                }
+            }
+        }
+    };
 }
 
-impl NodeProgram {
-    pub const ALL: [NodeProgram; 4] =
-        [NodeProgram::Sh, NodeProgram::Bash, NodeProgram::Systemctl, NodeProgram::Timeout];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            NodeProgram::Sh => "sh",
-            NodeProgram::Bash => "bash",
-            NodeProgram::Systemctl => "systemctl",
-            NodeProgram::Timeout => "timeout",
-            NodeProgram::Sysctl => "sysctl",
-        }
-    }
+node_programs! {
+    Sh => "sh",
+    Bash => "bash",
+    Systemctl => "systemctl",
+    Timeout => "timeout",
+    Sysctl => "sysctl",
 }
 
 /// Clears the served archives of the last load ($1: the directory).

@@ -1,8 +1,9 @@
 //! The gate before any suite runs: nodes Ready, CoreDNS, the metrics API,
-//! the ingress controller serving on the published port, exactly one default
-//! StorageClass and its provisioner, and on a kit cluster every node's components steady. Each
-//! is a named wait that reports what it last saw; a component that
-//! crash-loops meanwhile stops the gate at once, naming it.
+//! the ingress controller serving on the published port, exactly one
+//! default StorageClass and its provisioner, and on a kit cluster every
+//! node's components steady. Each is a named wait that reports what it last
+//! saw; a component that crash-loops meanwhile stops the gate at once,
+//! naming it.
 
 use std::time::Duration;
 

@@ -64,7 +64,7 @@ pub(crate) async fn respread(cx: &LiveContext<'_>, nodes: &[String]) -> Result<V
                         Poll::Pending(format!("{ready} Ready; {pod} {}", if gone { "gone" } else { "still there" }))
                     }
                 }
-                Err(e) => Poll::Pending(chain(&e)),
+                Err(e) => Poll::failed(chain(&e), &e),
             }
         })
         .await?;

@@ -47,12 +47,9 @@ async fn victim(cx: &LiveContext<'_>, nodes: &[(String, String)]) -> Result<(Str
     let prober: Api<Pod> = Api::namespaced(cx.client.clone(), cx.namespace());
     let prober_node = prober.get(prober_pod::POD).await.ok().and_then(|p| node_of(&p).map(str::to_owned));
     let ready_on = |node: &str| pods.iter().filter(|p| is_ready(p) && node_of(p) == Some(node)).count();
-    // Of those, the one hosting the fewest: the checks before this one
-    // (drains, rollouts) leave pods where they were moved, and the
-    // preferred anti-affinity does not move them back, so a node may hold
-    // two of three replicas; losing that one is below minAvailable whatever
-    // the budget (no budget holds against a lost node). The spread at rest
-    // is `live-replicas`' fact; this check measures the loss of one replica.
+    // Of those, the one hosting the fewest: after `respread` one each;
+    // where it could not move a pod, the loss of as few replicas as the
+    // placement allows (no budget holds against a lost node).
     nodes
         .iter()
         .skip(1)
